@@ -1,8 +1,14 @@
 package qqsim
 
 import (
+	"bytes"
+	crand "crypto/rand"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -13,7 +19,28 @@ type Server struct {
 	cfg   Config
 	world *World
 
-	mu sync.Mutex
+	mu      sync.Mutex
+	rng     *rand.Rand    // under mu
+	changed chan struct{} // closed and replaced whenever held polls must look again
+	closed  bool
+
+	phase   string          // login state when no session is live (State.Login)
+	qr      *qrCode         // the QR code shown last
+	oldQR   map[string]bool // qrsig values of replaced QR codes
+	creds   *creds          // the login cookies issued last
+	credsBy map[string]*creds
+	sess    *session // the session made last (maybe no longer live)
+	sessBy  map[string]*session
+	lastNum *numbers // numbers of the previous session, never drawn again right after
+	bucket  bucket
+
+	pending   []pendingItem
+	sent      []SentRecord
+	recent    []recentEntry
+	chaos     Chaos
+	counters  map[string]int64
+	nextMsgID int64
+	groupSeq  map[string]int64
 }
 
 // New makes a Server from cfg, filling defaults. It fails (wrapping ErrBadWorld) when
@@ -37,44 +64,190 @@ func New(cfg Config) (*Server, error) {
 	if cfg.RateLimit == 0 {
 		cfg.RateLimit = 20
 	}
-	return &Server{cfg: cfg, world: cfg.World.clone()}, nil
+	if cfg.BaseURL != "" {
+		cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	}
+	var seed [32]byte
+	_, _ = crand.Read(seed[:]) // never fails on supported platforms
+	rng := rand.New(rand.NewChaCha8(seed))
+	return &Server{
+		cfg:       cfg,
+		world:     cfg.World.clone(),
+		rng:       rng,
+		changed:   make(chan struct{}),
+		phase:     "no_qr",
+		oldQR:     map[string]bool{},
+		credsBy:   map[string]*creds{},
+		sessBy:    map[string]*session{},
+		counters:  map[string]int64{},
+		nextMsgID: 20000 + rng.Int64N(30000),
+		groupSeq:  map[string]int64{},
+	}, nil
 }
 
 // ServeHTTP serves the protocol endpoints and the /_sim/ control API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	http.Error(w, "not implemented yet", http.StatusNotImplemented)
+	if strings.HasPrefix(r.URL.Path, "/_sim/") {
+		s.serveControl(w, r)
+		return
+	}
+	ep, ok := endpoints[r.URL.Path]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	s.serveProtocol(w, r, ep)
 }
 
-// ScanQR plays the phone scanning the QR code shown last.
-func (s *Server) ScanQR() error { return ErrNoQR }
+// Close answers every held poll at once ({"retcode":102}) and makes later polls
+// answer without holding, so that an http.Server can shut down quickly. Use it with
+// http.Server.RegisterOnShutdown.
+func (s *Server) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	s.notifyLocked()
+}
 
-// ConfirmQR plays the phone confirming the login (scanning first if needed).
-func (s *Server) ConfirmQR() error { return ErrNoQR }
+// notifyLocked wakes every held poll so it looks at the state again.
+func (s *Server) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
 
-// ExpireQR makes the QR code shown last expire now.
-func (s *Server) ExpireQR() error { return ErrNoQR }
+// tickLocked applies what time did since the last look: QR expiry and the end of
+// the login cookies' life.
+func (s *Server) tickLocked(now time.Time) {
+	if q := s.qr; q != nil && (q.phase == qrWaiting || q.phase == qrScanned) && now.Sub(q.shown) >= s.cfg.QRTTL {
+		q.phase = qrExpired
+		if s.phase == "qr_waiting" || s.phase == "qr_scanned" {
+			s.phase = "qr_expired"
+		}
+	}
+	if c := s.creds; c != nil && !c.dead && now.Sub(c.issued) >= s.cfg.SessionTTL {
+		c.dead = true
+		if s.sess != nil && s.sess.creds == c && s.sess.state == sessLive {
+			s.sess.state = sessExpired
+			s.phase = "expired"
+			s.logf("session ended: the login cookies reached their TTL")
+		}
+		s.notifyLocked()
+	}
+}
 
-// Say makes a contact say something; it is delivered through poll2 in wire form with
-// the session numbers current at delivery. It returns the item's msg_id.
-func (s *Server) Say(m Say) (int64, error) { return 0, ErrBadSay }
+// liveSession returns the current session when it is live.
+func (s *Server) liveSession() *session {
+	if s.sess != nil && s.sess.state == sessLive && !s.sess.creds.dead {
+		return s.sess
+	}
+	return nil
+}
 
-// Inject queues poll2 result items verbatim.
-func (s *Server) Inject(items []json.RawMessage) error { return ErrBadItem }
+func (s *Server) count(name string) { s.counters[name]++ }
 
-// Sent returns what clients sent, oldest first.
-func (s *Server) Sent() []SentRecord { return nil }
+func (s *Server) logf(format string, args ...any) {
+	if s.cfg.Logf != nil {
+		s.cfg.Logf("qqsim: "+format, args...)
+	}
+}
 
-// ExpireSession ends the current session (psessionid) but not the login cookies.
-func (s *Server) ExpireSession() {}
+// secret returns n random bytes as lower-case hex, for tokens and cookies.
+func secret(n int) string {
+	b := make([]byte, n)
+	_, _ = crand.Read(b)
+	return hex.EncodeToString(b)
+}
 
-// Kick ends the session and the cookies, as another device taking over would.
-func (s *Server) Kick() {}
+// msgIDLocked returns the next msg_id of an item the simulator delivers. The ids
+// increase for the whole life of the Server, so they increase within each session and
+// never repeat across sessions.
+func (s *Server) msgIDLocked() int64 {
+	s.nextMsgID++
+	return s.nextMsgID
+}
 
-// SetChaos sets the faults on demand.
-func (s *Server) SetChaos(c Chaos) {}
-
-// State returns the observable state.
-func (s *Server) State() State { return State{} }
+// State returns the observable state. It holds no secret.
+func (s *Server) State() State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tickLocked(time.Now())
+	st := State{
+		Login:       s.phase,
+		SelfQQ:      s.world.Self.QQ,
+		Friends:     map[int64]int64{},
+		Groups:      map[int64]int64{},
+		GroupCodes:  map[int64]int64{},
+		Discussions: map[int64]int64{},
+		Pending:     len(s.pending),
+		Counters:    map[string]int64{},
+	}
+	for k, v := range s.counters {
+		st.Counters[k] = v
+	}
+	if sess := s.liveSession(); sess != nil {
+		st.Login = "online"
+		st.UIN = s.world.Self.QQ
+		n := sess.num
+		for qq, uin := range n.uin {
+			st.Friends[qq] = uin
+		}
+		for g, gid := range n.gid {
+			st.Groups[g] = gid
+		}
+		for g, code := range n.code {
+			st.GroupCodes[g] = code
+		}
+		for id, did := range n.did {
+			st.Discussions[id] = did
+		}
+	}
+	return st
+}
 
 // WorldView returns a copy of the world.
 func (s *Server) WorldView() World { return *s.world.clone() }
+
+// bucket is a token bucket: rate per second, burst twice the rate.
+type bucket struct {
+	tokens float64
+	last   time.Time
+	rate   float64
+}
+
+// allow takes a token when one is there.
+func (b *bucket) allow(now time.Time, rate float64) bool {
+	if rate < 0 {
+		return true
+	}
+	burst := 2 * rate
+	if burst < 1 {
+		burst = 1
+	}
+	if b.last.IsZero() || b.rate != rate {
+		if b.last.IsZero() || b.tokens > burst {
+			b.tokens = burst
+		}
+		b.rate = rate
+	} else {
+		b.tokens = min(burst, b.tokens+now.Sub(b.last).Seconds()*rate)
+	}
+	b.last = now
+	if b.tokens >= 1 {
+		b.tokens--
+		return true
+	}
+	return false
+}
+
+// writeJSON answers v as JSON with status 200.
+func writeJSON(w http.ResponseWriter, v any) {
+	var body bytes.Buffer
+	enc := json.NewEncoder(&body)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		http.Error(w, fmt.Sprintf("qqsim: encode answer: %v", err), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	_, _ = w.Write(bytes.TrimRight(body.Bytes(), "\n"))
+}
