@@ -1,0 +1,237 @@
+package schema
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Event types, the "type" field of an Event. System events are
+// "system.<system kind>" (see SystemType).
+const (
+	TypeMessageFriend  = "message.friend"
+	TypeMessageGroup   = "message.group"
+	TypeMessageDiscuss = "message.discuss"
+	TypeMessageSess    = "message.sess"
+	TypeStatusBuddy    = "status.buddy"
+	TypeInputNotify    = "input.notify"
+	TypeSystemKick     = "system.kick"
+)
+
+// SystemKindKick is the system kind of a kick_message (TypeSystemKick).
+const SystemKindKick = "kick"
+
+// SystemType returns the event type of a system event of the given system
+// kind: "system." + kind.
+func SystemType(systemKind string) string { return "system." + systemKind }
+
+// Event is the inbound envelope published on qq.in.<kind>.<id>. Pointer fields
+// and the fields marked omitempty are present only for the event types that
+// use them; docs/events.md lists which.
+//
+// V is the schema version; a zero V is encoded as Version. Time is encoded in
+// UTC.
+type Event struct {
+	V          int             `json:"v" msgpack:"v"`
+	ID         string          `json:"id" msgpack:"id"`
+	Type       string          `json:"type" msgpack:"type"`
+	Time       time.Time       `json:"time" msgpack:"time"`
+	Account    int64           `json:"account" msgpack:"account"`
+	MsgID      int64           `json:"msg_id,omitempty" msgpack:"msg_id,omitempty"`
+	From       *Contact        `json:"from,omitempty" msgpack:"from,omitempty"`
+	Group      *GroupRef       `json:"group,omitempty" msgpack:"group,omitempty"`
+	Discuss    *DiscussRef     `json:"discuss,omitempty" msgpack:"discuss,omitempty"`
+	Text       string          `json:"text,omitempty" msgpack:"text,omitempty"`
+	Segments   []Segment       `json:"segments,omitempty" msgpack:"segments,omitempty"`
+	Picture    bool            `json:"picture,omitempty" msgpack:"picture,omitempty"`
+	Status     *Status         `json:"status,omitempty" msgpack:"status,omitempty"`
+	Kick       *Kick           `json:"kick,omitempty" msgpack:"kick,omitempty"`
+	Sess       *SessRef        `json:"sess,omitempty" msgpack:"sess,omitempty"`
+	SystemKind string          `json:"system_kind,omitempty" msgpack:"system_kind,omitempty"`
+	Raw        json.RawMessage `json:"raw,omitempty" msgpack:"raw,omitempty"`
+}
+
+// Contact is a person: a friend, a group or discussion member, or the other
+// side of a temporary chat. UIN is the session number (it changes at every
+// login); QQ is the stable QQ number, zero when the bridge could not resolve
+// it. Card is the group card (the member's nickname in that group).
+type Contact struct {
+	UIN  int64  `json:"uin" msgpack:"uin"`
+	QQ   int64  `json:"qq,omitempty" msgpack:"qq,omitempty"`
+	Nick string `json:"nick,omitempty" msgpack:"nick,omitempty"`
+	Card string `json:"card,omitempty" msgpack:"card,omitempty"`
+}
+
+// GroupRef names a group. GID is the session number (group_uin); Number is
+// the stable group number, zero when unresolved.
+type GroupRef struct {
+	GID    int64  `json:"gid" msgpack:"gid"`
+	Number int64  `json:"number,omitempty" msgpack:"number,omitempty"`
+	Name   string `json:"name,omitempty" msgpack:"name,omitempty"`
+}
+
+// DiscussRef names a discussion group. DID is its session number;
+// discussions have no stable number.
+type DiscussRef struct {
+	DID  int64  `json:"did" msgpack:"did"`
+	Name string `json:"name,omitempty" msgpack:"name,omitempty"`
+}
+
+// Status is the payload of a status.buddy event (poll type
+// buddies_status_change). Status is the wire value ("online", "offline",
+// "away", "busy", "callme", "silent", "hidden"); ClientType the wire client
+// type number (1 PC, 21 phone, 41 web, …).
+type Status struct {
+	UIN        int64  `json:"uin" msgpack:"uin"`
+	QQ         int64  `json:"qq,omitempty" msgpack:"qq,omitempty"`
+	Status     string `json:"status" msgpack:"status"`
+	ClientType int    `json:"client_type" msgpack:"client_type"`
+}
+
+// Kick is the payload of a system.kick event: the server's reason text.
+type Kick struct {
+	Reason string `json:"reason" msgpack:"reason"`
+}
+
+// SessRef is the group a temporary chat (message.sess) came through. A
+// reply to the same person goes through the same group.
+type SessRef struct {
+	ViaGID    int64 `json:"via_gid" msgpack:"via_gid"`
+	ViaNumber int64 `json:"via_number,omitempty" msgpack:"via_number,omitempty"`
+}
+
+// Segment is one piece of message content: a run of text or a face (a QQ
+// smiley by number). Its encoded form carries only the field its type uses:
+// {"type":"text","text":"…"} or {"type":"face","face":0} — face 0 is a real
+// face and is always written.
+type Segment struct {
+	Type string `json:"type" msgpack:"type"`
+	Text string `json:"text,omitempty" msgpack:"text,omitempty"`
+	Face int    `json:"face,omitempty" msgpack:"face,omitempty"`
+}
+
+// Segment types.
+const (
+	SegmentText = "text"
+	SegmentFace = "face"
+)
+
+// TextSegment returns a text segment.
+func TextSegment(s string) Segment { return Segment{Type: SegmentText, Text: s} }
+
+// FaceSegment returns a face segment.
+func FaceSegment(n int) Segment { return Segment{Type: SegmentFace, Face: n} }
+
+// segmentWire is the encoded form of a Segment; its omitempty rules depend on
+// the type, see Segment.wire.
+type segmentWire struct {
+	Type string `json:"type" msgpack:"type"`
+	Text string `json:"text,omitempty" msgpack:"text,omitempty"`
+	Face *int   `json:"face,omitempty" msgpack:"face,omitempty"`
+}
+
+func (s Segment) wire() segmentWire {
+	w := segmentWire{Type: s.Type, Text: s.Text}
+	if s.Type == SegmentFace || s.Face != 0 {
+		f := s.Face
+		w.Face = &f
+	}
+	return w
+}
+
+// MarshalJSON writes the segment with only the fields its type uses.
+func (s Segment) MarshalJSON() ([]byte, error) { return json.Marshal(s.wire()) }
+
+// EncodeMsgpack writes the segment with only the fields its type uses.
+func (s Segment) EncodeMsgpack(enc *msgpack.Encoder) error { return enc.Encode(s.wire()) }
+
+// Kind returns the kind of the event, derived from its Type ("" when the type
+// is unknown).
+func (e *Event) Kind() Kind {
+	switch e.Type {
+	case TypeMessageFriend:
+		return KindFriend
+	case TypeMessageGroup:
+		return KindGroup
+	case TypeMessageDiscuss:
+		return KindDiscuss
+	case TypeMessageSess:
+		return KindSess
+	case TypeStatusBuddy:
+		return KindStatus
+	case TypeInputNotify:
+		return KindInput
+	}
+	if strings.HasPrefix(e.Type, "system.") {
+		return KindSystem
+	}
+	return ""
+}
+
+// eventWire has Event's fields and no methods, so that Event's marshal
+// methods can encode it without recursing.
+type eventWire Event
+
+func (e *Event) wire() *eventWire {
+	w := (*eventWire)(e)
+	if e.V == 0 || e.Time.Location() != time.UTC {
+		c := *e
+		if c.V == 0 {
+			c.V = Version
+		}
+		c.Time = c.Time.UTC()
+		w = (*eventWire)(&c)
+	}
+	return w
+}
+
+// MarshalJSON encodes the event; a zero V is written as Version and the time
+// in UTC.
+func (e Event) MarshalJSON() ([]byte, error) { return json.Marshal(e.wire()) }
+
+// EncodeMsgpack encodes the event; a zero V is written as Version and the
+// time in UTC.
+func (e Event) EncodeMsgpack(enc *msgpack.Encoder) error { return enc.Encode(e.wire()) }
+
+// EventID returns the deterministic id of an event that carries a QQ msg_id:
+// "<account>:<kind>:<msg_id>", for example "931996776:group:50873". The same
+// message seen twice (a repeated poll, a re-login, a bridge restart) gets the
+// same id, which the bridge sends as Nats-Msg-Id so that the stream drops the
+// repeat. kind is the subject kind ("friend", "group", …) or, for system
+// events, the system kind ("kick", …).
+func EventID(account int64, kind string, msgID int64) string {
+	b := make([]byte, 0, 40)
+	b = strconv.AppendInt(b, account, 10)
+	b = append(b, ':')
+	b = append(b, kind...)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, msgID, 10)
+	return string(b)
+}
+
+// HashEventID returns the id of an event that has no msg_id (a
+// buddies_status_change, some system items): "<account>:<kind>:h<hash>",
+// where hash is the first 16 hex digits of the SHA-256 of content (the wire
+// value of the item, as received).
+//
+// The trade-off: the id repeats whenever the content repeats. A poll item
+// delivered twice is dropped as it should be, but so is a genuine repeat
+// within the stream's duplicate window — a buddy who goes offline, online
+// and offline again inside the window produces one "offline" event, not two.
+// For status changes, where only the latest value matters, that is
+// acceptable; a consumer must not count them.
+func HashEventID(account int64, kind string, content []byte) string {
+	sum := sha256.Sum256(content)
+	b := make([]byte, 0, 48)
+	b = strconv.AppendInt(b, account, 10)
+	b = append(b, ':')
+	b = append(b, kind...)
+	b = append(b, ':', 'h')
+	b = hex.AppendEncode(b, sum[:8])
+	return string(b)
+}

@@ -1,0 +1,104 @@
+package schema
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Header names set on event messages. The ce-* headers are the CloudEvents
+// 1.0 binary content mode attributes; Nats-Msg-Id lets JetStream drop a
+// repeated event.
+const (
+	HeaderContentType   = "Content-Type"
+	HeaderMsgID         = "Nats-Msg-Id"
+	HeaderCESpecVersion = "ce-specversion"
+	HeaderCEID          = "ce-id"
+	HeaderCEType        = "ce-type"
+	HeaderCESource      = "ce-source"
+	HeaderCETime        = "ce-time"
+)
+
+// CESpecVersion is the CloudEvents version of the ce-* headers.
+const CESpecVersion = "1.0"
+
+// CETypePrefix is put in front of Event.Type to form ce-type.
+const CETypePrefix = "qq."
+
+// Headers returns the CloudEvents attributes of the event and its
+// Nats-Msg-Id, one value per name: ce-specversion "1.0", ce-id and
+// Nats-Msg-Id the event id, ce-type "qq." + type, ce-source
+// "qqbridge/<account>", ce-time the event time in RFC 3339 (UTC). The body's
+// Content-Type is not among them, as the event does not know its codec; use
+// SetHeaders or Encode for a complete set.
+func (e *Event) Headers() map[string]string {
+	return map[string]string{
+		HeaderCESpecVersion: CESpecVersion,
+		HeaderCEID:          e.ID,
+		HeaderCEType:        CETypePrefix + e.Type,
+		HeaderCESource:      e.Source(),
+		HeaderCETime:        e.Time.UTC().Format(time.RFC3339Nano),
+		HeaderMsgID:         e.ID,
+	}
+}
+
+// Source returns the CloudEvents source of the event: "qqbridge/<account>".
+func (e *Event) Source() string { return "qqbridge/" + strconv.FormatInt(e.Account, 10) }
+
+// SetHeaders sets the event's headers (see Headers) and Content-Type in h,
+// replacing values of the same names. h may be a nats.Header.
+func (e *Event) SetHeaders(h map[string][]string, contentType string) {
+	for k, v := range e.Headers() {
+		h[k] = []string{v}
+	}
+	h[HeaderContentType] = []string{contentType}
+}
+
+// Encode encodes the event with c and returns the body and the complete
+// header set (SetHeaders). The header map converts to nats.Header as it is.
+func (e *Event) Encode(c Codec) ([]byte, map[string][]string, error) {
+	data, err := c.Marshal(e)
+	if err != nil {
+		return nil, nil, fmt.Errorf("schema: encode event %s: %w", e.ID, err)
+	}
+	h := make(map[string][]string, 7)
+	e.SetHeaders(h, c.ContentType())
+	return data, h, nil
+}
+
+// HeaderValue returns the first value of name in h, matching the name
+// exactly first and then case-insensitively (NATS keeps header names as
+// sent). It returns "" when the header is absent.
+func HeaderValue(h map[string][]string, name string) string {
+	if v := h[name]; len(v) > 0 {
+		return v[0]
+	}
+	for k, v := range h {
+		if len(v) > 0 && strings.EqualFold(k, name) {
+			return v[0]
+		}
+	}
+	return ""
+}
+
+// DecodeEvent decodes an event message: it picks the codec from the
+// Content-Type header (absent means JSON), decodes the body and checks the
+// version. Fields it does not know are ignored, so consumers keep working
+// when fields are added. Errors match ErrUnsupportedContentType,
+// ErrInvalidEvent or ErrUnsupportedVersion. The returned time is in UTC.
+func DecodeEvent(header map[string][]string, data []byte) (*Event, error) {
+	c, err := CodecFor(HeaderValue(header, HeaderContentType))
+	if err != nil {
+		return nil, err
+	}
+	var e Event
+	if err := c.Unmarshal(data, &e); err != nil {
+		return nil, fmt.Errorf("%w: %s body: %v", ErrInvalidEvent, c.ContentType(), err)
+	}
+	if e.V != Version {
+		return nil, fmt.Errorf("%w: event v %d, this package reads v %d", ErrUnsupportedVersion, e.V, Version)
+	}
+	e.Time = e.Time.UTC()
+	return &e, nil
+}
