@@ -75,11 +75,33 @@ type jsonCodec struct{}
 func (jsonCodec) ContentType() string { return ContentTypeJSON }
 
 func (jsonCodec) Marshal(v any) ([]byte, error) {
-	if e, ok := v.(*Event); ok && e != nil {
-		// Skip Event.MarshalJSON: encoding/json would re-scan its output.
-		return json.Marshal(e.wire())
+	// Encode the wire forms directly: through a MarshalJSON method
+	// encoding/json would scan the output a second time.
+	switch m := v.(type) {
+	case *Event:
+		if m != nil {
+			w, err := m.wire()
+			if err != nil {
+				return nil, err
+			}
+			v = w
+		}
+	case *Request:
+		if m != nil {
+			v = m.wire()
+		}
+	case *Result:
+		if m != nil {
+			v = m.wire()
+		}
 	}
-	return json.Marshal(v)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // keep '<', '>' and '&' of chat text readable
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
 }
 
 func (jsonCodec) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }

@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Event types, the "type" field of an Event. System events are
@@ -35,7 +33,9 @@ func SystemType(systemKind string) string { return "system." + systemKind }
 // use them; docs/events.md lists which.
 //
 // V is the schema version; a zero V is encoded as Version. Time is encoded in
-// UTC.
+// UTC. Raw, for system and unknown kinds, is the item's wire value: a JSON
+// value embedded as it is in JSON, the same bytes as bin in msgpack; both
+// encoders compact it (drop white space) and reject invalid JSON.
 type Event struct {
 	V          int             `json:"v" msgpack:"v"`
 	ID         string          `json:"id" msgpack:"id"`
@@ -127,29 +127,6 @@ func TextSegment(s string) Segment { return Segment{Type: SegmentText, Text: s} 
 // FaceSegment returns a face segment.
 func FaceSegment(n int) Segment { return Segment{Type: SegmentFace, Face: n} }
 
-// segmentWire is the encoded form of a Segment; its omitempty rules depend on
-// the type, see Segment.wire.
-type segmentWire struct {
-	Type string `json:"type" msgpack:"type"`
-	Text string `json:"text,omitempty" msgpack:"text,omitempty"`
-	Face *int   `json:"face,omitempty" msgpack:"face,omitempty"`
-}
-
-func (s Segment) wire() segmentWire {
-	w := segmentWire{Type: s.Type, Text: s.Text}
-	if s.Type == SegmentFace || s.Face != 0 {
-		f := s.Face
-		w.Face = &f
-	}
-	return w
-}
-
-// MarshalJSON writes the segment with only the fields its type uses.
-func (s Segment) MarshalJSON() ([]byte, error) { return json.Marshal(s.wire()) }
-
-// EncodeMsgpack writes the segment with only the fields its type uses.
-func (s Segment) EncodeMsgpack(enc *msgpack.Encoder) error { return enc.Encode(s.wire()) }
-
 // Kind returns the kind of the event, derived from its Type ("" when the type
 // is unknown).
 func (e *Event) Kind() Kind {
@@ -172,31 +149,6 @@ func (e *Event) Kind() Kind {
 	}
 	return ""
 }
-
-// eventWire has Event's fields and no methods, so that Event's marshal
-// methods can encode it without recursing.
-type eventWire Event
-
-func (e *Event) wire() *eventWire {
-	w := (*eventWire)(e)
-	if e.V == 0 || e.Time.Location() != time.UTC {
-		c := *e
-		if c.V == 0 {
-			c.V = Version
-		}
-		c.Time = c.Time.UTC()
-		w = (*eventWire)(&c)
-	}
-	return w
-}
-
-// MarshalJSON encodes the event; a zero V is written as Version and the time
-// in UTC.
-func (e Event) MarshalJSON() ([]byte, error) { return json.Marshal(e.wire()) }
-
-// EncodeMsgpack encodes the event; a zero V is written as Version and the
-// time in UTC.
-func (e Event) EncodeMsgpack(enc *msgpack.Encoder) error { return enc.Encode(e.wire()) }
 
 // EventID returns the deterministic id of an event that carries a QQ msg_id:
 // "<account>:<kind>:<msg_id>", for example "931996776:group:50873". The same

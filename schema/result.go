@@ -1,11 +1,6 @@
 package schema
 
-import (
-	"time"
-
-	"encoding/json"
-	"github.com/vmihailenco/msgpack/v5"
-)
+import "time"
 
 // ErrorCode classifies a failed send (ResultError.Code).
 type ErrorCode string
@@ -68,21 +63,6 @@ func (e *ResultError) Error() string {
 	}
 	return string(e.Code) + ": " + e.Message
 }
-
-type resultWire Result
-
-func (r Result) wire() resultWire {
-	if r.V == 0 {
-		r.V = Version
-	}
-	return resultWire(r)
-}
-
-// MarshalJSON encodes the result; a zero V is written as Version.
-func (r Result) MarshalJSON() ([]byte, error) { return json.Marshal(r.wire()) }
-
-// EncodeMsgpack encodes the result; a zero V is written as Version.
-func (r Result) EncodeMsgpack(enc *msgpack.Encoder) error { return enc.Encode(r.wire()) }
 
 // Session states (SessionState.State).
 const (
