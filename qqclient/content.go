@@ -211,7 +211,11 @@ func Split(segs []Segment) [][]Segment {
 		return nil
 	}
 	if ContentSize(segs) <= MaxPartBytes {
-		return mergeParts([][]Segment{append([]Segment(nil), segs...)})
+		parts := mergeParts([][]Segment{append([]Segment(nil), segs...)})
+		if len(parts[0]) == 0 {
+			return nil
+		}
+		return parts
 	}
 	// Atoms: one per face and per text rune, in order.
 	type atom struct {

@@ -20,18 +20,15 @@ type Session struct {
 }
 
 // String implements fmt.Stringer without secrets.
-func (s *Session) String() string {
-	if s == nil {
-		return "qqclient.Session(nil)"
-	}
+func (s Session) String() string {
 	return fmt.Sprintf("qqclient.Session{UIN:%d [redacted]}", s.UIN)
 }
 
 // GoString implements fmt.GoStringer without secrets.
-func (s *Session) GoString() string { return s.String() }
+func (s Session) GoString() string { return s.String() }
 
 // Format implements fmt.Formatter: every verb prints the redacted form.
-func (s *Session) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(s.String())) }
+func (s Session) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(s.String())) }
 
 // Session returns a copy of the current session (with the cookies as they are now), or false
 // when the client is not logged in.
