@@ -174,6 +174,7 @@ func (s *Server) poll(w http.ResponseWriter, c *call) {
 	}
 	sess.pollGen++
 	gen := sess.pollGen
+	s.count("polls_held")
 	s.notifyLocked() // an older held poll now answers 102
 	hold := time.NewTimer(s.cfg.PollHold)
 	defer hold.Stop()

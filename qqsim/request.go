@@ -296,8 +296,13 @@ func (s *Server) checkLocked(c *call, rawR string) any {
 			return rc{rcMissingData}
 		}
 	}
-	if ep.name != "poll2" && !s.bucket.allow(c.now, s.rateLocked()) {
-		return rc{rcTooFast}
+	// The rate is per session: the login steps before it and poll2 are not counted.
+	switch ep.name {
+	case "poll2", "getvfwebqq", "login2":
+	default:
+		if !s.bucket.allow(c.now, s.rateLocked()) {
+			return rc{rcTooFast}
+		}
 	}
 	if r.Method == http.MethodPost {
 		dec := json.NewDecoder(strings.NewReader(rawR))

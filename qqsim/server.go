@@ -224,9 +224,7 @@ func (b *bucket) allow(now time.Time, rate float64) bool {
 		burst = 1
 	}
 	if b.last.IsZero() || b.rate != rate {
-		if b.last.IsZero() || b.tokens > burst {
-			b.tokens = burst
-		}
+		b.tokens = burst // a new limit starts with a full bucket
 		b.rate = rate
 	} else {
 		b.tokens = min(burst, b.tokens+now.Sub(b.last).Seconds()*rate)
