@@ -1,0 +1,326 @@
+// Package bus is the NATS plumbing of qqbridge: an embedded nats-server with
+// JetStream for the single-machine default, and the streams and key-value
+// buckets the bridge uses, each created or updated idempotently so that any
+// number of replicas may run the same set-up at once.
+//
+// The names of every stream and bucket come from schema.Subjects (one place);
+// the only names made here are those schema does not define: the idempotency
+// bucket of sent requests (SentBucket) and the replica-leadership lease
+// bucket (LeaderBucket).
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/qqbridge/qqbridge/schema"
+)
+
+// Defaults of StreamOptions and of the buckets.
+const (
+	DefaultInMaxAge     = 7 * 24 * time.Hour
+	DefaultDuplicates   = 20 * time.Minute
+	DefaultResultMaxAge = 24 * time.Hour
+	DefaultSentTTL      = 24 * time.Hour
+	// DefaultReadyTimeout is how long StartEmbedded waits for the server to
+	// accept connections.
+	DefaultReadyTimeout = 10 * time.Second
+)
+
+// ErrNotReady is returned by StartEmbedded when the server did not become
+// ready to accept connections in time.
+var ErrNotReady = errors.New("bus: embedded nats-server not ready")
+
+// EmbeddedOptions configures StartEmbedded.
+type EmbeddedOptions struct {
+	// DataDir is where JetStream keeps its store (required).
+	DataDir string
+	// Host is the interface to listen on; default 127.0.0.1.
+	Host string
+	// Port is the client port: 0 = the NATS default 4222, -1 = a random free
+	// port (read it back with Server.ClientURL).
+	Port int
+	// ServerName names the server in its logs and in JetStream; default
+	// "qqbridge-embedded".
+	ServerName string
+	// Log turns on the server's own logging (to stderr); off by default.
+	Log bool
+	// ReadyTimeout bounds the wait for readiness; default DefaultReadyTimeout.
+	ReadyTimeout time.Duration
+}
+
+// StartEmbedded starts an in-process nats-server with JetStream enabled and
+// its store under opts.DataDir, and returns it once it accepts connections
+// (or an error, having shut it down). The caller stops it with Shutdown (and
+// WaitForShutdown).
+func StartEmbedded(opts EmbeddedOptions) (*server.Server, error) {
+	if opts.DataDir == "" {
+		return nil, errors.New("bus: StartEmbedded: DataDir is required")
+	}
+	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("bus: StartEmbedded: data dir: %w", err)
+	}
+	if opts.Host == "" {
+		opts.Host = "127.0.0.1"
+	}
+	if opts.Port < -1 {
+		return nil, fmt.Errorf("bus: StartEmbedded: port %d", opts.Port)
+	}
+	if opts.ServerName == "" {
+		opts.ServerName = "qqbridge-embedded"
+	}
+	if opts.ReadyTimeout <= 0 {
+		opts.ReadyTimeout = DefaultReadyTimeout
+	}
+	srv, err := server.NewServer(&server.Options{
+		ServerName: opts.ServerName,
+		Host:       opts.Host,
+		Port:       opts.Port,
+		JetStream:  true,
+		StoreDir:   opts.DataDir,
+		NoSigs:     true,
+		NoLog:      !opts.Log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bus: StartEmbedded: %w", err)
+	}
+	if opts.Log {
+		srv.ConfigureLogger()
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(opts.ReadyTimeout) {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return nil, fmt.Errorf("%w after %v", ErrNotReady, opts.ReadyTimeout)
+	}
+	if !srv.JetStreamEnabled() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return nil, fmt.Errorf("%w: JetStream did not start", ErrNotReady)
+	}
+	return srv, nil
+}
+
+// StreamOptions are the limits of the bridge's streams. Zero fields take
+// their defaults.
+type StreamOptions struct {
+	// Replicas is the number of stream replicas in a cluster; default 1.
+	Replicas int
+	// InMaxAge is how long inbound events are kept; default 7 days.
+	InMaxAge time.Duration
+	// Duplicates is the de-duplication window (Nats-Msg-Id) of the in and
+	// out streams; default 20 minutes.
+	Duplicates time.Duration
+	// ResultMaxAge is how long send results are kept; default 24 hours.
+	ResultMaxAge time.Duration
+}
+
+func (o StreamOptions) withDefaults() StreamOptions {
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	if o.InMaxAge <= 0 {
+		o.InMaxAge = DefaultInMaxAge
+	}
+	if o.Duplicates <= 0 {
+		o.Duplicates = DefaultDuplicates
+	}
+	if o.ResultMaxAge <= 0 {
+		o.ResultMaxAge = DefaultResultMaxAge
+	}
+	return o
+}
+
+// StreamConfigs returns the configurations EnsureStreams applies, in order:
+// the inbound stream, the outbound work queue and the result stream.
+//
+//   - s.StreamIn(): subjects <prefix>.in.>, limits retention, file storage,
+//     MaxAge InMaxAge, the Duplicates window.
+//   - s.StreamOut(): subjects <prefix>.out.>, work-queue retention (each
+//     request is taken by one bridge replica and gone once acknowledged),
+//     file storage, the Duplicates window.
+//   - s.StreamResult(): subjects <prefix>.result.>, limits retention, file
+//     storage, MaxAge ResultMaxAge, so that an outcome waits for a consumer
+//     that was away.
+func StreamConfigs(s schema.Subjects, o StreamOptions) []jetstream.StreamConfig {
+	o = o.withDefaults()
+	return []jetstream.StreamConfig{
+		{
+			Name:        s.StreamIn(),
+			Description: "qqbridge inbound QQ events",
+			Subjects:    []string{s.InWildcard()},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    o.Replicas,
+			MaxAge:      o.InMaxAge,
+			Duplicates:  min(o.Duplicates, o.InMaxAge),
+			Discard:     jetstream.DiscardOld,
+		},
+		{
+			Name:        s.StreamOut(),
+			Description: "qqbridge outbound send requests (work queue)",
+			Subjects:    []string{s.OutWildcard()},
+			Retention:   jetstream.WorkQueuePolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    o.Replicas,
+			Duplicates:  o.Duplicates,
+			Discard:     jetstream.DiscardOld,
+		},
+		{
+			Name:        s.StreamResult(),
+			Description: "qqbridge send results",
+			Subjects:    []string{s.ResultWildcard()},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    o.Replicas,
+			MaxAge:      o.ResultMaxAge,
+			Duplicates:  min(o.Duplicates, o.ResultMaxAge),
+			Discard:     jetstream.DiscardOld,
+		},
+	}
+}
+
+// EnsureStreams creates the bridge's three streams (see StreamConfigs) or
+// updates them to the given options. It is idempotent and safe to run from
+// several replicas at once: a stream another replica created in between is
+// updated instead.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, s schema.Subjects, o StreamOptions) error {
+	for _, cfg := range StreamConfigs(s, o) {
+		if err := ensureStream(ctx, js, cfg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
+	var err error
+	for range 3 {
+		if _, err = js.UpdateStream(ctx, cfg); err == nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			break
+		}
+		if _, err = js.CreateStream(ctx, cfg); err == nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			break
+		}
+		// Another replica created it with a different configuration a moment
+		// ago: update it to ours.
+	}
+	return fmt.Errorf("bus: stream %s: %w", cfg.Name, err)
+}
+
+// SentBucket returns the name of the KV bucket of send idempotency records:
+// the session bucket's base with "_sent" (prefix "qq" → "qq_sent").
+func SentBucket(s schema.Subjects) string { return bucketBase(s) + "_sent" }
+
+// LeaderBucket returns the name of the KV bucket that holds the replica
+// leadership lease (key LeaderKey): the session bucket's name with "_leader"
+// ("qq_session_leader"). The lease has a bucket of its own because its expiry
+// is the bucket's TTL, which must not apply to the session's other keys.
+func LeaderBucket(s schema.Subjects) string { return s.SessionBucket() + "_leader" }
+
+// LeaderKey is the key of the lease in LeaderBucket.
+const LeaderKey = "leader"
+
+// bucketBase is the lower-case base of bucket names ("qq"), derived from the
+// session bucket's name so that schema stays the one place names come from.
+func bucketBase(s schema.Subjects) string {
+	name := s.SessionBucket()
+	const suffix = "_session"
+	if len(name) > len(suffix) && name[len(name)-len(suffix):] == suffix {
+		return name[:len(name)-len(suffix)]
+	}
+	return name
+}
+
+// SessionKVConfig is the configuration of the session bucket
+// (s.SessionBucket()): file storage, one value per key, no TTL. Keys:
+// "state", "qr", "session" (the saved login, encrypted when a session key is
+// set) and "login" (a login request forwarded by a follower replica).
+func SessionKVConfig(s schema.Subjects, replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      s.SessionBucket(),
+		Description: "qqbridge session: latest state, QR and the saved login",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
+	}
+}
+
+// SentKVConfig is the configuration of the sent bucket (SentBucket): file
+// storage, keys expire after 24 hours.
+func SentKVConfig(s schema.Subjects, replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      SentBucket(s),
+		Description: "qqbridge send idempotency records",
+		History:     1,
+		TTL:         DefaultSentTTL,
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
+	}
+}
+
+// LeaderKVConfig is the configuration of the leadership bucket
+// (LeaderBucket): memory storage (a lease need not survive a server
+// restart), every key expires ttl after its last write.
+func LeaderKVConfig(s schema.Subjects, replicas int, ttl time.Duration) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      LeaderBucket(s),
+		Description: "qqbridge replica leadership lease",
+		History:     1,
+		TTL:         ttl,
+		Storage:     jetstream.MemoryStorage,
+		Replicas:    max(replicas, 1),
+	}
+}
+
+// SessionKV creates or updates the session bucket (SessionKVConfig) and
+// returns it.
+func SessionKV(ctx context.Context, js jetstream.JetStream, s schema.Subjects, replicas int) (jetstream.KeyValue, error) {
+	return ensureKV(ctx, js, SessionKVConfig(s, replicas))
+}
+
+// SentKV creates or updates the sent bucket (SentKVConfig) and returns it.
+func SentKV(ctx context.Context, js jetstream.JetStream, s schema.Subjects, replicas int) (jetstream.KeyValue, error) {
+	return ensureKV(ctx, js, SentKVConfig(s, replicas))
+}
+
+// LeaderKV creates or updates the leadership bucket (LeaderKVConfig) with the
+// lease TTL and returns it. Every replica must use the same TTL, or each
+// start changes it.
+func LeaderKV(ctx context.Context, js jetstream.JetStream, s schema.Subjects, replicas int, ttl time.Duration) (jetstream.KeyValue, error) {
+	if ttl < time.Second {
+		return nil, fmt.Errorf("bus: LeaderKV: TTL %v is below one second", ttl)
+	}
+	return ensureKV(ctx, js, LeaderKVConfig(s, replicas, ttl))
+}
+
+func ensureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	var err error
+	for range 3 {
+		var kv jetstream.KeyValue
+		if kv, err = js.UpdateKeyValue(ctx, cfg); err == nil {
+			return kv, nil
+		}
+		if !errors.Is(err, jetstream.ErrBucketNotFound) {
+			break
+		}
+		if kv, err = js.CreateKeyValue(ctx, cfg); err == nil {
+			return kv, nil
+		}
+		if !errors.Is(err, jetstream.ErrBucketExists) && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			break
+		}
+	}
+	return nil, fmt.Errorf("bus: bucket %s: %w", cfg.Bucket, err)
+}
