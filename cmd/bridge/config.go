@@ -1,0 +1,185 @@
+package main
+
+import (
+	"net/url"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/qqbridge/qqbridge/schema"
+)
+
+// config is everything wire needs to assemble a bridge. parseRunFlags fills it
+// from the command line; tests build it directly (with short durations).
+type config struct {
+	NATSURL    string // "" = start an embedded nats-server with JetStream
+	NATSCreds  string // a .creds file for --nats (optional)
+	NATSListen string // the embedded server's host:port ("127.0.0.1:0" = any free port)
+	DataDir    string // the embedded server's store (JetStream files)
+
+	QQEndpoint string // one base URL for every QQ host (qqsim); "" = the real hosts
+
+	Subjects schema.Subjects
+	Codec    schema.Codec // inbound events and session messages
+
+	HTTPAddr string // /healthz and /readyz; "" = no HTTP listener
+
+	SessionKey string // encrypts the saved session in KV; "" = plaintext (logged as a warning)
+
+	Rate     float64 // sends per second per account
+	Burst    int     // sends allowed at once after a quiet spell
+	Replicas int     // JetStream replicas of the streams and buckets
+
+	QRPollInterval   time.Duration // how often ptqrlogin is asked while a QR is shown
+	PollTimeout      time.Duration // client timeout of one poll2 (longer than the server's hold)
+	LeaderTTL        time.Duration // replica leadership lease
+	DirectoryRefresh time.Duration // how often contacts are reloaded
+	ShutdownTimeout  time.Duration // how long a stop waits for in-flight sends
+
+	LogLevel  zerolog.Level
+	LogFormat string // auto, json, console
+}
+
+// defaultConfig is the configuration of `bridge run` with no flags and no
+// environment.
+func defaultConfig() config {
+	s, _ := schema.NewSubjects(schema.DefaultPrefix) // the default prefix is valid
+	return config{
+		NATSListen:       "127.0.0.1:4222",
+		DataDir:          "qqbridge-data",
+		Subjects:         s,
+		Codec:            schema.JSON(),
+		HTTPAddr:         "127.0.0.1:8081",
+		Rate:             1,
+		Burst:            3,
+		Replicas:         1,
+		QRPollInterval:   1500 * time.Millisecond,
+		PollTimeout:      130 * time.Second,
+		LeaderTTL:        15 * time.Second,
+		DirectoryRefresh: 10 * time.Minute,
+		ShutdownTimeout:  25 * time.Second,
+		LogLevel:         zerolog.InfoLevel,
+		LogFormat:        logAuto,
+	}
+}
+
+// formatCodec maps --format to a codec.
+func formatCodec(s string) (schema.Codec, bool) {
+	switch s {
+	case "json":
+		return schema.JSON(), true
+	case "msgpack":
+		return schema.Msgpack(), true
+	}
+	return nil, false
+}
+
+// formatName maps a codec back to its --format name.
+func formatName(c schema.Codec) string {
+	if c != nil && c.ContentType() == schema.ContentTypeMsgpack {
+		return "msgpack"
+	}
+	return "json"
+}
+
+// parseRunFlags reads the flags (and their environment twins) of `bridge run`.
+func (c *cli) parseRunFlags(args []string) (config, error) {
+	cfg := defaultConfig()
+	f := c.newFlagSet("run", "bridge run [flags]",
+		"Bridges one SmartQQ account to NATS JetStream: polls (on the leader replica), publishes\n"+
+			"events on <prefix>.in.>, sends what arrives on <prefix>.out.> and <prefix>.api.send.*,\n"+
+			"and keeps the session state on <prefix>.session.state and in KV <prefix>_session.\n"+
+			"Without --nats it starts an embedded nats-server with JetStream (store under --data-dir).\n"+
+			"SIGINT/SIGTERM: stop polling, finish in-flight sends, drain NATS, exit 0.")
+	fs := f.fs
+	var prefix, format, level string
+	fs.StringVar(&cfg.NATSURL, "nats", "", "NATS server `URL`s, comma-separated; empty: start an embedded nats-server with JetStream")
+	fs.StringVar(&cfg.NATSCreds, "nats-creds", "", "NATS user credentials `file` (.creds) for --nats")
+	fs.StringVar(&cfg.NATSListen, "nats-listen", cfg.NATSListen, "`host:port` of the embedded nats-server (only without --nats; port 0: any free port)")
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "`directory` of the embedded nats-server's JetStream store (only without --nats)")
+	fs.StringVar(&cfg.QQEndpoint, "qq-endpoint", "", "one base `URL` for every QQ host, e.g. a qqsim at http://127.0.0.1:8080; empty: the real SmartQQ hosts")
+	fs.StringVar(&prefix, "prefix", schema.DefaultPrefix, "subject `prefix` (one per QQ account); also names the streams and buckets")
+	fs.StringVar(&format, "format", "json", "encoding of published events and session messages: json or msgpack")
+	fs.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "`host:port` for /healthz and /readyz; empty: no HTTP listener")
+	fs.StringVar(&cfg.SessionKey, "session-key", "", "`secret` that encrypts the saved session in the KV bucket (AES-GCM); empty: stored in plaintext")
+	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "sends per second per account (QQ drops messages sent faster than about 1/s)")
+	fs.IntVar(&cfg.Burst, "burst", cfg.Burst, "sends allowed at once after a quiet spell")
+	fs.IntVar(&cfg.Replicas, "replicas", cfg.Replicas, "JetStream replicas of the bridge's streams and KV buckets (1, 3 or 5 on a cluster)")
+	fs.DurationVar(&cfg.QRPollInterval, "qr-poll-interval", cfg.QRPollInterval, "how often the QR login status is asked while a QR code is shown")
+	fs.DurationVar(&cfg.PollTimeout, "poll-timeout", cfg.PollTimeout, "client timeout of one long poll (must exceed the server's hold)")
+	fs.DurationVar(&cfg.LeaderTTL, "leader-ttl", cfg.LeaderTTL, "replica leadership lease: a new leader takes over this long after the old one vanished")
+	fs.DurationVar(&cfg.DirectoryRefresh, "directory-refresh", cfg.DirectoryRefresh, "how often friends, groups and discussions are reloaded")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a stop waits for an in-flight send")
+	fs.StringVar(&level, "log-level", "info", "log `level`: trace, debug, info, warn, error or disabled")
+	fs.StringVar(&cfg.LogFormat, "log-format", logAuto, "log format: auto (console on a terminal, else json), json or console")
+	pos, err := f.parse(args)
+	if err != nil {
+		return cfg, err
+	}
+	if err := f.noArgs(pos); err != nil {
+		return cfg, err
+	}
+	if cfg.NATSURL != "" {
+		if err := f.checkNATSURL("nats", cfg.NATSURL); err != nil {
+			return cfg, err
+		}
+	} else {
+		if cfg.NATSCreds != "" {
+			return cfg, f.badf("nats-creds", "only used with --nats (the embedded server needs no credentials)")
+		}
+		if err := f.checkHostPort("nats-listen", cfg.NATSListen); err != nil {
+			return cfg, err
+		}
+		if cfg.DataDir == "" {
+			return cfg, f.badf("data-dir", "empty: the embedded nats-server needs a directory for its store")
+		}
+	}
+	if cfg.QQEndpoint != "" {
+		u, err := url.Parse(cfg.QQEndpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return cfg, f.badf("qq-endpoint", "%q: want a base URL such as http://127.0.0.1:8080", cfg.QQEndpoint)
+		}
+	}
+	if cfg.Subjects, err = schema.NewSubjects(prefix); err != nil || prefix == "" {
+		return cfg, f.badf("prefix", "%q: one or more tokens separated by '.', each of A-Z, a-z, 0-9, '_' and '-'", prefix)
+	}
+	var ok bool
+	if cfg.Codec, ok = formatCodec(format); !ok {
+		return cfg, f.badf("format", "%q: want json or msgpack", format)
+	}
+	if cfg.HTTPAddr != "" {
+		if err := f.checkHostPort("http", cfg.HTTPAddr); err != nil {
+			return cfg, err
+		}
+	}
+	if !(cfg.Rate > 0) || cfg.Rate > 1000 {
+		return cfg, f.badf("rate", "must be above 0 and at most 1000 sends per second, got %v", cfg.Rate)
+	}
+	if cfg.Burst < 1 {
+		return cfg, f.badf("burst", "must be at least 1, got %d", cfg.Burst)
+	}
+	if cfg.Replicas < 1 || cfg.Replicas > 5 {
+		return cfg, f.badf("replicas", "must be 1 to 5, got %d", cfg.Replicas)
+	}
+	if cfg.NATSURL == "" && cfg.Replicas != 1 {
+		return cfg, f.badf("replicas", "the embedded nats-server is a single server: replicas must be 1, got %d", cfg.Replicas)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"qr-poll-interval", cfg.QRPollInterval}, {"poll-timeout", cfg.PollTimeout}, {"leader-ttl", cfg.LeaderTTL},
+		{"directory-refresh", cfg.DirectoryRefresh}, {"shutdown-timeout", cfg.ShutdownTimeout},
+	} {
+		if err := f.checkPositive(d.name, d.v); err != nil {
+			return cfg, err
+		}
+	}
+	if cfg.LogLevel, err = parseLogLevel(level); err != nil {
+		return cfg, f.badf("log-level", "%v", err)
+	}
+	if err := checkLogFormat(cfg.LogFormat); err != nil {
+		return cfg, f.badf("log-format", "%v", err)
+	}
+	return cfg, nil
+}
