@@ -396,7 +396,7 @@ func decodeMsgpackStrict(data []byte, in *requestIn) error {
 	dec.Reset(rd)
 	dec.DisallowUnknownFields(true)
 	if err := dec.Decode(in); err != nil {
-		return invalid("body", "malformed msgpack: %s", msgpackErrorText(err))
+		return invalid("body", "%s", msgpackErrorText(err))
 	}
 	if rd.Len() != 0 {
 		return invalid("body", "data after the msgpack map")
@@ -406,9 +406,13 @@ func decodeMsgpackStrict(data []byte, in *requestIn) error {
 
 func msgpackErrorText(err error) string {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return "truncated"
+		return "truncated msgpack"
 	}
-	return truncate(strings.TrimPrefix(err.Error(), "msgpack: "), 120)
+	text := strings.TrimPrefix(err.Error(), "msgpack: ")
+	if strings.HasPrefix(text, "unknown field ") {
+		return truncate(text, 80)
+	}
+	return "malformed msgpack: " + truncate(text, 120)
 }
 
 // isMsgpackMap reports whether c starts a msgpack map (fixmap, map16, map32).
