@@ -15,5 +15,8 @@ func (c *cli) runBridge(ctx context.Context, args []string) error {
 
 // runDemo is `bridge demo`; it is wired once the bridge packages land.
 func (c *cli) runDemo(ctx context.Context, args []string) error {
+	if _, err := c.parseDemoFlags(args); err != nil {
+		return err
+	}
 	return errors.New("demo: not wired yet")
 }
