@@ -349,6 +349,9 @@ func (c *Client) transportError(ctx context.Context, op string, err error) error
 		err = ue.Err
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+		if errors.Is(ctxErr, context.Canceled) {
+			return fmt.Errorf("qqclient: %s: %w", op, ctxErr) // the caller gave up: not an HTTP failure
+		}
 		return &HTTPError{Op: op, Cause: ctxErr}
 	}
 	return &HTTPError{Op: op, Cause: redactedError{msg: c.redact(err.Error()), err: err}}

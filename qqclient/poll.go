@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"time"
 )
@@ -318,8 +319,9 @@ func (c *Client) Poll(ctx context.Context) ([]Event, error) {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("qqclient: poll2: %w", ctx.Err())
 		}
-		if pctx.Err() != nil {
-			return nil, nil // client timeout: an empty poll
+		var ne net.Error
+		if pctx.Err() != nil || (errors.As(err, &ne) && ne.Timeout()) {
+			return nil, nil // client timeout (ours or the HTTP client's): an empty poll
 		}
 		return nil, err
 	}
