@@ -122,6 +122,11 @@ func (msgpackCodec) Marshal(v any) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// Unmarshal checks that data is one well-formed msgpack value whose
+// declared lengths fit in it (see checkMsgpack), then decodes it.
 func (msgpackCodec) Unmarshal(data []byte, v any) error {
+	if err := checkMsgpack(data); err != nil {
+		return fmt.Errorf("msgpack: %w", err)
+	}
 	return msgpack.Unmarshal(data, v)
 }

@@ -302,7 +302,7 @@ func DecodeRequest(contentType string, data []byte) (*Request, error) {
 	if len(in.Segments) > MaxSegments {
 		return nil, invalid("segments", "%d segments, at most %d allowed", len(in.Segments), MaxSegments)
 	}
-	if in.Segments != nil {
+	if len(in.Segments) > 0 {
 		r.Segments = make([]Segment, len(in.Segments))
 	}
 	for i, s := range in.Segments {
@@ -390,6 +390,9 @@ func decodeMsgpackStrict(data []byte, in *requestIn) error {
 	if !isMsgpackMap(data[0]) {
 		return invalid("body", "not a msgpack map")
 	}
+	if err := checkMsgpack(data); err != nil {
+		return invalid("body", "%s", msgpackErrorText(err))
+	}
 	rd := bytes.NewReader(data)
 	dec := msgpack.GetDecoder()
 	defer msgpack.PutDecoder(dec)
@@ -405,7 +408,7 @@ func decodeMsgpackStrict(data []byte, in *requestIn) error {
 }
 
 func msgpackErrorText(err error) string {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errMsgpackTruncated) {
 		return "truncated msgpack"
 	}
 	text := strings.TrimPrefix(err.Error(), "msgpack: ")

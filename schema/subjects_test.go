@@ -144,7 +144,7 @@ func TestIn(t *testing.T) {
 		{KindGroup, "0", ErrInvalidSubject},
 		{KindGroup, "0987654", ErrInvalidSubject},
 		{KindGroup, "9223372036854775808", ErrInvalidSubject}, // overflows int64
-		{KindGroup, "１２３", ErrInvalidSubject},                  // full-width digits
+		{KindGroup, "１２３", ErrInvalidSubject},                 // full-width digits
 		{KindGroup, "gid", ErrInvalidSubject},
 		{KindGroup, "gid-5", ErrInvalidSubject},
 		{KindGroup, "gid0", ErrInvalidSubject},

@@ -17,12 +17,14 @@ import (
 
 // segmentWire is the encoded form of a Segment.
 type segmentWire struct {
-	Type string `json:"type" msgpack:"type"`
-	Text string `json:"text,omitempty" msgpack:"text,omitempty"`
-	Face *int   `json:"face,omitempty" msgpack:"face,omitempty"`
+	Type string  `json:"type" msgpack:"type"`
+	Text *string `json:"text,omitempty" msgpack:"text,omitempty"`
+	Face *int    `json:"face,omitempty" msgpack:"face,omitempty"`
 }
 
-// wireSegments converts segs; the Face pointers point into segs.
+// wireSegments converts segs: a text segment always has "text", a face
+// segment always has "face", and either has the other field only when it is
+// set. The pointers point into segs.
 func wireSegments(segs []Segment) []segmentWire {
 	if segs == nil {
 		return nil
@@ -30,7 +32,10 @@ func wireSegments(segs []Segment) []segmentWire {
 	out := make([]segmentWire, len(segs))
 	for i := range segs {
 		s := &segs[i]
-		out[i] = segmentWire{Type: s.Type, Text: s.Text}
+		out[i].Type = s.Type
+		if s.Type == SegmentText || s.Text != "" {
+			out[i].Text = &s.Text
+		}
 		if s.Type == SegmentFace || s.Face != 0 {
 			out[i].Face = &s.Face
 		}
