@@ -1,0 +1,215 @@
+package egress
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/qqbridge/qqbridge/schema"
+)
+
+// Run consumes the send requests of stream Subjects.StreamOut() (subjects
+// <prefix>.out.>, created beforehand by bus.EnsureStreams) through the
+// durable pull consumer Config.Consumer, one message at a time and in order
+// (MaxAckPending 1, so replicas sharing the consumer keep the order too), and
+// publishes each outcome on <prefix>.result.<kind>.
+//
+// A request that cannot be decoded or fails validation is answered
+// invalid_request, an unknown target unknown_target; both are terminated
+// (never redelivered). Transient failures are retried in place while the
+// message is kept in progress, so no later request overtakes it. When ctx
+// ends, the part being sent is finished, the progress recorded, the message
+// handed back (nak) and Run returns nil; other errors are returned only when
+// the stream or consumer cannot be set up.
+func (e *Egress) Run(ctx context.Context) error {
+	s := e.cfg.Subjects
+	stream, err := e.cfg.JS.Stream(ctx, s.StreamOut())
+	if err != nil {
+		return fmt.Errorf("egress: stream %s: %w", s.StreamOut(), err)
+	}
+	created := stream.CachedInfo().Created
+	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       e.cfg.Consumer,
+		Description:   "qqbridge egress: sends the requests on " + s.OutWildcard() + " one at a time",
+		FilterSubject: s.OutWildcard(),
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       e.cfg.AckWait,
+		MaxDeliver:    e.cfg.MaxDeliver,
+		MaxAckPending: 1,
+	})
+	if err != nil {
+		return fmt.Errorf("egress: consumer %s on %s: %w", e.cfg.Consumer, s.StreamOut(), err)
+	}
+	e.log.Info().Str("stream", s.StreamOut()).Str("consumer", e.cfg.Consumer).Msg("egress consumer running")
+	bo := e.newBackoff()
+	for ctx.Err() == nil {
+		it, err := cons.Messages(jetstream.PullMaxMessages(1))
+		if err != nil {
+			e.log.Warn().Err(err).Msg("cannot pull from the consumer; retrying")
+			if sleepCtx(ctx, bo.NextBackOff()) != nil {
+				break
+			}
+			continue
+		}
+		for {
+			msg, err := it.Next(jetstream.NextContext(ctx))
+			if ctx.Err() != nil {
+				if msg != nil { // delivered as ctx ended: hand it back untouched
+					_ = msg.Nak()
+				}
+				break
+			}
+			if errors.Is(err, jetstream.ErrNoHeartbeat) {
+				continue
+			}
+			if err != nil {
+				e.log.Warn().Err(err).Msg("pulling the next request failed; retrying")
+				_ = sleepCtx(ctx, bo.NextBackOff())
+				break
+			}
+			bo.Reset()
+			e.handle(ctx, msg, stream.CachedInfo().Config.Name, created)
+		}
+		it.Stop()
+	}
+	e.log.Info().Msg("egress consumer stopped")
+	return nil
+}
+
+// handle works one message of the stream to its end.
+func (e *Egress) handle(ctx context.Context, msg jetstream.Msg, streamName string, created time.Time) {
+	meta, err := msg.Metadata()
+	if err != nil { // not a JetStream message: nothing to answer to
+		e.log.Error().Err(err).Str("subject", msg.Subject()).Msg("message without JetStream metadata; terminated")
+		_ = msg.TermWithReason("no metadata")
+		return
+	}
+	seq := meta.Sequence.Stream
+	seqID := "seq:" + strconv.FormatUint(seq, 10)
+	msgKey := seqKey(streamName, created, seq)
+	log := e.log.With().Str("subject", msg.Subject()).Uint64("seq", seq).Logger()
+
+	kind, req, verr := decodeOut(e.cfg.Subjects, msg.Subject(), msg.Headers(), msg.Data())
+	resultSubject := e.resultSubject(msg.Subject(), kind)
+	if verr != nil {
+		id := seqID
+		if req != nil && req.ID != "" {
+			id = req.ID
+		}
+		res := invalidResult(id, kind, verr)
+		log.Info().Str("id", id).Str("reason", verr.Error()).Msg("invalid request; terminated")
+		if err := e.publishResult(ctx, resultSubject, res, msgKey); err != nil {
+			log.Warn().Err(err).Msg("could not publish the result; the request will be answered again")
+			_ = msg.Nak()
+			return
+		}
+		_ = msg.TermWithReason("invalid_request")
+		return
+	}
+	j := &job{kind: kind, req: req, resultID: seqID, key: msgKey, inProgress: func() { _ = msg.InProgress() }}
+	if req.ID != "" {
+		j.resultID, j.key = req.ID, idKey(req.ID)
+	}
+	res, st := e.run(ctx, j)
+	if st == statusInterrupted {
+		log.Info().Str("id", j.resultID).Msg("stopping: request handed back with its progress recorded")
+		_ = msg.Nak()
+		return
+	}
+	if err := e.publishResult(ctx, resultSubject, res, msgKey); err != nil {
+		log.Warn().Err(err).Msg("could not publish the result; the request will be answered again")
+		_ = msg.Nak()
+		return
+	}
+	ev := log.Info()
+	if res.Error != nil {
+		ev = log.Warn().Str("code", string(res.Error.Code)).Str("reason", res.Error.Message)
+	}
+	ev.Str("id", j.resultID).Bool("ok", res.OK).Int("parts", res.Parts).Msg("request answered")
+	if res.Error != nil && res.Error.Code == schema.CodeUnknownTarget {
+		_ = msg.TermWithReason("unknown_target")
+		return
+	}
+	if err := msg.DoubleAck(ctx); err != nil {
+		// The outcome is recorded: a redelivery answers it again.
+		log.Warn().Err(err).Msg("ack failed")
+	}
+}
+
+// decodeOut decodes and validates a message of <prefix>.out.<kind>. kind is
+// the subject's kind token even when it is not a sendable kind (for the
+// result subject); req is set when the body could be decoded (its id is then
+// usable) even if validation failed.
+func decodeOut(s schema.Subjects, subject string, h nats.Header, data []byte) (schema.Kind, *schema.Request, error) {
+	kind, kerr := schema.KindFromOutSubject(s, subject)
+	if kerr != nil {
+		kind = schema.Kind(strings.TrimPrefix(subject, s.Prefix()+".out."))
+	}
+	req, err := schema.DecodeRequest(schema.HeaderValue(h, schema.HeaderContentType), data)
+	if kerr != nil {
+		return kind, req, &schema.ValidationError{Field: "kind", Reason: fmt.Sprintf(
+			"subject %q: the kind must be friend, group, discuss or sess", subject)}
+	}
+	if err != nil {
+		return kind, nil, err
+	}
+	if err := req.Validate(kind); err != nil {
+		return kind, req, err
+	}
+	return kind, req, nil
+}
+
+// resultSubject is where the outcome of a request on subject goes:
+// <prefix>.result.<kind>, or for a subject of no known kind the same tokens
+// after "result" as after "out", so the sender can still find it.
+func (e *Egress) resultSubject(subject string, kind schema.Kind) string {
+	if kind.Sendable() {
+		return e.cfg.Subjects.Result(kind)
+	}
+	rest := strings.TrimPrefix(subject, e.cfg.Subjects.Prefix()+".out.")
+	if rest == "" || rest == subject {
+		rest = "invalid"
+	}
+	return e.cfg.Subjects.Prefix() + ".result." + rest
+}
+
+// publishResult publishes res on subject with a JetStream ack, retrying until
+// acked (within ctx, and a few seconds past its end so that a finished send is
+// still reported while the bridge stops). msgID de-duplicates a republish of
+// the same request message.
+func (e *Egress) publishResult(ctx context.Context, subject string, res schema.Result, msgID string) error {
+	data, err := e.codec.Marshal(res)
+	if err != nil {
+		return fmt.Errorf("egress: encode result: %w", err)
+	}
+	m := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
+	m.Header.Set(schema.HeaderContentType, e.codec.ContentType())
+	m.Header.Set(jetstream.MsgIDHeader, "result."+msgID)
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(5*time.Second, cancel)
+		context.AfterFunc(pctx, func() { t.Stop() })
+	})
+	defer stop()
+	bo := e.newBackoff()
+	for {
+		actx, acancel := context.WithTimeout(pctx, 5*time.Second)
+		_, err := e.cfg.JS.PublishMsg(actx, m)
+		acancel()
+		if err == nil {
+			return nil
+		}
+		e.log.Warn().Err(err).Str("subject", subject).Msg("publishing a result failed; retrying")
+		if err := sleepCtx(pctx, bo.NextBackOff()); err != nil {
+			return fmt.Errorf("egress: publish result on %s: %w", subject, err)
+		}
+	}
+}
