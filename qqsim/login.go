@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"rsc.io/qr"
@@ -235,27 +236,23 @@ func (s *Server) checkSigURL(r *http.Request, ptsigx string) string {
 		}
 		base = scheme + "://" + r.Host
 	}
-	q := url.Values{}
-	q.Set("pttype", "1")
-	q.Set("uin", strconv.FormatInt(s.world.Self.QQ, 10))
-	q.Set("service", "ptqrlogin")
-	q.Set("nodirect", "0")
-	q.Set("ptsigx", ptsigx)
-	q.Set("s_url", "http://w.qq.com/proxy.html?login2qq=1")
-	q.Set("f_url", "")
-	q.Set("ptlang", "2052")
-	q.Set("ptredirect", "100")
-	q.Set("aid", "501004106")
-	q.Set("daid", "164")
-	q.Set("j_later", "0")
-	q.Set("low_login_hour", "0")
-	q.Set("regmaster", "0")
-	q.Set("pt_login_type", "3")
-	q.Set("pt_aid", "0")
-	q.Set("pt_aaid", "16")
-	q.Set("pt_light", "0")
-	q.Set("pt_3rd_aid", "0")
-	return base + "/check_sig?" + q.Encode()
+	// The parameters in the order the real URL had them.
+	params := [][2]string{
+		{"pttype", "1"}, {"uin", strconv.FormatInt(s.world.Self.QQ, 10)}, {"service", "ptqrlogin"},
+		{"nodirect", "0"}, {"ptsigx", ptsigx}, {"s_url", "http://w.qq.com/proxy.html?login2qq=1"},
+		{"f_url", ""}, {"ptlang", "2052"}, {"ptredirect", "100"}, {"aid", "501004106"}, {"daid", "164"},
+		{"j_later", "0"}, {"low_login_hour", "0"}, {"regmaster", "0"}, {"pt_login_type", "3"},
+		{"pt_aid", "0"}, {"pt_aaid", "16"}, {"pt_light", "0"}, {"pt_3rd_aid", "0"},
+	}
+	var b strings.Builder
+	b.WriteString(base + "/check_sig?")
+	for i, p := range params {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(p[0] + "=" + url.QueryEscape(p[1]))
+	}
+	return b.String()
 }
 
 // checkSig follows the confirmed login: 302 and the login cookies. The ptsigx token
