@@ -224,7 +224,7 @@ func Split(segs []Segment) [][]Segment {
 		size       int
 		space      bool
 	}
-	var atoms []atom
+	atoms := make([]atom, 0, ContentSize(segs))
 	for i, s := range segs {
 		if s.Type != SegmentText {
 			atoms = append(atoms, atom{seg: i, size: segmentSize(s)})
@@ -238,17 +238,20 @@ func Split(segs []Segment) [][]Segment {
 	var parts [][]Segment
 	emit := func(as []atom) {
 		var part []Segment
-		for _, a := range as {
+		for i := 0; i < len(as); {
+			a := as[i]
 			s := segs[a.seg]
 			if s.Type != SegmentText {
 				part = append(part, s)
+				i++
 				continue
 			}
-			if n := len(part); n > 0 && part[n-1].Type == SegmentText {
-				part[n-1].Text += s.Text[a.start:a.end]
-				continue
+			j := i + 1
+			for j < len(as) && as[j].seg == a.seg {
+				j++
 			}
-			part = append(part, TextSegment(s.Text[a.start:a.end]))
+			part = append(part, TextSegment(s.Text[a.start:as[j-1].end]))
+			i = j
 		}
 		parts = append(parts, part)
 	}
