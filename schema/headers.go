@@ -86,7 +86,8 @@ func HeaderValue(h map[string][]string, name string) string {
 // Content-Type header (absent means JSON), decodes the body and checks the
 // version. Fields it does not know are ignored, so consumers keep working
 // when fields are added. Errors match ErrUnsupportedContentType,
-// ErrInvalidEvent or ErrUnsupportedVersion. The returned time is in UTC.
+// ErrInvalidEvent or ErrUnsupportedVersion. The returned time is in UTC; an
+// empty segment list or raw value is returned as nil.
 func DecodeEvent(header map[string][]string, data []byte) (*Event, error) {
 	c, err := CodecFor(HeaderValue(header, HeaderContentType))
 	if err != nil {
@@ -100,5 +101,11 @@ func DecodeEvent(header map[string][]string, data []byte) (*Event, error) {
 		return nil, fmt.Errorf("%w: event v %d, this package reads v %d", ErrUnsupportedVersion, e.V, Version)
 	}
 	e.Time = e.Time.UTC()
+	if len(e.Segments) == 0 {
+		e.Segments = nil // "segments":[] and an absent list mean the same
+	}
+	if len(e.Raw) == 0 {
+		e.Raw = nil
+	}
 	return &e, nil
 }
