@@ -58,7 +58,6 @@ type session struct {
 	state    sessState
 	kickSent bool
 	online   bool // get_online_buddies2 was called
-	started  time.Time
 	num      *numbers
 	pollGen  int64              // the newest poll; older held polls answer 102
 	sigs     map[string]sessSig // group_sig values of get_c2cmsg_sig2
@@ -329,7 +328,6 @@ func (s *Server) login2(c *call) any {
 		id:      secret(56),
 		creds:   cr,
 		vfwebqq: cr.vfwebqq,
-		started: c.now,
 		num:     s.drawNumbersLocked(),
 		sigs:    map[string]sessSig{},
 	}

@@ -70,8 +70,8 @@ type endpoint struct {
 // reply writes a non-JSON answer.
 type reply func(w http.ResponseWriter)
 
-// endpoints maps each path to its endpoint. It is read-only.
-var endpoints = func() map[string]endpoint {
+// protocolEndpoints maps each path to its endpoint.
+func protocolEndpoints() map[string]endpoint {
 	list := []endpoint{
 		{"ptqrshow", http.MethodGet, hostPT, 0, (*Server).ptqrshow},
 		{"ptqrlogin", http.MethodGet, hostPT, 0, (*Server).ptqrlogin},
@@ -109,7 +109,7 @@ var endpoints = func() map[string]endpoint {
 		m[path] = e
 	}
 	return m
-}()
+}
 
 // call is one protocol request being answered.
 type call struct {
@@ -235,7 +235,10 @@ func (s *Server) serveProtocol(w http.ResponseWriter, r *http.Request, ep endpoi
 		}
 		ans = ep.handle(s, c)
 	}
-	if a, ok := ans.(rc); ok {
+	switch a := ans.(type) {
+	case rc:
+		s.count("retcode_" + strconv.Itoa(a.Retcode))
+	case rcMsg:
 		s.count("retcode_" + strconv.Itoa(a.Retcode))
 	}
 	s.mu.Unlock()

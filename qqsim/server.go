@@ -16,8 +16,9 @@ import (
 // Server is the simulator: an http.Handler serving the protocol endpoints and the
 // /_sim/ control API, and the same control as methods. It is safe for concurrent use.
 type Server struct {
-	cfg   Config
-	world *World
+	cfg       Config
+	world     *World
+	endpoints map[string]endpoint // read-only after New
 
 	mu      sync.Mutex
 	rng     *rand.Rand    // under mu
@@ -73,6 +74,7 @@ func New(cfg Config) (*Server, error) {
 	return &Server{
 		cfg:       cfg,
 		world:     cfg.World.clone(),
+		endpoints: protocolEndpoints(),
 		rng:       rng,
 		changed:   make(chan struct{}),
 		phase:     "no_qr",
@@ -91,7 +93,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveControl(w, r)
 		return
 	}
-	ep, ok := endpoints[r.URL.Path]
+	ep, ok := s.endpoints[r.URL.Path]
 	if !ok {
 		http.NotFound(w, r)
 		return
