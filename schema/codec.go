@@ -111,6 +111,14 @@ type msgpackCodec struct{}
 func (msgpackCodec) ContentType() string { return ContentTypeMsgpack }
 
 func (msgpackCodec) Marshal(v any) ([]byte, error) {
+	if e, ok := v.(*Event); ok && e != nil {
+		// Skip the EncodeMsgpack indirection, which copies the event.
+		w, err := e.wire()
+		if err != nil {
+			return nil, err
+		}
+		v = w
+	}
 	var buf bytes.Buffer
 	enc := msgpack.GetEncoder()
 	defer msgpack.PutEncoder(enc)

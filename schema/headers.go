@@ -33,14 +33,19 @@ const CETypePrefix = "qq."
 // Content-Type is not among them, as the event does not know its codec; use
 // SetHeaders or Encode for a complete set.
 func (e *Event) Headers() map[string]string {
-	return map[string]string{
-		HeaderCESpecVersion: CESpecVersion,
-		HeaderCEID:          e.ID,
-		HeaderCEType:        CETypePrefix + e.Type,
-		HeaderCESource:      e.Source(),
-		HeaderCETime:        e.Time.UTC().Format(time.RFC3339Nano),
-		HeaderMsgID:         e.ID,
-	}
+	h := make(map[string]string, 6)
+	e.eachHeader(func(k, v string) { h[k] = v })
+	return h
+}
+
+// eachHeader calls set for each header of Headers.
+func (e *Event) eachHeader(set func(k, v string)) {
+	set(HeaderCESpecVersion, CESpecVersion)
+	set(HeaderCEID, e.ID)
+	set(HeaderCEType, CETypePrefix+e.Type)
+	set(HeaderCESource, e.Source())
+	set(HeaderCETime, e.Time.UTC().Format(time.RFC3339Nano))
+	set(HeaderMsgID, e.ID)
 }
 
 // Source returns the CloudEvents source of the event: "qqbridge/<account>".
@@ -49,10 +54,14 @@ func (e *Event) Source() string { return "qqbridge/" + strconv.FormatInt(e.Accou
 // SetHeaders sets the event's headers (see Headers) and Content-Type in h,
 // replacing values of the same names. h may be a nats.Header.
 func (e *Event) SetHeaders(h map[string][]string, contentType string) {
-	for k, v := range e.Headers() {
-		h[k] = []string{v}
+	// One backing array for all seven values.
+	vals := make([]string, 0, 7)
+	set := func(k, v string) {
+		vals = append(vals, v)
+		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
-	h[HeaderContentType] = []string{contentType}
+	e.eachHeader(set)
+	set(HeaderContentType, contentType)
 }
 
 // Encode encodes the event with c and returns the body and the complete
