@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -62,4 +64,12 @@ func (c *cli) parseDemoFlags(args []string) (demoConfig, error) {
 		return dc, f.badf("log-level", "%v", err)
 	}
 	return dc, nil
+}
+
+// runDemo is `bridge demo`.
+func (c *cli) runDemo(ctx context.Context, args []string) error {
+	if _, err := c.parseDemoFlags(args); err != nil {
+		return err
+	}
+	return errors.New("demo: not wired yet")
 }

@@ -31,7 +31,7 @@ type printer struct {
 
 // headersOfInterest are printed on the head line, in this order, when present.
 var headersOfInterest = []string{
-	schema.HeaderContentType, schema.HeaderCEType, schema.HeaderCEID, schema.HeaderMsgID, "Nats-Expected-Stream",
+	schema.HeaderContentType, schema.HeaderCEType, schema.HeaderCEID, schema.HeaderMsgID, headerExpiresAt,
 }
 
 // print writes one message.
@@ -95,8 +95,8 @@ func (p *printer) summarize(m *nats.Msg) (string, string) {
 		}
 		return stateSummary(&st), ""
 	case m.Subject == s.SessionQR():
-		var qr schema.QR
-		if err := schema.Decode(ct, m.Data, &qr); err != nil {
+		qr, err := decodeQR(m)
+		if err != nil {
 			return "undecodable QR: " + err.Error(), ""
 		}
 		line := fmt.Sprintf("QR code to scan (%d bytes PNG, expires %s)", len(qr.PNG), qr.ExpiresAt.Local().Format(time.TimeOnly))
@@ -122,6 +122,35 @@ func (p *printer) summarize(m *nats.Msg) (string, string) {
 		return requestSummary(req), ""
 	}
 	return "", ""
+}
+
+// Headers of a QR message published as the PNG itself (the session manager's
+// default): Content-Type image/png and expires_at (RFC 3339).
+const (
+	contentTypePNG  = "image/png"
+	headerExpiresAt = "expires_at"
+)
+
+// decodeQR reads a QR message: the PNG itself (Content-Type image/png, header
+// expires_at) or a schema.QR in JSON or msgpack.
+func decodeQR(m *nats.Msg) (*schema.QR, error) {
+	ct := schema.HeaderValue(m.Header, schema.HeaderContentType)
+	if strings.HasPrefix(ct, contentTypePNG) {
+		qr := &schema.QR{PNG: m.Data}
+		if v := schema.HeaderValue(m.Header, headerExpiresAt); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				return nil, fmt.Errorf("header %s: %w", headerExpiresAt, err)
+			}
+			qr.ExpiresAt = t
+		}
+		return qr, nil
+	}
+	var qr schema.QR
+	if err := schema.Decode(ct, m.Data, &qr); err != nil {
+		return nil, err
+	}
+	return &qr, nil
 }
 
 // eventSummary is one line for an inbound event: where, who, what.

@@ -37,7 +37,8 @@ func TestPrinter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	qrJSON, err := json.Marshal(schema.QR{PNG: simQR(t), ExpiresAt: time.Now().Add(time.Minute)})
+	qrPNG := simQR(t)
+	qrJSON, err := json.Marshal(schema.QR{PNG: qrPNG, ExpiresAt: time.Now().Add(time.Minute)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,6 +74,11 @@ func TestPrinter(t *testing.T) {
 		{
 			name: "QR is drawn, not dumped", subject: "qq.session.qr", data: qrJSON,
 			want: []string{"QR code to scan", "█"}, notWant: []string{`"png"`},
+		},
+		{
+			name: "QR as the PNG itself", subject: "qq.session.qr",
+			header: nats.Header{"Content-Type": {"image/png"}, "expires_at": {"2030-01-02T03:04:05Z"}}, data: qrPNG,
+			want: []string{"content-type=image/png", "expires_at=2030-01-02T03:04:05Z", "QR code to scan", "▀"}, notWant: []string{"PNG\\r"},
 		},
 		{
 			name: "failed result", subject: "qq.result.group", data: readTestdata(t, "result_failed.json"),

@@ -1,0 +1,360 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/qqbridge/qqbridge/bus"
+	"github.com/qqbridge/qqbridge/directory"
+	"github.com/qqbridge/qqbridge/egress"
+	"github.com/qqbridge/qqbridge/ingress"
+	"github.com/qqbridge/qqbridge/qqclient"
+	"github.com/qqbridge/qqbridge/session"
+)
+
+// Bridge is one assembled bridge: the NATS connection (and the embedded server
+// when it has one), the streams and buckets, the QQ client, the session manager,
+// the directory, ingress, egress with its API, and the health endpoints. wire makes
+// it; Run runs it until its context ends, then stops it gracefully.
+type Bridge struct {
+	cfg config
+	log zerolog.Logger
+
+	ns      *server.Server // the embedded server; nil when joining --nats
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	client  *qqclient.Client
+	session *session.Manager
+	dir     *directory.Directory
+	in      *ingress.Ingress
+	out     *egress.Egress
+
+	httpLn  net.Listener // nil without --http
+	httpSrv *http.Server
+
+	mu      sync.Mutex
+	running bool  // between the start of Run and the beginning of the stop
+	failed  error // a component that stopped with an error
+}
+
+// wire assembles a bridge from cfg: it starts the embedded nats-server (without
+// NATSURL) or connects to NATSURL (retrying until ctx ends), creates or updates the
+// streams and buckets, and makes every component. Nothing talks to QQ before Run.
+// On error everything started is stopped again.
+func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err error) {
+	log = log.With().Str("prefix", cfg.Subjects.Prefix()).Logger()
+	b := &Bridge{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			b.close()
+		}
+	}()
+
+	url := cfg.NATSURL
+	if url == "" {
+		host, portStr, err := net.SplitHostPort(cfg.NATSListen)
+		if err != nil {
+			return nil, fmt.Errorf("embedded nats-server: listen address %q: %w", cfg.NATSListen, err)
+		}
+		port, err := strconv.Atoi(portStr)
+		if err != nil {
+			return nil, fmt.Errorf("embedded nats-server: port %q: %w", portStr, err)
+		}
+		if port == 0 {
+			port = -1 // any free port
+		}
+		b.ns, err = bus.StartEmbedded(bus.EmbeddedOptions{DataDir: cfg.DataDir, Host: host, Port: port})
+		if err != nil {
+			return nil, fmt.Errorf("embedded nats-server: %w", err)
+		}
+		url = b.ns.ClientURL()
+		log.Info().Str("nats", url).Str("data_dir", cfg.DataDir).Msg("embedded nats-server with JetStream started")
+	}
+	if b.nc, err = connectNATS(ctx, url, cfg.NATSCreds, log); err != nil {
+		return nil, err
+	}
+	if b.js, err = jetstream.New(b.nc); err != nil {
+		return nil, err
+	}
+	s := cfg.Subjects
+	if err := bus.EnsureStreams(ctx, b.js, s, bus.StreamOptions{Replicas: cfg.Replicas}); err != nil {
+		return nil, err
+	}
+	sessionKV, err := bus.SessionKV(ctx, b.js, s, cfg.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	sentKV, err := bus.SentKV(ctx, b.js, s, cfg.Replicas)
+	if err != nil {
+		return nil, err
+	}
+
+	opts := []qqclient.Option{qqclient.WithPollTimeout(cfg.PollTimeout), qqclient.WithQRPollInterval(cfg.QRPollInterval)}
+	if cfg.QQEndpoint != "" {
+		opts = append(opts, qqclient.WithBaseURL(cfg.QQEndpoint))
+	}
+	if b.client, err = qqclient.New(opts...); err != nil {
+		return nil, fmt.Errorf("QQ client: %w", err)
+	}
+	key := session.DeriveKey(cfg.SessionKey)
+	if key == nil {
+		log.Warn().Msg("no --session-key: the saved session is kept in the KV bucket in plaintext; anyone who can read the bucket can use the account")
+	}
+	b.session, err = session.New(session.Config{
+		Client:    b.client,
+		NC:        b.nc,
+		JS:        b.js,
+		KV:        sessionKV,
+		Subjects:  s,
+		Key:       key,
+		Log:       log.With().Str("component", "session").Logger(),
+		Format:    cfg.Codec,
+		LeaderTTL: cfg.LeaderTTL,
+	})
+	if err != nil {
+		return nil, err
+	}
+	b.dir = directory.New(b.client, log.With().Str("component", "directory").Logger())
+	b.session.OnOnline(func(ctx context.Context, o session.Online) {
+		if err := b.dir.Refresh(ctx); err != nil && ctx.Err() == nil {
+			log.Warn().Err(err).Int64("account", o.Account).Msg("contact refresh at login failed; names and stable numbers may be missing until the next refresh")
+		}
+	})
+	leader := &leaderSessions{m: b.session}
+	if b.in, err = ingress.New(ingress.Config{
+		Client:   termPoller{client: b.client, s: leader},
+		Session:  leader,
+		Dir:      b.dir,
+		JS:       b.js,
+		Subjects: s,
+		Codec:    cfg.Codec,
+		Log:      log,
+	}); err != nil {
+		return nil, err
+	}
+	if b.out, err = egress.New(egress.Config{
+		Client:   b.client,
+		Session:  egressSessions{m: b.session},
+		Dir:      b.dir,
+		NC:       b.nc,
+		JS:       b.js,
+		SentKV:   sentKV,
+		Subjects: s,
+		Codec:    cfg.Codec,
+		Log:      log,
+		Rate:     cfg.Rate,
+		Burst:    cfg.Burst,
+	}); err != nil {
+		return nil, err
+	}
+	if cfg.HTTPAddr != "" {
+		if b.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return nil, fmt.Errorf("--http %s: %w", cfg.HTTPAddr, err)
+		}
+		b.httpSrv = &http.Server{Handler: b.healthHandler(), ReadHeaderTimeout: 5 * time.Second}
+	}
+	return b, nil
+}
+
+// connectNATS connects to url, retrying with backoff until it succeeds or ctx ends;
+// once connected it reconnects forever. Connection events are logged with the URL
+// redacted (no credentials).
+func connectNATS(ctx context.Context, url, creds string, log zerolog.Logger) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name("qqbridge"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second),
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			log.Warn().Err(err).Msg("NATS disconnected; reconnecting")
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info().Str("nats", nc.ConnectedUrlRedacted()).Msg("NATS reconnected")
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			ev := log.Warn().Err(err)
+			if sub != nil {
+				ev = ev.Str("subject", sub.Subject)
+			}
+			ev.Msg("NATS asynchronous error")
+		}),
+	}
+	if creds != "" {
+		opts = append(opts, nats.UserCredentials(creds))
+	}
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval, bo.MaxInterval, bo.MaxElapsedTime = 500*time.Millisecond, 10*time.Second, 0
+	for {
+		nc, err := nats.Connect(url, opts...)
+		if err == nil {
+			log.Info().Str("nats", nc.ConnectedUrlRedacted()).Msg("connected to NATS")
+			return nc, nil
+		}
+		wait := bo.NextBackOff()
+		log.Warn().Err(err).Dur("retry_in", wait).Msg("cannot connect to NATS")
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("connect to NATS: %w (last error: %v)", ctx.Err(), err)
+		case <-time.After(wait):
+		}
+	}
+}
+
+// NATSURL returns the URL of the NATS server the bridge is connected to (the
+// embedded one's client URL when it has one).
+func (b *Bridge) NATSURL() string {
+	if b.ns != nil {
+		return b.ns.ClientURL()
+	}
+	return b.nc.ConnectedUrlRedacted()
+}
+
+// HTTPAddr returns the address of the health listener, "" without one.
+func (b *Bridge) HTTPAddr() string {
+	if b.httpLn == nil {
+		return ""
+	}
+	return b.httpLn.Addr().String()
+}
+
+// Session returns the session manager (for the demo and tests).
+func (b *Bridge) Session() *session.Manager { return b.session }
+
+// Run runs the bridge until ctx ends or a component fails, then stops it:
+//  1. polling stops (the poll in flight is cancelled; what it received is published);
+//  2. sends in flight finish (the consumer's and the API's), at most ShutdownTimeout;
+//  3. the session manager stops (the leader publishes "stopped" and frees the lease);
+//  4. NATS is drained, the health listener and the embedded server are shut down.
+//
+// It returns nil after a stop caused by ctx, else the component's error. Run is
+// called once; it releases everything wire made.
+func (b *Bridge) Run(ctx context.Context) error {
+	// The components get contexts of their own, so that they stop in order.
+	base := context.WithoutCancel(ctx)
+	sessCtx, stopSession := context.WithCancel(base)
+	workCtx, stopWork := context.WithCancel(base)
+	defer stopSession()
+	defer stopWork()
+
+	fail := make(chan error, 4)
+	failed := func(what string, err error) {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			select {
+			case fail <- fmt.Errorf("%s: %w", what, err):
+			default:
+			}
+		}
+	}
+	var sessWG, workWG sync.WaitGroup
+	if b.httpSrv != nil {
+		go func() {
+			if err := b.httpSrv.Serve(b.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				failed("health listener", err)
+			}
+		}()
+		b.log.Info().Str("http", b.HTTPAddr()).Msg("health endpoints /healthz and /readyz")
+	}
+	sessWG.Add(2)
+	go func() {
+		defer sessWG.Done()
+		failed("session", b.session.Run(sessCtx))
+	}()
+	go func() {
+		defer sessWG.Done()
+		b.dir.Run(sessCtx, b.cfg.DirectoryRefresh)
+	}()
+	if _, err := b.out.Service(workCtx); err != nil {
+		failed("API service", err)
+	}
+	workWG.Add(2)
+	go func() {
+		defer workWG.Done()
+		failed("ingress", b.in.Run(workCtx))
+	}()
+	go func() {
+		defer workWG.Done()
+		failed("egress", b.out.Run(workCtx))
+	}()
+	b.setRunning(true)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		b.log.Info().Msg("stopping: polling stops, sends in flight finish, then NATS drains")
+	case runErr = <-fail:
+		b.log.Error().Err(runErr).Msg("a component failed; stopping")
+		b.setFailed(runErr)
+	}
+	b.setRunning(false)
+
+	stopWork()
+	if !waitTimeout(func() { workWG.Wait(); b.out.Wait() }, b.cfg.ShutdownTimeout) {
+		b.log.Warn().Dur("timeout", b.cfg.ShutdownTimeout).Msg("sends still in flight at the shutdown timeout; they are recorded and retried by the next bridge")
+	}
+	stopSession()
+	if !waitTimeout(sessWG.Wait, 10*time.Second) {
+		b.log.Warn().Msg("the session manager did not stop in time")
+	}
+	b.close()
+	b.log.Info().Msg("stopped")
+	return runErr
+}
+
+// close drains NATS and shuts down the health listener and the embedded server.
+// It is safe to call on a partly wired bridge.
+func (b *Bridge) close() {
+	if b.httpSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = b.httpSrv.Shutdown(ctx)
+		cancel()
+	} else if b.httpLn != nil {
+		_ = b.httpLn.Close()
+	}
+	if b.nc != nil {
+		if err := drainConn(b.nc, 5*time.Second); err != nil {
+			b.log.Warn().Err(err).Msg("NATS drain")
+		}
+	}
+	if b.ns != nil {
+		b.ns.Shutdown()
+		b.ns.WaitForShutdown()
+	}
+}
+
+func (b *Bridge) setRunning(v bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.running = v
+}
+
+func (b *Bridge) setFailed(err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.failed = err
+}
+
+// waitTimeout runs wait and reports whether it returned within d.
+func waitTimeout(wait func(), d time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}

@@ -1,0 +1,297 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"image/png"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/qqbridge/qqbridge/qqsim"
+	"github.com/qqbridge/qqbridge/schema"
+	"github.com/qqbridge/qqbridge/session"
+)
+
+// Stable numbers of qqsim's default world.
+const (
+	aliceQQ  = 123456
+	devGroup = 987654
+)
+
+// loginByQR waits for the bridge's QR code, checks it, and plays the phone: scan,
+// confirm. It returns the index of the online state event.
+func loginByQR(t *testing.T, sim *qqsim.Server, rec *recorder, s schema.Subjects) int {
+	t.Helper()
+	_, qrMsg := rec.waitAfter(t, 0, "a QR code", func(m *nats.Msg) bool { return m.Subject == s.SessionQR() })
+	qr, err := decodeQR(qrMsg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := png.Decode(bytes.NewReader(qr.PNG)); err != nil {
+		t.Fatalf("the QR message is not a PNG: %v", err)
+	}
+	if qr.ExpiresAt.IsZero() {
+		t.Errorf("the QR message has no expiry")
+	}
+	rec.waitAfter(t, 0, "state awaiting_scan", isState(s, schema.StateAwaitingScan))
+	if err := sim.ScanQR(); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitAfter(t, 0, "state scanned", isState(s, schema.StateScanned))
+	if err := sim.ConfirmQR(); err != nil {
+		t.Fatal(err)
+	}
+	i, _ := rec.waitAfter(t, 0, "state online", isState(s, schema.StateOnline))
+	return i
+}
+
+// TestBridgeEndToEnd runs the whole bridge against the simulator: QR login, an
+// inbound group message, outbound sends through the stream and through the API,
+// the health endpoints, a session expiry survived without a new QR and without a
+// lost or doubled message, and a graceful stop.
+func TestBridgeEndToEnd(t *testing.T) {
+	sim, simURL := newSim(t)
+	cfg := testConfig(t, simURL)
+	rb := startBridge(t, cfg)
+	s := cfg.Subjects
+	nc := connect(t, rb.b.NATSURL())
+	rec := record(t, nc, s.Prefix()+".>")
+	health := "http://" + rb.b.HTTPAddr()
+
+	var st healthStatus
+	if code := getJSON(t, health+"/readyz?online=1", &st); code != 503 || st.OK {
+		t.Errorf("readyz?online=1 before login: %d %+v", code, st)
+	}
+
+	onlineAt := loginByQR(t, sim, rec, s)
+	qrsAtLogin := rec.count(func(m *nats.Msg) bool { return m.Subject == s.SessionQR() })
+
+	t.Run("state kept in KV", func(t *testing.T) {
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kv, err := js.KeyValue(context.Background(), s.SessionBucket())
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := kv.Get(context.Background(), schema.SessionKeyState)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got schema.SessionState
+		if err := json.Unmarshal(e.Value(), &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.State != schema.StateOnline || got.Account != sim.WorldView().Self.QQ {
+			t.Errorf("KV state %+v", got)
+		}
+	})
+
+	t.Run("health", func(t *testing.T) {
+		var st healthStatus
+		if code := getJSON(t, health+"/healthz", &st); code != 200 || !st.OK {
+			t.Errorf("healthz: %d %+v", code, st)
+		}
+		if code := getJSON(t, health+"/readyz?online=1", &st); code != 200 || !st.OK || st.State != schema.StateOnline || !st.Leader || st.NATS != "CONNECTED" {
+			t.Errorf("readyz: %d %+v", code, st)
+		}
+	})
+
+	t.Run("inbound group message", func(t *testing.T) {
+		if _, err := sim.Say(qqsim.Say{Kind: "group", From: aliceQQ, Group: devGroup, Text: "hello <bridge> & all", Faces: []int{14}}); err != nil {
+			t.Fatal(err)
+		}
+		subject := "qq.in.group.987654"
+		_, m := rec.waitAfter(t, onlineAt, "the group message", func(m *nats.Msg) bool { return m.Subject == subject })
+		ev, err := schema.DecodeEvent(m.Header, m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Type != schema.TypeMessageGroup || ev.Group == nil || ev.Group.Number != devGroup || ev.From == nil || ev.From.QQ != aliceQQ ||
+			ev.From.Card != "Alice@dev" || !strings.HasPrefix(ev.Text, "hello <bridge> & all") {
+			t.Errorf("event %+v from %+v group %+v", ev, ev.From, ev.Group)
+		}
+		if got := schema.HeaderValue(m.Header, schema.HeaderMsgID); got == "" || got != ev.ID {
+			t.Errorf("Nats-Msg-Id %q, event id %q", got, ev.ID)
+		}
+	})
+
+	t.Run("outbound through the stream", func(t *testing.T) {
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := json.Marshal(schema.Request{ID: "e2e-out-1", To: schema.Target{Group: devGroup}, Text: "reply through qq.out"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := nats.NewMsg(s.Out(schema.KindGroup))
+		msg.Header.Set(schema.HeaderMsgID, "e2e-out-1")
+		msg.Data = body
+		if _, err := js.PublishMsg(context.Background(), msg); err != nil {
+			t.Fatal(err)
+		}
+		_, m := rec.waitAfter(t, onlineAt, "the result of e2e-out-1", isResult("e2e-out-1"))
+		res, _ := decodeResult(m)
+		if !res.OK || res.Parts != 1 || res.Kind != schema.KindGroup || m.Subject != s.Result(schema.KindGroup) {
+			t.Errorf("result %+v on %s", res, m.Subject)
+		}
+		waitSent(t, sim, "group", devGroup, "reply through qq.out")
+	})
+
+	t.Run("outbound through the API", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		res, how, err := sendRequest(ctx, nc, s, schema.KindFriend, &schema.Request{ID: "e2e-api-1", To: schema.Target{QQ: aliceQQ}, Text: "reply through the API"}, schema.JSON())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.OK || !strings.Contains(how, "api.send.friend") {
+			t.Errorf("result %+v (%s)", res, how)
+		}
+		if got := sentTexts(sim, "friend", aliceQQ); len(got) != 1 || got[0] != "reply through the API" {
+			t.Errorf("the simulator received %q", got)
+		}
+	})
+
+	t.Run("session expiry", func(t *testing.T) {
+		from := rec.len()
+		sim.ExpireSession()
+		if _, err := sim.Say(qqsim.Say{Kind: "friend", From: aliceQQ, Text: "said during the outage"}); err != nil {
+			t.Fatal(err)
+		}
+		i, _ := rec.waitAfter(t, from, "state reconnecting", isState(s, schema.StateReconnecting))
+		j, _ := rec.waitAfter(t, i, "state online again", isState(s, schema.StateOnline))
+		subject := "qq.in.friend.123456"
+		rec.waitAfter(t, from, "the message said during the outage", isEventText(subject, "said during the outage"))
+		// A marker said after the outage: once it is through, a repeat would be too.
+		if _, err := sim.Say(qqsim.Say{Kind: "friend", From: aliceQQ, Text: "marker"}); err != nil {
+			t.Fatal(err)
+		}
+		rec.waitAfter(t, j, "the marker", isEventText(subject, "marker"))
+		if n := rec.count(isEventText(subject, "said during the outage")); n != 1 {
+			t.Errorf("the message said during the outage arrived %d times", n)
+		}
+		if n := rec.count(func(m *nats.Msg) bool { return m.Subject == s.SessionQR() }); n != qrsAtLogin {
+			t.Errorf("%d QR codes after the expiry, %d before: a re-login needed no QR", n, qrsAtLogin)
+		}
+		if n := rec.count(isState(s, schema.StateAwaitingScan)); n != 1 {
+			t.Errorf("awaiting_scan %d times", n)
+		}
+		// Sending works in the new session (new session numbers).
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		res, _, err := sendRequest(ctx, nc, s, schema.KindGroup, &schema.Request{ID: "e2e-after-expiry", To: schema.Target{Group: devGroup}, Text: "after the expiry"}, schema.JSON())
+		if err != nil || !res.OK {
+			t.Fatalf("send after the expiry: %+v %v", res, err)
+		}
+	})
+
+	t.Run("own sends are not inbound events", func(t *testing.T) {
+		for _, text := range []string{"reply through qq.out", "reply through the API", "after the expiry"} {
+			if n := rec.count(func(m *nats.Msg) bool {
+				ev, err := schema.DecodeEvent(m.Header, m.Data)
+				return strings.HasPrefix(m.Subject, "qq.in.") && err == nil && ev.Text == text
+			}); n != 0 {
+				t.Errorf("%q came back as %d inbound events", text, n)
+			}
+		}
+	})
+
+	t.Run("graceful stop", func(t *testing.T) {
+		from := rec.len()
+		if err := rb.stopBridge(t); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		rec.waitAfter(t, from, "state stopped", isState(s, schema.StateStopped))
+	})
+
+	t.Run("no secret in the logs", func(t *testing.T) {
+		logs := rb.logs.String()
+		if !strings.Contains(logs, `"account":931996776`) {
+			t.Errorf("no line carries the account as a field")
+		}
+		for _, secret := range sessionSecrets(t, rb) {
+			if strings.Contains(logs, secret) {
+				t.Errorf("a log line holds a session secret")
+			}
+		}
+	})
+}
+
+// sessionSecrets returns the secret values of the session the bridge saved (the
+// bridge runs without a session key, so the saved session is readable), read from
+// the store of its embedded server after it stopped.
+func sessionSecrets(t *testing.T, rb *runningBridge) []string {
+	t.Helper()
+	// The bridge stopped; start a server on the same store to read the bucket.
+	cfg := rb.b.cfg
+	b, err := wire(context.Background(), cfg, newLogger(&bytes.Buffer{}, cfg.LogLevel, logJSON, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.close()
+	kv, err := b.js.KeyValue(context.Background(), cfg.Subjects.SessionBucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := kv.Get(context.Background(), session.KeySession)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved, err := session.DecodeSaved(e.Value(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := []string{saved.PtWebQQ, saved.VFWebQQ, saved.PSessionID}
+	for _, c := range saved.Cookies {
+		if len(c.Value) >= 8 {
+			secrets = append(secrets, c.Value)
+		}
+	}
+	for _, s := range secrets[:3] {
+		if len(s) < 8 {
+			t.Fatalf("a session secret is too short to search for")
+		}
+	}
+	return secrets
+}
+
+// TestBridgeStopFinishesSend stops the bridge while a send is in flight (the
+// simulator answers slowly): the send completes, once.
+func TestBridgeStopFinishesSend(t *testing.T) {
+	sim, simURL := newSim(t)
+	cfg := testConfig(t, simURL)
+	rb := startBridge(t, cfg)
+	s := cfg.Subjects
+	nc := connect(t, rb.b.NATSURL())
+	rec := record(t, nc, s.Prefix()+".>")
+	loginByQR(t, sim, rec, s)
+
+	sim.SetChaos(qqsim.Chaos{LatencyMS: 1500})
+	before := sim.State().Counters["send_qun_msg2"]
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		_, _, _ = sendRequest(ctx, nc, s, schema.KindGroup, &schema.Request{ID: "in-flight", To: schema.Target{Group: devGroup}, Text: "in flight at the stop"}, schema.JSON())
+	}()
+	deadline := time.Now().Add(waitFor)
+	for sim.State().Counters["send_qun_msg2"] == before {
+		if time.Now().After(deadline) {
+			t.Fatal("the send never reached the simulator")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := rb.stopBridge(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got := sentTexts(sim, "group", devGroup); len(got) != 1 || got[0] != "in flight at the stop" {
+		t.Errorf("after the stop the simulator has %q", got)
+	}
+}
