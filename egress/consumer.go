@@ -75,7 +75,13 @@ func (e *Egress) Run(ctx context.Context) error {
 				break
 			}
 			bo.Reset()
-			e.handle(ctx, msg, stream.CachedInfo().Config.Name, created)
+			if e.handle(ctx, msg, stream.CachedInfo().Config.Name, created) {
+				// Stop pulling first, so that the message handed back is
+				// redelivered to whoever pulls next, not buffered here.
+				it.Stop()
+				_ = msg.Nak()
+				break
+			}
 		}
 		it.Stop()
 	}
@@ -83,13 +89,15 @@ func (e *Egress) Run(ctx context.Context) error {
 	return nil
 }
 
-// handle works one message of the stream to its end.
-func (e *Egress) handle(ctx context.Context, msg jetstream.Msg, streamName string, created time.Time) {
+// handle works one message of the stream to its end. It returns true when
+// ctx ended before the request was finished: the caller hands the message
+// back (its progress is recorded).
+func (e *Egress) handle(ctx context.Context, msg jetstream.Msg, streamName string, created time.Time) (handBack bool) {
 	meta, err := msg.Metadata()
 	if err != nil { // not a JetStream message: nothing to answer to
 		e.log.Error().Err(err).Str("subject", msg.Subject()).Msg("message without JetStream metadata; terminated")
 		_ = msg.TermWithReason("no metadata")
-		return
+		return false
 	}
 	seq := meta.Sequence.Stream
 	seqID := "seq:" + strconv.FormatUint(seq, 10)
@@ -107,11 +115,10 @@ func (e *Egress) handle(ctx context.Context, msg jetstream.Msg, streamName strin
 		log.Info().Str("id", id).Str("reason", verr.Error()).Msg("invalid request; terminated")
 		if err := e.publishResult(ctx, resultSubject, res, msgKey); err != nil {
 			log.Warn().Err(err).Msg("could not publish the result; the request will be answered again")
-			_ = msg.Nak()
-			return
+			return true
 		}
 		_ = msg.TermWithReason("invalid_request")
-		return
+		return false
 	}
 	j := &job{kind: kind, req: req, resultID: seqID, key: msgKey, inProgress: func() { _ = msg.InProgress() }}
 	if req.ID != "" {
@@ -120,13 +127,11 @@ func (e *Egress) handle(ctx context.Context, msg jetstream.Msg, streamName strin
 	res, st := e.run(ctx, j)
 	if st == statusInterrupted {
 		log.Info().Str("id", j.resultID).Msg("stopping: request handed back with its progress recorded")
-		_ = msg.Nak()
-		return
+		return true
 	}
 	if err := e.publishResult(ctx, resultSubject, res, msgKey); err != nil {
 		log.Warn().Err(err).Msg("could not publish the result; the request will be answered again")
-		_ = msg.Nak()
-		return
+		return true
 	}
 	ev := log.Info()
 	if res.Error != nil {
@@ -135,12 +140,15 @@ func (e *Egress) handle(ctx context.Context, msg jetstream.Msg, streamName strin
 	ev.Str("id", j.resultID).Bool("ok", res.OK).Int("parts", res.Parts).Msg("request answered")
 	if res.Error != nil && res.Error.Code == schema.CodeUnknownTarget {
 		_ = msg.TermWithReason("unknown_target")
-		return
+		return false
 	}
-	if err := msg.DoubleAck(ctx); err != nil {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := msg.DoubleAck(actx); err != nil {
 		// The outcome is recorded: a redelivery answers it again.
 		log.Warn().Err(err).Msg("ack failed")
 	}
+	return false
 }
 
 // decodeOut decodes and validates a message of <prefix>.out.<kind>. kind is

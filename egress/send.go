@@ -213,8 +213,15 @@ func transientResolve(err error) bool {
 		errors.Is(err, qqclient.ErrHTTP) || errors.Is(err, qqclient.ErrNotLoggedIn)
 }
 
-// errUnknownTarget marks a target the directory does not know.
-var errUnknownTarget = errors.New("unknown target")
+// unknownTargetError is a target the directory does not know; its text is
+// the result's message.
+type unknownTargetError struct{ msg string }
+
+func (e *unknownTargetError) Error() string { return e.msg }
+
+func unknownTarget(format string, args ...any) error {
+	return &unknownTargetError{msg: fmt.Sprintf(format, args...)}
+}
 
 // resolve turns the request's target into the current session's numbers.
 func (e *Egress) resolve(ctx context.Context, kind schema.Kind, to schema.Target) (qqclient.Target, error) {
@@ -223,7 +230,7 @@ func (e *Egress) resolve(ctx context.Context, kind schema.Kind, to schema.Target
 			return to.UIN, nil
 		}
 		if e.cfg.Dir == nil {
-			return 0, fmt.Errorf("%w: to.qq %d: no directory to resolve QQ numbers", errUnknownTarget, to.QQ)
+			return 0, unknownTarget("to.qq %d: no directory to resolve QQ numbers", to.QQ)
 		}
 		uin, err := e.cfg.Dir.FriendUIN(ctx, to.QQ)
 		if err != nil {
@@ -236,7 +243,7 @@ func (e *Egress) resolve(ctx context.Context, kind schema.Kind, to schema.Target
 			return to.GID, nil
 		}
 		if e.cfg.Dir == nil {
-			return 0, fmt.Errorf("%w: to.group %d: no directory to resolve group numbers", errUnknownTarget, to.Group)
+			return 0, unknownTarget("to.group %d: no directory to resolve group numbers", to.Group)
 		}
 		gid, err := e.cfg.Dir.GroupGID(ctx, to.Group)
 		if err != nil {
@@ -262,25 +269,25 @@ func (e *Egress) resolve(ctx context.Context, kind schema.Kind, to schema.Target
 			break
 		}
 		if e.cfg.Dir == nil {
-			err = fmt.Errorf("%w: to.qq %d: no directory to resolve QQ numbers", errUnknownTarget, to.QQ)
+			err = unknownTarget("to.qq %d: no directory to resolve QQ numbers", to.QQ)
 			break
 		}
 		if t.UIN, err = e.cfg.Dir.MemberUIN(ctx, t.GroupUIN, to.QQ); err != nil {
 			err = targetError("to.qq", to.QQ, err)
 		}
 	default:
-		err = fmt.Errorf("%w: kind %q", errUnknownTarget, kind)
+		err = unknownTarget("kind %q cannot be sent to", kind)
 	}
 	return t, err
 }
 
 // targetError wraps a resolver error: transient ones as they are, the rest as
-// errUnknownTarget.
+// an unknownTargetError.
 func targetError(field string, n int64, err error) error {
 	if transientResolve(err) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	return fmt.Errorf("%w: %s %d: %v", errUnknownTarget, field, n, err)
+	return unknownTarget("%s %d: %v", field, n, err)
 }
 
 // deliver sends parts[start:], pacing each, retrying transient failures in
@@ -342,7 +349,8 @@ func (e *Egress) deliver(ctx context.Context, j *job, parts [][]qqclient.Segment
 			return retryable(statusRetryable, gaveUpWhy+": no QQ session")
 		}
 		target, err := e.resolve(ctx, j.kind, j.req.To)
-		if errors.Is(err, errUnknownTarget) {
+		var unknown *unknownTargetError
+		if errors.As(err, &unknown) {
 			return failed(j.resultID, j.kind, schema.CodeUnknownTarget, err.Error(), 0, sent), statusFinal
 		}
 		if err != nil {

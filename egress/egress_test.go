@@ -1,0 +1,651 @@
+package egress
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/qqbridge/qqbridge/qqclient"
+	"github.com/qqbridge/qqbridge/qqsim"
+	"github.com/qqbridge/qqbridge/schema"
+)
+
+// wireContent is the content string the client sends for segs.
+func wireContent(t *testing.T, segs ...qqclient.Segment) string {
+	t.Helper()
+	c, err := qqclient.EncodeContent(segs, qqclient.DefaultFont())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestSendEachKind sends to every kind of target, by stable and by session
+// number, through the stream (qq.out.*) and through the API
+// (qq.api.send.*), and checks what reached the simulator and the result.
+func TestSendEachKind(t *testing.T) {
+	e := newEnv(t)
+	e.run(e.eg)
+	e.serve(e.eg)
+	st := e.sim.State()
+
+	hello := []qqclient.Segment{qqclient.TextSegment("hello <b> & 你好")}
+	faces := []qqclient.Segment{qqclient.TextSegment("hi "), qqclient.FaceSegment(14), qqclient.FaceSegment(0)}
+	cases := []struct {
+		name       string
+		kind       schema.Kind
+		req        schema.Request
+		wire       []qqclient.Segment
+		wantTarget int64
+		wantStable int64
+		wantText   string
+	}{
+		{"friend by qq", schema.KindFriend,
+			schema.Request{ID: "f-qq", To: schema.Target{QQ: alice}, Text: "hello <b> & 你好"},
+			hello, st.Friends[alice], alice, "hello <b> & 你好"},
+		{"friend by uin", schema.KindFriend,
+			schema.Request{To: schema.Target{UIN: st.Friends[alice]}, Text: "hello <b> & 你好"},
+			hello, st.Friends[alice], alice, "hello <b> & 你好"},
+		{"group by number", schema.KindGroup,
+			schema.Request{ID: "g-num", To: schema.Target{Group: devChat}, Segments: []schema.Segment{
+				schema.TextSegment("hi "), schema.FaceSegment(14), schema.FaceSegment(0)}},
+			faces, st.Groups[devChat], devChat, "hi [face 14][face 0]"},
+		{"group by gid", schema.KindGroup,
+			schema.Request{To: schema.Target{GID: st.Groups[devChat]}, Text: "hello <b> & 你好"},
+			hello, st.Groups[devChat], devChat, "hello <b> & 你好"},
+		{"discuss by did", schema.KindDiscuss,
+			schema.Request{ID: "d-did", To: schema.Target{DID: st.Discussions[lunchDisc]}, Text: "hello <b> & 你好"},
+			hello, st.Discussions[lunchDisc], lunchDisc, "hello <b> & 你好"},
+		{"sess by qq and group", schema.KindSess,
+			schema.Request{ID: "s-qq", To: schema.Target{QQ: carol, Group: devChat}, Text: "hello <b> & 你好"},
+			hello, st.Friends[carol], carol, "hello <b> & 你好"},
+		{"sess by uin and gid", schema.KindSess,
+			schema.Request{To: schema.Target{UIN: st.Friends[carol], GID: st.Groups[devChat]}, Text: "hello <b> & 你好"},
+			hello, st.Friends[carol], carol, "hello <b> & 你好"},
+	}
+	check := func(t *testing.T, n int, want string, wire []qqclient.Segment, kind schema.Kind, target, stable int64) {
+		t.Helper()
+		sent := e.sent()
+		if len(sent) != n {
+			t.Fatalf("simulator received %d messages, want %d", len(sent), n)
+		}
+		got := sent[n-1]
+		if got.Kind != string(kind) || got.Target != target || got.Stable != stable {
+			t.Errorf("sent to %s %d (stable %d), want %s %d (stable %d)", got.Kind, got.Target, got.Stable, kind, target, stable)
+		}
+		if got.Text != want {
+			t.Errorf("text %q, want %q", got.Text, want)
+		}
+		if w := wireContent(t, wire...); got.Content != w {
+			t.Errorf("wire content %s, want %s", got.Content, w)
+		}
+	}
+	n := 0
+	for _, c := range cases {
+		t.Run("out/"+c.name, func(t *testing.T) {
+			seq := e.publishJSON(c.kind, c.req)
+			subject, res := e.result()
+			n++
+			if subject != e.subj.Result(c.kind) {
+				t.Errorf("result on %s, want %s", subject, e.subj.Result(c.kind))
+			}
+			wantID := c.req.ID
+			if wantID == "" {
+				wantID = "seq:" + strconv.FormatUint(seq, 10)
+			}
+			if !res.OK || res.Parts != 1 || res.ID != wantID || res.Kind != c.kind || res.Error != nil {
+				t.Errorf("result %+v (error %+v), want ok, 1 part, id %q", res, res.Error, wantID)
+			}
+			check(t, n, c.wantText, c.wire, c.kind, c.wantTarget, c.wantStable)
+		})
+		t.Run("api/"+c.name, func(t *testing.T) {
+			req := c.req
+			if req.ID != "" {
+				req.ID += "-api"
+			}
+			body, _ := json.Marshal(req)
+			reply := e.request(e.subj.API("send", string(c.kind)), body, "")
+			n++
+			if code := reply.Header.Get(micro.ErrorCodeHeader); code != "" {
+				t.Fatalf("error reply %s: %s", code, reply.Data)
+			}
+			if ct := reply.Header.Get(schema.HeaderContentType); ct != schema.ContentTypeJSON {
+				t.Errorf("reply Content-Type %q", ct)
+			}
+			var res schema.Result
+			if err := json.Unmarshal(reply.Data, &res); err != nil {
+				t.Fatal(err)
+			}
+			if !res.OK || res.Parts != 1 || res.ID != req.ID || res.Kind != c.kind {
+				t.Errorf("reply %+v, want ok, 1 part, id %q", res, req.ID)
+			}
+			check(t, n, c.wantText, c.wire, c.kind, c.wantTarget, c.wantStable)
+		})
+	}
+	e.noMoreResults()
+}
+
+// TestInvalidRequests publishes requests that cannot be sent: each is
+// answered invalid_request (or unknown_target) with a message that says what
+// is wrong, is terminated, and the worker goes on to the next one.
+func TestInvalidRequests(t *testing.T) {
+	e := newEnv(t)
+	e.run(e.eg)
+	cases := []struct {
+		file        string
+		contentType string
+		kind        string // subject token after out.
+		code        schema.ErrorCode
+		want        string // in the message
+	}{
+		{"invalid/truncated.json", "", "friend", schema.CodeInvalidRequest, "body: truncated JSON"},
+		{"invalid/not_an_object.json", "", "friend", schema.CodeInvalidRequest, "body: not a JSON object"},
+		{"invalid/missing_to.json", "", "friend", schema.CodeInvalidRequest, "to: missing"},
+		{"invalid/text_and_segments.json", "", "friend", schema.CodeInvalidRequest, "text and segments are exclusive"},
+		{"invalid/empty_message.json", "", "friend", schema.CodeInvalidRequest, "empty message"},
+		{"invalid/unknown_field.json", "", "friend", schema.CodeInvalidRequest, `unknown field "txt"`},
+		{"invalid/wrong_target.json", "", "friend", schema.CodeInvalidRequest, "to.group: not used by friend"},
+		{"invalid/two_targets.json", "", "friend", schema.CodeInvalidRequest, "friend takes qq or uin, not both"},
+		{"invalid/face_out_of_range.json", "", "friend", schema.CodeInvalidRequest, "segments[0].face: 999 is out of range"},
+		{"invalid/garbage.msgpack", schema.ContentTypeMsgpack, "friend", schema.CodeInvalidRequest, "body: not a msgpack map"},
+		{"invalid/truncated.msgpack", schema.ContentTypeMsgpack, "friend", schema.CodeInvalidRequest, "body: truncated msgpack"},
+		{"valid/friend.json", "text/plain", "friend", schema.CodeInvalidRequest, "content-type"},
+		{"valid/friend.json", "", "fax", schema.CodeInvalidRequest, `kind: subject "qq.out.fax"`},
+		{"valid/friend.json", "", "friend.extra", schema.CodeInvalidRequest, "the kind must be friend, group, discuss or sess"},
+	}
+	for _, c := range cases {
+		t.Run(c.file+"@"+c.kind, func(t *testing.T) {
+			seq := e.publish(e.subj.Prefix()+".out."+c.kind, readTestdata(t, c.file), c.contentType, "")
+			subject, res := e.result()
+			if want := e.subj.Prefix() + ".result." + c.kind; subject != want {
+				t.Errorf("result on %s, want %s", subject, want)
+			}
+			if res.OK || res.Error == nil || res.Error.Code != c.code {
+				t.Fatalf("result %+v (error %+v), want %s", res, res.Error, c.code)
+			}
+			if !strings.Contains(res.Error.Message, c.want) {
+				t.Errorf("message %q does not say %q", res.Error.Message, c.want)
+			}
+			if wantID := "seq:" + strconv.FormatUint(seq, 10); res.ID != wantID && res.ID != "v-1" {
+				t.Errorf("result id %q, want %q (or the request's id)", res.ID, wantID)
+			}
+		})
+	}
+	t.Run("unknown target", func(t *testing.T) {
+		for i, req := range []struct {
+			kind schema.Kind
+			to   schema.Target
+			want string
+		}{
+			{schema.KindFriend, schema.Target{QQ: nobody}, "to.qq 99999999"},
+			{schema.KindFriend, schema.Target{QQ: carol}, "no friend with QQ number 2468024"},
+			{schema.KindGroup, schema.Target{Group: nobody}, "to.group 99999999"},
+			{schema.KindSess, schema.Target{QQ: nobody, Group: devChat}, "to.qq 99999999"},
+		} {
+			id := fmt.Sprintf("who-%d", i)
+			e.publishJSON(req.kind, schema.Request{ID: id, To: req.to, Text: "anyone there?"})
+			_, res := e.result()
+			if res.Error == nil || res.Error.Code != schema.CodeUnknownTarget || res.ID != id {
+				t.Fatalf("result %+v (error %+v), want unknown_target", res, res.Error)
+			}
+			if !strings.Contains(res.Error.Message, req.want) {
+				t.Errorf("message %q does not say %q", res.Error.Message, req.want)
+			}
+		}
+	})
+	if n := len(e.sent()); n != 0 {
+		t.Fatalf("simulator received %d messages from invalid requests", n)
+	}
+	t.Run("worker goes on", func(t *testing.T) {
+		e.publish(e.subj.Out(schema.KindFriend), readTestdata(t, "valid/friend.msgpack"), schema.ContentTypeMsgpack, "")
+		if _, res := e.result(); !res.OK {
+			t.Fatalf("result %+v (error %+v), want ok", res, res.Error)
+		}
+		if sent := e.sent(); len(sent) != 1 || sent[0].Text != "hello" || sent[0].Stable != alice {
+			t.Fatalf("sent %+v, want one hello to %d", sent, alice)
+		}
+	})
+	e.noMoreResults() // every request was terminated or acked: none is redelivered
+}
+
+// TestMaybeSent: QQ's 1202 is answered maybe_sent and the message is not
+// resent — nor are the parts after it.
+func TestMaybeSent(t *testing.T) {
+	e := newEnv(t)
+	e.run(e.eg)
+	e.sim.SetChaos(qqsim.Chaos{MaybeSentRate: 1})
+	e.publishJSON(schema.KindFriend, schema.Request{ID: "m-1", To: schema.Target{QQ: alice}, Text: longText(2000)})
+	_, res := e.result()
+	if res.OK || res.Error == nil || res.Error.Code != schema.CodeMaybeSent || res.Error.Retcode != 1202 {
+		t.Fatalf("result %+v (error %+v), want maybe_sent with retcode 1202", res, res.Error)
+	}
+	if res.Parts != 0 || !strings.Contains(res.Error.Message, "part 1 of ") {
+		t.Errorf("result parts %d, message %q: want 0 parts confirmed, part 1 in doubt", res.Parts, res.Error.Message)
+	}
+	sent := e.sent()
+	if len(sent) != 1 || !sent[0].MaybeSent {
+		t.Fatalf("simulator received %d messages (%+v), want exactly the one answered 1202", len(sent), sent)
+	}
+
+	// The same request again is not sent again either.
+	e.sim.SetChaos(qqsim.Chaos{})
+	e.publish(e.subj.Out(schema.KindFriend), mustJSON(t, schema.Request{ID: "m-1", To: schema.Target{QQ: alice}, Text: "again"}), "", "another-msg-id")
+	if _, again := e.result(); again.Error == nil || again.Error.Code != schema.CodeMaybeSent {
+		t.Fatalf("repeat answered %+v, want the recorded maybe_sent", again)
+	}
+	if n := len(e.sent()); n != 1 {
+		t.Fatalf("simulator received %d messages after the repeat, want 1", n)
+	}
+	e.noMoreResults()
+}
+
+// TestSameIDTwice: two stream messages with one request id (different
+// Nats-Msg-Id, so the stream keeps both) are sent once; the second is
+// answered with the first's result, and so is the API.
+func TestSameIDTwice(t *testing.T) {
+	e := newEnv(t)
+	e.run(e.eg)
+	e.serve(e.eg)
+	body := mustJSON(t, schema.Request{ID: "order-42", To: schema.Target{Group: devChat}, Text: "only once"})
+	e.publish(e.subj.Out(schema.KindGroup), body, "", "msg-a")
+	e.publish(e.subj.Out(schema.KindGroup), body, "", "msg-b")
+	_, first := e.result()
+	_, second := e.result()
+	for _, r := range []schema.Result{first, second} {
+		if !r.OK || r.ID != "order-42" || r.Parts != 1 || r.Kind != schema.KindGroup {
+			t.Errorf("result %+v, want ok for order-42", r)
+		}
+	}
+	reply := e.request(e.subj.API("send", "group"), body, "")
+	var res schema.Result
+	if err := json.Unmarshal(reply.Data, &res); err != nil || !res.OK || res.ID != "order-42" {
+		t.Errorf("API reply %s (%v), want the recorded ok", reply.Data, err)
+	}
+	if sent := e.sent(); len(sent) != 1 || sent[0].Text != "only once" {
+		t.Fatalf("simulator received %+v, want one message", sent)
+	}
+	e.noMoreResults()
+}
+
+// longText returns about n bytes of text made of numbered words, so that
+// every part boundary is visible.
+func longText(n int) string {
+	var b strings.Builder
+	for i := 0; b.Len() < n; i++ {
+		fmt.Fprintf(&b, "word%04d ", i)
+	}
+	return b.String()
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// checkParts checks that the simulator received text as parts, in order,
+// each within QQ's limit.
+func checkParts(t *testing.T, sent []qqsim.SentRecord, text string) {
+	t.Helper()
+	var b strings.Builder
+	for i, s := range sent {
+		if len(s.Text) > qqclient.MaxPartBytes {
+			t.Errorf("part %d has %d bytes", i+1, len(s.Text))
+		}
+		b.WriteString(s.Text)
+	}
+	if b.String() != text {
+		t.Fatalf("the parts joined differ from the text:\n got %q\nwant %q", b.String(), text)
+	}
+}
+
+// TestLongTextInParts: a 2,000-character text arrives in parts, in order.
+func TestLongTextInParts(t *testing.T) {
+	e := newEnv(t)
+	e.run(e.eg)
+	text := longText(2000)
+	e.publishJSON(schema.KindFriend, schema.Request{To: schema.Target{QQ: alice}, Text: text})
+	_, res := e.result()
+	sent := e.sent()
+	if !res.OK || res.Parts < 3 || res.Parts != len(sent) {
+		t.Fatalf("result %+v, %d messages received: want ok with one part per message, at least 3", res, len(sent))
+	}
+	checkParts(t, sent, text)
+}
+
+// TestRateLimitedRetried: QQ's 1000003 is retried with backoff; every
+// message arrives once and in order, long ones without a part resent.
+func TestRateLimitedRetried(t *testing.T) {
+	e := newEnv(t)
+	e.run(e.eg)
+	e.sim.SetChaos(qqsim.Chaos{RateLimitPerS: 3})
+	want := []string{"one", "two", longText(1500), "four", "five"}
+	for _, s := range want {
+		e.publishJSON(schema.KindFriend, schema.Request{To: schema.Target{QQ: alice}, Text: s})
+	}
+	for range want {
+		if _, res := e.result(); !res.OK {
+			t.Fatalf("result %+v (error %+v), want ok", res, res.Error)
+		}
+	}
+	sent := e.sent()
+	checkParts(t, sent, strings.Join(want, ""))
+	if n := e.sim.State().Counters["send_buddy_msg2"]; n <= int64(len(sent)) {
+		t.Errorf("%d send requests for %d messages: the rate limit was never hit", n, len(sent))
+	}
+	e.noMoreResults()
+}
+
+// TestOrder: five messages to one target arrive in the order published.
+func TestOrder(t *testing.T) {
+	e := newEnv(t)
+	e.run(e.eg)
+	var want []string
+	for i := 1; i <= 5; i++ {
+		want = append(want, fmt.Sprintf("message %d", i))
+		e.publishJSON(schema.KindGroup, schema.Request{To: schema.Target{Group: devChat}, Text: want[i-1]})
+	}
+	var lastSeq uint64
+	for range want {
+		_, res := e.result()
+		seq, err := strconv.ParseUint(strings.TrimPrefix(res.ID, "seq:"), 10, 64)
+		if !res.OK || err != nil || seq <= lastSeq {
+			t.Fatalf("result %+v after seq %d: want ok results in stream order", res, lastSeq)
+		}
+		lastSeq = seq
+	}
+	var got []string
+	for _, s := range e.sent() {
+		got = append(got, s.Text)
+	}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("received %q, want %q", got, want)
+	}
+}
+
+// TestSessionLostThenRetried: a send that meets an expired session reports
+// the loss, waits for the next login and goes out with the new session's
+// numbers.
+func TestSessionLostThenRetried(t *testing.T) {
+	e := newEnv(t)
+	e.run(e.eg)
+	oldUIN := e.sim.State().Friends[alice]
+	e.sim.ExpireSession()
+	e.publishJSON(schema.KindFriend, schema.Request{ID: "after-expiry", To: schema.Target{QQ: alice}, Text: "still here"})
+	if _, res := e.result(); !res.OK {
+		t.Fatalf("result %+v (error %+v), want ok", res, res.Error)
+	}
+	if lost := e.sess.lostGens(); len(lost) != 1 || lost[0] != 1 {
+		t.Errorf("losses reported for generations %v, want [1]", lost)
+	}
+	if n := e.sim.State().Counters["send_buddy_msg2"]; n != 2 {
+		t.Errorf("%d send requests, want 2 (one answered 103, one after the re-login)", n)
+	}
+	sent := e.sent()
+	newUIN := e.sim.State().Friends[alice]
+	if len(sent) != 1 || sent[0].Target != newUIN || newUIN == oldUIN || sent[0].Stable != alice {
+		t.Fatalf("sent %+v; want one message to the new uin %d (old %d)", sent, newUIN, oldUIN)
+	}
+}
+
+// TestGiveUp: transient failures that last longer than RetryFor end as
+// rate_limited or session_unavailable; nothing more is sent, and the same
+// id sent again later goes out.
+func TestGiveUp(t *testing.T) {
+	t.Run("rate limited", func(t *testing.T) {
+		e := newEnv(t, withConfig(func(c *Config) { c.RetryFor = 300 * time.Millisecond }))
+		e.run(e.eg)
+		e.sim.SetChaos(qqsim.Chaos{RateLimitPerS: 0.001}) // one request, then one every 1000 s
+		e.publishJSON(schema.KindFriend, schema.Request{To: schema.Target{QQ: alice}, Text: "first"})
+		if _, res := e.result(); !res.OK {
+			t.Fatalf("first: %+v (error %+v), want ok", res, res.Error)
+		}
+		e.publishJSON(schema.KindFriend, schema.Request{ID: "later", To: schema.Target{QQ: alice}, Text: "second"})
+		_, res := e.result()
+		if res.Error == nil || res.Error.Code != schema.CodeRateLimited || !res.Error.Code.Retryable() {
+			t.Fatalf("second: %+v (error %+v), want rate_limited", res, res.Error)
+		}
+		e.sim.SetChaos(qqsim.Chaos{})
+		e.publishJSON(schema.KindFriend, schema.Request{ID: "later", To: schema.Target{QQ: alice}, Text: "second"})
+		if _, res := e.result(); !res.OK {
+			t.Fatalf("second again: %+v (error %+v), want ok", res, res.Error)
+		}
+		var got []string
+		for _, s := range e.sent() {
+			got = append(got, s.Text)
+		}
+		if strings.Join(got, "|") != "first|second" {
+			t.Fatalf("received %q, want first and second once each", got)
+		}
+	})
+	t.Run("no session", func(t *testing.T) {
+		e := newEnv(t, offline(), withConfig(func(c *Config) {
+			c.RetryFor = 200 * time.Millisecond
+			c.APITimeout = 200 * time.Millisecond
+		}))
+		e.run(e.eg)
+		e.serve(e.eg)
+		e.publishJSON(schema.KindGroup, schema.Request{To: schema.Target{Group: devChat}, Text: "anyone?"})
+		if _, res := e.result(); res.Error == nil || res.Error.Code != schema.CodeSessionUnavailable {
+			t.Fatalf("result %+v (error %+v), want session_unavailable", res, res.Error)
+		}
+		reply := e.request(e.subj.API("send", "group"), mustJSON(t, schema.Request{To: schema.Target{Group: devChat}, Text: "anyone?"}), "")
+		var res schema.Result
+		if err := json.Unmarshal(reply.Data, &res); err != nil || res.Error == nil || res.Error.Code != schema.CodeSessionUnavailable {
+			t.Fatalf("API reply %s (%v), want session_unavailable", reply.Data, err)
+		}
+		if code := reply.Header.Get(micro.ErrorCodeHeader); code != "503" {
+			t.Errorf("API error code %q, want 503", code)
+		}
+		if n := len(e.sent()); n != 0 {
+			t.Fatalf("simulator received %d messages while offline", n)
+		}
+	})
+}
+
+// TestCrashedSendIsMaybeSent: a "sending" record nobody touches any more (its
+// worker died mid-send) makes the request maybe_sent; nothing is resent.
+func TestCrashedSendIsMaybeSent(t *testing.T) {
+	e := newEnv(t, withConfig(func(c *Config) { c.StaleAfter = 300 * time.Millisecond }))
+	ctx := context.Background()
+	rec := mustJSON(t, record{State: stateSending, PartsSent: 1, Parts: 3})
+	if _, err := e.kv.Create(ctx, idKey("crash-1"), rec); err != nil {
+		t.Fatal(err)
+	}
+	e.run(e.eg)
+	e.publishJSON(schema.KindFriend, schema.Request{ID: "crash-1", To: schema.Target{QQ: alice}, Text: longText(2000)})
+	_, res := e.result()
+	if res.Error == nil || res.Error.Code != schema.CodeMaybeSent || res.Parts != 1 || res.ID != "crash-1" {
+		t.Fatalf("result %+v (error %+v), want maybe_sent after 1 part", res, res.Error)
+	}
+	if n := len(e.sent()); n != 0 {
+		t.Fatalf("simulator received %d messages, want none", n)
+	}
+	entry, err := e.kv.Get(ctx, idKey("crash-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got record
+	if err := json.Unmarshal(entry.Value(), &got); err != nil || got.State != stateDone || got.Result == nil || got.Result.Error.Code != schema.CodeMaybeSent {
+		t.Fatalf("record %s (%v), want done with maybe_sent", entry.Value(), err)
+	}
+}
+
+// TestStopAndResume: a bridge stopped in the middle of a long text hands the
+// request back with its progress; the next one sends the remaining parts,
+// none twice.
+func TestStopAndResume(t *testing.T) {
+	e := newEnv(t)
+	e.sim.SetChaos(qqsim.Chaos{LatencyMS: 100})
+	stop := e.run(e.eg)
+	text := longText(2000)
+	e.publishJSON(schema.KindFriend, schema.Request{To: schema.Target{QQ: alice}, Text: text})
+	deadline := time.Now().Add(waitFor)
+	for len(e.sent()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	stop() // returns once the part in flight is finished
+	firstRun := len(e.sent())
+
+	e.run(e.newEgress(e.cfg))
+	_, res := e.result()
+	sent := e.sent()
+	if !res.OK || res.Parts != len(sent) || len(sent) < 3 {
+		t.Fatalf("result %+v, %d messages received (%d before the stop): want ok, each part once", res, len(sent), firstRun)
+	}
+	checkParts(t, sent, text)
+	e.noMoreResults()
+}
+
+// TestAPI covers the micro service's other endpoints, its errors and its
+// codecs.
+func TestAPI(t *testing.T) {
+	e := newEnv(t)
+	e.serve(e.eg)
+	t.Run("invalid request", func(t *testing.T) {
+		reply := e.request(e.subj.API("send", "friend"), readTestdata(t, "invalid/text_and_segments.json"), "")
+		if code := reply.Header.Get(micro.ErrorCodeHeader); code != "400" {
+			t.Errorf("error code %q, want 400", code)
+		}
+		if desc := reply.Header.Get(micro.ErrorHeader); !strings.Contains(desc, "exclusive") {
+			t.Errorf("error header %q", desc)
+		}
+		var res schema.Result
+		if err := json.Unmarshal(reply.Data, &res); err != nil || res.Error == nil || res.Error.Code != schema.CodeInvalidRequest {
+			t.Errorf("body %s (%v), want an invalid_request result", reply.Data, err)
+		}
+	})
+	t.Run("unknown target", func(t *testing.T) {
+		reply := e.request(e.subj.API("send", "friend"), mustJSON(t, schema.Request{ID: "x", To: schema.Target{QQ: nobody}, Text: "hi"}), "")
+		var res schema.Result
+		if err := json.Unmarshal(reply.Data, &res); err != nil || res.Error == nil || res.Error.Code != schema.CodeUnknownTarget || res.ID != "x" {
+			t.Errorf("body %s (%v), want an unknown_target result", reply.Data, err)
+		}
+		if code := reply.Header.Get(micro.ErrorCodeHeader); code != "404" {
+			t.Errorf("error code %q, want 404", code)
+		}
+	})
+	t.Run("msgpack", func(t *testing.T) {
+		reply := e.request(e.subj.API("send", "friend"), readTestdata(t, "valid/friend.msgpack"), schema.ContentTypeMsgpack)
+		if ct := reply.Header.Get(schema.HeaderContentType); ct != schema.ContentTypeMsgpack {
+			t.Fatalf("reply Content-Type %q: %s", ct, reply.Header.Get(micro.ErrorHeader))
+		}
+		var res schema.Result
+		if err := schema.Msgpack().Unmarshal(reply.Data, &res); err != nil || !res.OK || res.Kind != schema.KindFriend {
+			t.Fatalf("reply %x (%v), want ok", reply.Data, err)
+		}
+		if sent := e.sent(); len(sent) != 1 || sent[0].Text != "hello" {
+			t.Fatalf("sent %+v", sent)
+		}
+	})
+	t.Run("contacts", func(t *testing.T) {
+		for _, c := range []struct {
+			endpoint string
+			want     any
+			got      any
+		}{
+			{"friends", e.dir.Friends(), &[]schema.Contact{}},
+			{"groups", e.dir.Groups(), &[]schema.GroupRef{}},
+			{"discussions", e.dir.Discussions(), &[]schema.DiscussRef{}},
+		} {
+			reply := e.request(e.subj.API("contacts", c.endpoint), nil, "")
+			if err := json.Unmarshal(reply.Data, c.got); err != nil {
+				t.Fatalf("%s: %v: %s", c.endpoint, err, reply.Data)
+			}
+			if fmt.Sprint(c.want) != fmt.Sprint(deref(c.got)) {
+				t.Errorf("%s: %v, want %v", c.endpoint, deref(c.got), c.want)
+			}
+		}
+	})
+	t.Run("session", func(t *testing.T) {
+		var st schema.SessionState
+		reply := e.request(e.subj.API("session", "state"), nil, "")
+		if err := json.Unmarshal(reply.Data, &st); err != nil || st.State != schema.StateOnline || st.Account != 931996776 {
+			t.Errorf("state %s (%v)", reply.Data, err)
+		}
+		reply = e.request(e.subj.API("session", "login"), nil, "")
+		if err := json.Unmarshal(reply.Data, &st); err != nil || st.State == "" {
+			t.Errorf("login reply %s (%v)", reply.Data, err)
+		}
+		e.sess.mu.Lock()
+		logins := e.sess.logins
+		e.sess.mu.Unlock()
+		if logins != 1 {
+			t.Errorf("%d login requests reached the session manager, want 1", logins)
+		}
+	})
+}
+
+func deref(v any) any {
+	switch p := v.(type) {
+	case *[]schema.Contact:
+		return *p
+	case *[]schema.GroupRef:
+		return *p
+	case *[]schema.DiscussRef:
+		return *p
+	}
+	return v
+}
+
+// TestServiceInfo: the service is "qqbridge", its endpoints are on the
+// documented subjects in the shared queue group.
+func TestServiceInfo(t *testing.T) {
+	e := newEnv(t, offline())
+	svc, err := e.eg.Service(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = svc.Stop() }()
+	info := svc.Info()
+	if info.Name != schema.ServiceName {
+		t.Errorf("service name %q", info.Name)
+	}
+	want := map[string]bool{}
+	for _, s := range []string{"send.friend", "send.group", "send.discuss", "send.sess", "contacts.friends",
+		"contacts.groups", "contacts.discussions", "session.state", "session.login"} {
+		want["qq.api."+s] = true
+	}
+	for _, ep := range info.Endpoints {
+		if !want[ep.Subject] {
+			t.Errorf("unexpected endpoint %s on %s", ep.Name, ep.Subject)
+		}
+		delete(want, ep.Subject)
+		if ep.QueueGroup != QueueGroup {
+			t.Errorf("endpoint %s in queue group %q, want %q", ep.Subject, ep.QueueGroup, QueueGroup)
+		}
+	}
+	for s := range want {
+		t.Errorf("no endpoint on %s", s)
+	}
+}
+
+// TestNewRejects checks New's validation.
+func TestNewRejects(t *testing.T) {
+	e := newEnv(t, offline())
+	for name, mutate := range map[string]func(*Config){
+		"no client":         func(c *Config) { c.Client = nil },
+		"no session":        func(c *Config) { c.Session = nil },
+		"no NATS":           func(c *Config) { c.NC = nil },
+		"no JetStream":      func(c *Config) { c.JS = nil },
+		"no KV":             func(c *Config) { c.SentKV = nil },
+		"negative rate":     func(c *Config) { c.Rate = -1 },
+		"bad consumer name": func(c *Config) { c.Consumer = "a.b" },
+	} {
+		cfg := e.cfg
+		mutate(&cfg)
+		if _, err := New(cfg); !errors.Is(err, ErrConfig) {
+			t.Errorf("%s: New returned %v, want ErrConfig", name, err)
+		}
+	}
+}
