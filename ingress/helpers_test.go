@@ -1,0 +1,387 @@
+package ingress
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/qqbridge/qqbridge/bus"
+	"github.com/qqbridge/qqbridge/directory"
+	"github.com/qqbridge/qqbridge/qqclient"
+	"github.com/qqbridge/qqbridge/qqsim"
+	"github.com/qqbridge/qqbridge/schema"
+)
+
+// The default world of the simulator (qqsim.DefaultWorld).
+const (
+	self    = 931996776 // the account
+	alice   = 123456    // friend; card Alice@dev in Dev chat; discussion member
+	bob     = 3524125   // friend; no card
+	hey     = 1301948   // friend; in 周末爬山
+	carol   = 2468024   // not a friend; card "Carol (QA)" in Dev chat; discussion member
+	devChat = 987654
+	hiking  = 55443322
+	lunch   = 1008611 // the discussion's stable id in the simulator
+)
+
+// waitTimeout bounds every wait of a test for something to arrive.
+const waitTimeout = 15 * time.Second
+
+// login runs a whole QR login of c against sim, the test playing the phone.
+func login(ctx context.Context, c *qqclient.Client, sim *qqsim.Server) error {
+	if _, err := c.FetchQR(ctx); err != nil {
+		return err
+	}
+	if err := sim.ScanQR(); err != nil {
+		return err
+	}
+	if err := sim.ConfirmQR(); err != nil {
+		return err
+	}
+	st, err := c.CheckQR(ctx)
+	if err != nil {
+		return err
+	}
+	if st != qqclient.QRConfirmed {
+		return errors.New("QR login not confirmed")
+	}
+	_, err = c.CompleteLogin(ctx)
+	return err
+}
+
+// testSession is a small stand-in for the session manager: it logs in once
+// by QR, re-logs in with the cookies when told the session is lost (a new
+// gen), refreshes the directory at each login, and stays offline after a
+// kick. It drives the real client against the real simulator.
+type testSession struct {
+	c   *qqclient.Client
+	dir *directory.Directory
+
+	mu      sync.Mutex
+	gen     uint64
+	online  bool
+	changed chan struct{}
+	lost    []uint64
+	kicked  []string
+}
+
+func newTestSession(ctx context.Context, c *qqclient.Client, sim *qqsim.Server, dir *directory.Directory) (*testSession, error) {
+	if err := login(ctx, c, sim); err != nil {
+		return nil, err
+	}
+	if err := dir.Refresh(ctx); err != nil {
+		return nil, err
+	}
+	return &testSession{c: c, dir: dir, gen: 1, online: true, changed: make(chan struct{})}, nil
+}
+
+func (s *testSession) account() int64 {
+	sess, _ := s.c.Session()
+	return sess.UIN
+}
+
+func (s *testSession) WaitOnline(ctx context.Context) (Online, error) {
+	for {
+		s.mu.Lock()
+		if s.online {
+			on := Online{Account: s.account(), Gen: s.gen}
+			s.mu.Unlock()
+			return on, nil
+		}
+		ch := s.changed
+		s.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return Online{}, ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+func (s *testSession) ReportLost(gen uint64, _ error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if gen != s.gen || !s.online {
+		return
+	}
+	s.online = false
+	s.lost = append(s.lost, gen)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := s.c.Relogin(ctx); err != nil {
+			return // stays offline; the test fails waiting
+		}
+		_ = s.dir.Refresh(ctx)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.gen++
+		s.online = true
+		close(s.changed)
+		s.changed = make(chan struct{})
+	}()
+}
+
+func (s *testSession) ReportKicked(gen uint64, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if gen != s.gen {
+		return
+	}
+	s.online = false
+	s.kicked = append(s.kicked, reason)
+}
+
+func (s *testSession) reports() (lost []uint64, kicked []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]uint64(nil), s.lost...), append([]string(nil), s.kicked...)
+}
+
+// harness is everything ingress runs against: an embedded NATS server with
+// JetStream and the bridge's streams, the simulator on a loopback listener,
+// a logged-in client, a directory and the session stand-in.
+type harness struct {
+	t        *testing.T
+	subjects schema.Subjects
+	dataDir  string
+	port     int
+	srv      *server.Server
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	sim      *qqsim.Server
+	c        *qqclient.Client
+	dir      *directory.Directory
+	sess     *testSession
+	log      zerolog.Logger
+
+	ing    *Ingress
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	h := &harness{t: t, dataDir: t.TempDir(), log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)}
+	h.subjects, _ = schema.NewSubjects("")
+	h.startNATS(-1)
+	t.Cleanup(func() {
+		if h.srv != nil {
+			h.srv.Shutdown()
+			h.srv.WaitForShutdown()
+		}
+	})
+	addr := h.srv.Addr().(*net.TCPAddr)
+	h.port = addr.Port
+	nc, err := nats.Connect(h.srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond),
+		nats.ReconnectJitter(0, 0))
+	if err != nil {
+		t.Fatalf("nats.Connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	h.nc = nc
+	if h.js, err = jetstream.New(nc); err != nil {
+		t.Fatalf("jetstream.New: %v", err)
+	}
+	ctx := h.ctx()
+	if err := bus.EnsureStreams(ctx, h.js, h.subjects, bus.StreamOptions{}); err != nil {
+		t.Fatalf("EnsureStreams: %v", err)
+	}
+
+	h.sim, err = qqsim.New(qqsim.Config{PollHold: 200 * time.Millisecond, RateLimit: -1, Echo: true})
+	if err != nil {
+		t.Fatalf("qqsim.New: %v", err)
+	}
+	ts := httptest.NewServer(h.sim)
+	t.Cleanup(ts.Close)
+	t.Cleanup(h.sim.Close)
+	h.c, err = qqclient.New(qqclient.WithBaseURL(ts.URL), qqclient.WithPollTimeout(5*time.Second),
+		qqclient.WithRequestTimeout(5*time.Second))
+	if err != nil {
+		t.Fatalf("qqclient.New: %v", err)
+	}
+	h.dir = directory.New(h.c, h.log)
+	if h.sess, err = newTestSession(ctx, h.c, h.sim, h.dir); err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	return h
+}
+
+// startNATS starts the embedded server on port (-1: a random one) with the
+// harness's store.
+func (h *harness) startNATS(port int) {
+	h.t.Helper()
+	srv, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: h.dataDir, Port: port})
+	if err != nil {
+		h.t.Fatalf("StartEmbedded: %v", err)
+	}
+	h.srv = srv
+}
+
+// stopNATS shuts the server down (the store stays).
+func (h *harness) stopNATS() {
+	h.srv.Shutdown()
+	h.srv.WaitForShutdown()
+	h.srv = nil
+}
+
+func (h *harness) ctx() context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	h.t.Cleanup(cancel)
+	return ctx
+}
+
+// start runs an Ingress with codec (nil = JSON) until the test ends or stop.
+func (h *harness) start(codec schema.Codec) *Ingress {
+	h.t.Helper()
+	ing, err := New(Config{
+		Client: h.c, Session: h.sess, Dir: h.dir, JS: h.js, Subjects: h.subjects, Codec: codec, Log: h.log,
+		PublishTimeout: 500 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+	})
+	if err != nil {
+		h.t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.ing, h.cancel, h.done = ing, cancel, make(chan error, 1)
+	go func() { h.done <- ing.Run(ctx) }()
+	h.t.Cleanup(h.stop)
+	return ing
+}
+
+// stop ends the running Ingress and checks that Run returned ctx's error.
+func (h *harness) stop() {
+	if h.cancel == nil {
+		return
+	}
+	h.cancel()
+	h.cancel = nil
+	select {
+	case err := <-h.done:
+		if !errors.Is(err, context.Canceled) {
+			h.t.Errorf("Run returned %v, want context.Canceled", err)
+		}
+	case <-time.After(waitTimeout):
+		h.t.Error("Run did not return after cancel")
+	}
+}
+
+// received is one message of the inbound stream.
+type received struct {
+	Seq     uint64
+	Subject string
+	Header  nats.Header
+	Event   *schema.Event
+}
+
+// stream returns every message of the inbound stream, in order.
+func (h *harness) stream() []received {
+	h.t.Helper()
+	ctx := h.ctx()
+	st, err := h.js.Stream(ctx, h.subjects.StreamIn())
+	if err != nil {
+		h.t.Fatalf("stream: %v", err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		h.t.Fatalf("stream info: %v", err)
+	}
+	var out []received
+	for seq := info.State.FirstSeq; seq > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err != nil {
+			h.t.Fatalf("get msg %d: %v", seq, err)
+		}
+		ev, err := schema.DecodeEvent(m.Header, m.Data)
+		if err != nil {
+			h.t.Fatalf("message %d on %s: %v", seq, m.Subject, err)
+		}
+		out = append(out, received{Seq: seq, Subject: m.Subject, Header: m.Header, Event: ev})
+	}
+	return out
+}
+
+// waitFor waits until the stream holds a message that satisfies pred and
+// returns every message up to and including the first such one.
+func (h *harness) waitFor(pred func(received) bool) []received {
+	h.t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		msgs := h.stream()
+		for i, m := range msgs {
+			if pred(m) {
+				return msgs[:i+1]
+			}
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting; the stream holds %d messages: %s", len(msgs), describe(msgs))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitMsgID waits for the event with msg_id id.
+func (h *harness) waitMsgID(id int64) []received {
+	h.t.Helper()
+	return h.waitFor(func(m received) bool { return m.Event.MsgID == id })
+}
+
+// say makes a contact say something and returns its msg_id.
+func (h *harness) say(m qqsim.Say) int64 {
+	h.t.Helper()
+	id, err := h.sim.Say(m)
+	if err != nil {
+		h.t.Fatalf("Say(%+v): %v", m, err)
+	}
+	return id
+}
+
+// inject queues raw poll items.
+func (h *harness) inject(items ...string) {
+	h.t.Helper()
+	raw := make([]json.RawMessage, len(items))
+	for i, it := range items {
+		raw[i] = json.RawMessage(it)
+	}
+	if err := h.sim.Inject(raw); err != nil {
+		h.t.Fatalf("Inject: %v", err)
+	}
+}
+
+// waitUntil polls cond until it holds.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func describe(msgs []received) string {
+	b, _ := json.Marshal(msgs)
+	return string(b)
+}
+
+// readTestdata returns a file of testdata/.
+func readTestdata(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
