@@ -36,8 +36,10 @@ func (c ErrorCode) Retryable() bool {
 
 // Result is the outcome of one send request, published on
 // <prefix>.result.<kind> and returned by <prefix>.api.send.<kind>. ID echoes
-// the request's id; Parts is the number of QQ messages the text was sent as
-// (on success). V is the schema version; zero is encoded as Version.
+// the request's id (for a request without one, the bridge fills in an id of
+// its own). Parts is the number of QQ messages that went out: all of them on
+// success (a long text is split), those sent before the failure otherwise.
+// V is the schema version; zero is encoded as Version.
 type Result struct {
 	V     int          `json:"v" msgpack:"v"`
 	ID    string       `json:"id" msgpack:"id"`
