@@ -15,7 +15,8 @@ import (
 // is gone: released or expired). A leader that cannot renew for LeaderTTL
 // minus one period, or finds another revision, steps down. At the end it
 // releases a lease it holds, so that a follower takes over at once.
-func (m *Manager) campaign(ctx context.Context, kv jetstream.KeyValue) {
+// first is closed after the first attempt.
+func (m *Manager) campaign(ctx context.Context, kv jetstream.KeyValue, first chan<- struct{}) {
 	ttl := m.cfg.LeaderTTL
 	period := ttl / 3
 	var (
@@ -91,6 +92,10 @@ func (m *Manager) campaign(ctx context.Context, kv jetstream.KeyValue) {
 			}
 		}
 		cancel()
+		if first != nil {
+			close(first)
+			first = nil
+		}
 		t.Reset(period)
 	}
 }

@@ -49,10 +49,16 @@ func (m *Manager) Run(ctx context.Context) error {
 		wg.Wait()
 		m.goOffline()
 	}()
-	wg.Go(func() { m.campaign(ctx, leaderKV) })
+	first := make(chan struct{})
+	wg.Go(func() { m.campaign(ctx, leaderKV, first) })
 	wg.Go(func() { m.watchKey(ctx, schema.SessionKeyState, false, m.mirrorState) })
 	wg.Go(func() { m.watchKey(ctx, KeyLogin, true, m.loginRequested) })
 
+	// A replica that can lead at once does not resume as a follower first.
+	select {
+	case <-first:
+	case <-ctx.Done():
+	}
 	for {
 		term := m.follow(ctx)
 		if term == nil {
