@@ -177,7 +177,9 @@ func connectNATS(ctx context.Context, url, creds string, log zerolog.Logger) (*n
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
-			log.Warn().Err(err).Msg("NATS disconnected; reconnecting")
+			if err != nil { // nil: a close of our own (drain)
+				log.Warn().Err(err).Msg("NATS disconnected; reconnecting")
+			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info().Str("nats", nc.ConnectedUrlRedacted()).Msg("NATS reconnected")

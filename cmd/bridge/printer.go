@@ -29,18 +29,14 @@ type printer struct {
 	drawQR   bool // draw QR images in the terminal
 }
 
-// headersOfInterest are printed on the head line, in this order, when present.
-var headersOfInterest = []string{
-	schema.HeaderContentType, schema.HeaderCEType, schema.HeaderCEID, schema.HeaderMsgID, headerExpiresAt,
-}
-
 // print writes one message.
 func (p *printer) print(m *nats.Msg) {
 	var sb strings.Builder
 	sb.WriteString(time.Now().Format("15:04:05.000"))
 	sb.WriteByte(' ')
 	sb.WriteString(m.Subject)
-	for _, name := range headersOfInterest {
+	// The headers of interest, in this order, when present.
+	for _, name := range []string{schema.HeaderContentType, schema.HeaderCEType, schema.HeaderCEID, schema.HeaderMsgID, headerExpiresAt} {
 		v := schema.HeaderValue(m.Header, name)
 		if v == "" {
 			continue

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/qqbridge/qqbridge/schema"
+)
+
+// TestDemo runs the demo to its first round trips both ways — a group message in,
+// the echo out through qq.out.group; a private message in, the echo out through the
+// API — and stops it by cancelling its context.
+func TestDemo(t *testing.T) {
+	for _, codec := range []schema.Codec{schema.JSON(), schema.Msgpack()} {
+		t.Run(formatName(codec), func(t *testing.T) {
+			out := &syncBuffer{}
+			logs := &syncBuffer{}
+			dc := demoConfig{Codec: codec, NATSListen: "127.0.0.1:0", SimListen: "127.0.0.1:0", ScanAfter: 10 * time.Millisecond, Every: 100 * time.Millisecond, LogLevel: zerolog.WarnLevel}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- demo(ctx, dc, out, newLogger(logs, dc.LogLevel, logJSON, false)) }()
+
+			for _, want := range []string{
+				"QR code to scan", "█",
+				"state scanned",
+				"state online (account 931996776)",
+				"message.group in group Dev chat (987654) from Alice@dev (123456): 大家好!",
+				"sent group echo-931996776:group:",
+				`qqsim received a group message for 987654: "echo: 大家好!`,
+				"message.friend from Bob (3524125): ping",
+				"the API answered qq.api.send.friend: sent friend",
+				`qqsim received a friend message for 3524125: "echo: ping"`,
+			} {
+				out.waitText(t, want)
+			}
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("demo: %v", err)
+				}
+			case <-time.After(waitFor):
+				t.Fatal("the demo did not stop")
+			}
+			out.waitText(t, "state stopped")
+			out.waitText(t, "demo: stopped")
+			if formatName(codec) == "msgpack" {
+				out.waitText(t, "content-type=application/msgpack")
+			}
+		})
+	}
+}
