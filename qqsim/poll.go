@@ -1,6 +1,7 @@
 package qqsim
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -158,10 +159,15 @@ func (s *Server) kickItemLocked() pollItem {
 // poll answers poll2 (the checks are done): at once when there is something to say,
 // else held until there is, until a newer poll of the session arrives (102), the
 // session ends (103, 121 or a kick_message) or the hold time passes (102).
+//
+// A poll whose client went away takes nothing; items taken by a poll whose client
+// went away while the answer was written go back to the front of the queue, so a
+// restarting poller loses nothing.
 func (s *Server) poll(w http.ResponseWriter, c *call) {
 	sess := c.sess
+	ctx := c.r.Context()
 	s.mu.Lock()
-	if ans := s.pollStepLocked(sess, 0, false, false); ans != nil {
+	if ans, _ := s.pollStepLocked(sess, 0, false, false); ans != nil {
 		s.mu.Unlock()
 		writeJSON(w, ans)
 		return
@@ -180,9 +186,21 @@ func (s *Server) poll(w http.ResponseWriter, c *call) {
 	defer hold.Stop()
 	final := false
 	for {
-		if ans := s.pollStepLocked(sess, gen, true, final); ans != nil {
+		if ctx.Err() != nil {
+			s.mu.Unlock()
+			return
+		}
+		if ans, taken := s.pollStepLocked(sess, gen, true, final); ans != nil {
 			s.mu.Unlock()
 			writeJSON(w, ans)
+			if len(taken) > 0 && ctx.Err() != nil {
+				s.mu.Lock()
+				s.pending = append(taken, s.pending...)
+				s.counters["items_delivered"] -= int64(len(taken))
+				s.count("items_requeued")
+				s.notifyLocked()
+				s.mu.Unlock()
+			}
 			return
 		}
 		ch := s.changed
@@ -191,7 +209,10 @@ func (s *Server) poll(w http.ResponseWriter, c *call) {
 		case <-ch:
 		case <-hold.C:
 			final = true
-		case <-c.r.Context().Done():
+		case <-ctx.Done():
+			return
+		}
+		if !settle(ctx) {
 			return
 		}
 		s.mu.Lock()
@@ -199,64 +220,83 @@ func (s *Server) poll(w http.ResponseWriter, c *call) {
 	}
 }
 
+// settleTime is how long a woken poll waits before it takes anything: a client that
+// went away just before the wake-up (its connection closed, the server not yet told)
+// is then noticed, and does not take items into a dead connection.
+const settleTime = 5 * time.Millisecond
+
+// settle waits settleTime; false when the client went away meanwhile.
+func settle(ctx context.Context) bool {
+	t := time.NewTimer(settleTime)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // pollStepLocked returns poll2's answer when it has one: gen is the poll's number
-// (0 before it holds), held whether it was held, final whether its time is up.
-func (s *Server) pollStepLocked(sess *session, gen int64, held, final bool) any {
+// (0 before it holds), held whether it was held, final whether its time is up. It
+// also returns the queued items the answer took.
+func (s *Server) pollStepLocked(sess *session, gen int64, held, final bool) (any, []pendingItem) {
 	if held && gen != sess.pollGen {
 		s.count("polls_superseded")
-		return rcMsg{Retcode: rcPollEmpty}
+		return rcMsg{Retcode: rcPollEmpty}, nil
 	}
 	switch sess.state {
 	case sessKicked:
 		if !sess.kickSent {
 			sess.kickSent = true
 			s.count("kicks_delivered")
-			return result{Result: []pollItem{s.kickItemLocked()}}
+			return result{Result: []pollItem{s.kickItemLocked()}}, nil
 		}
 		s.count("retcode_121")
-		return map[string]any{"retcode": rcKicked, "t": ""}
+		return map[string]any{"retcode": rcKicked, "t": ""}, nil
 	case sessReplaced:
 		if held {
 			s.count("retcode_121")
-			return map[string]any{"retcode": rcKicked, "t": ""}
+			return map[string]any{"retcode": rcKicked, "t": ""}, nil
 		}
 		s.count("retcode_103")
-		return rcMsg{Retcode: rcSessionLost}
+		return rcMsg{Retcode: rcSessionLost}, nil
 	case sessExpired:
 		s.count("retcode_103")
-		return rcMsg{Retcode: rcSessionLost}
+		return rcMsg{Retcode: rcSessionLost}, nil
 	}
 	if sess.creds.dead {
 		s.count("retcode_103")
-		return rcMsg{Retcode: rcSessionLost}
+		return rcMsg{Retcode: rcSessionLost}, nil
 	}
 	if !held {
-		return nil
+		return nil, nil
 	}
 	if s.closed {
-		return rcMsg{Retcode: rcPollEmpty}
+		return rcMsg{Retcode: rcPollEmpty}, nil
 	}
 	if cr := sess.creds; cr.renew != "" {
 		cr.ptwebqq, cr.renew = cr.renew, ""
 		s.count("retcode_116")
-		return map[string]any{"retcode": rcNewPtWebQQ, "p": cr.ptwebqq}
+		return map[string]any{"retcode": rcNewPtWebQQ, "p": cr.ptwebqq}, nil
 	}
 	if len(s.pending) > 0 {
-		items := make([]any, 0, len(s.pending))
-		for _, p := range s.pending {
+		taken := s.pending
+		s.pending = nil
+		items := make([]any, 0, len(taken))
+		for _, p := range taken {
 			if p.raw != nil {
 				items = append(items, p.raw)
 			} else {
 				items = append(items, s.renderLocked(p.msg, sess.num))
 			}
 		}
-		s.pending = nil
 		s.counters["items_delivered"] += int64(len(items))
-		return result{Result: items}
+		return result{Result: items}, taken
 	}
 	if final {
 		s.count("polls_102")
-		return rcMsg{Retcode: rcPollEmpty}
+		return rcMsg{Retcode: rcPollEmpty}, nil
 	}
-	return nil
+	return nil, nil
 }

@@ -1,10 +1,12 @@
 package qqsim
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -433,5 +435,45 @@ func TestInjectVerbatim(t *testing.T) {
 	}
 	if err := sim.Inject([]json.RawMessage{json.RawMessage(`[1]`)}); err == nil {
 		t.Error("a non-object item was accepted")
+	}
+}
+
+// TestRestartedPollerLosesNothing: a poller that gives up (its connection closes)
+// and a new one that starts right away: what is said in between reaches the new one.
+func TestRestartedPollerLosesNothing(t *testing.T) {
+	sim, c := newSim(t, testConfig())
+	c.login(sim)
+	r, _ := json.Marshal(map[string]any{"ptwebqq": c.ptwebqq, "clientid": 53999199, "psessionid": c.psessionid, "key": ""})
+	base, _ := url.Parse(c.base)
+	for round := range 10 {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/channel/poll2",
+				strings.NewReader(url.Values{"r": {string(r)}}.Encode()))
+			req.Header.Set("User-Agent", testUA)
+			req.Header.Set("Referer", RefererD1)
+			req.Header.Set("Origin", OriginD1)
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			for _, ck := range c.hc.Jar.Cookies(base) {
+				req.AddCookie(ck)
+			}
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}()
+		held := int64(2 * round)
+		eventually(t, "the poll to be held", func() bool { return sim.State().Counters["polls_held"] > held })
+		cancel()
+		<-done
+		id, err := sim.Say(Say{Kind: "friend", From: 123456, Text: "in between"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		items := c.pollItems()
+		if len(items) != 1 || num(t, obj(t, items[0]["value"])["msg_id"]) != id {
+			t.Fatalf("round %d: %v", round, items)
+		}
 	}
 }
