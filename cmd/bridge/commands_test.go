@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/qqbridge/qqbridge/bus"
+	"github.com/qqbridge/qqbridge/qqsim"
+)
+
+// runCommand runs the binary's command line in the background with its own output
+// buffers and environment; stop cancels it and returns its error.
+type runCommand struct {
+	stdout, stderr *syncBuffer
+	cancel         context.CancelFunc
+	done           chan error
+}
+
+func startCommand(t *testing.T, env map[string]string, args ...string) *runCommand {
+	t.Helper()
+	rc := &runCommand{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	c := &cli{stdout: rc.stdout, stderr: rc.stderr, lookupEnv: func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	rc.cancel = cancel
+	go func() { rc.done <- c.run(ctx, args) }()
+	t.Cleanup(func() { _ = rc.stop(t) })
+	return rc
+}
+
+func (rc *runCommand) stop(t *testing.T) error {
+	t.Helper()
+	rc.cancel()
+	select {
+	case err := <-rc.done:
+		rc.done <- err // a second stop sees the same
+		return err
+	case <-time.After(waitFor):
+		t.Error("the command did not stop")
+		return nil
+	}
+}
+
+// logField waits for a JSON log line whose message is msg and returns its field.
+func logField(t *testing.T, logs *syncBuffer, msg, field string) string {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for time.Now().Before(deadline) {
+		sc := bufio.NewScanner(strings.NewReader(logs.String()))
+		for sc.Scan() {
+			var line map[string]any
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line["message"] == msg {
+				if v, ok := line[field].(string); ok {
+					return v
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no log line %q with field %q:\n%s", msg, field, logs.String())
+	return ""
+}
+
+// runSend runs `bridge send` to completion and returns its stdout and error.
+func runSend(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	c, stdout, _ := testCLI(nil)
+	err := c.run(context.Background(), append([]string{"send"}, args...))
+	return stdout.String(), err
+}
+
+// TestRunTailSend runs `bridge run`, `bridge tail` and `bridge send` as a person
+// would, in-process: the bridge on its embedded NATS with the simulator as QQ,
+// settings from flags and environment twins.
+func TestRunTailSend(t *testing.T) {
+	sim, simURL := newSim(t)
+	run := startCommand(t, map[string]string{
+		"QQBRIDGE_QQ_ENDPOINT":      simURL,
+		"QQBRIDGE_SESSION_KEY":      "correct horse battery staple",
+		"QQBRIDGE_QR_POLL_INTERVAL": "50ms",
+		"QQBRIDGE_LEADER_TTL":       "1s",
+	}, "run", "--nats-listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--http", "127.0.0.1:0",
+		"--poll-timeout", "5s", "--rate", "50", "--log-format", "json", "--log-level", "debug")
+	url := logField(t, run.stderr, "bridge running", "nats")
+
+	tail := startCommand(t, nil, "tail", "--nats", url)
+	tail.stderr.waitText(t, "tail: listening on qq.>")
+	waitSimLogin(t, sim, "qr_waiting")
+	if err := sim.ScanQR(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.ConfirmQR(); err != nil {
+		t.Fatal(err)
+	}
+	tail.stdout.waitText(t, "state online (account 931996776)")
+
+	if _, err := sim.Say(sayGroup("hello from the group")); err != nil {
+		t.Fatal(err)
+	}
+	tail.stdout.waitText(t, "qq.in.group.987654  ce-type=qq.message.group")
+	tail.stdout.waitText(t, "from Alice@dev (123456): hello from the group")
+
+	out, err := runSend(t, "--nats", url, "--group", "987654", "--id", "cli-1", "hello from bridge send")
+	if err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	if !strings.Contains(out, "sent group cli-1 in 1 part(s) (via qq.api.send.group)") {
+		t.Errorf("send printed %q", out)
+	}
+	waitSent(t, sim, "group", devGroup, "hello from bridge send")
+	tail.stdout.waitText(t, "qq.api.send.group")
+
+	// The same id again: the bridge answers the first outcome and sends nothing.
+	if out, err := runSend(t, "--nats", url, "--group", "987654", "--id", "cli-1", "hello from bridge send"); err != nil || !strings.Contains(out, "sent group cli-1") {
+		t.Errorf("repeat: %q %v", out, err)
+	}
+	if got := sentTexts(sim, "group", devGroup); len(got) != 1 {
+		t.Errorf("after a repeated id the simulator has %q", got)
+	}
+
+	// An unknown group: not sent, exit code 1.
+	out, err = runSend(t, "--nats", url, "--group", "1111", "nobody")
+	if !errors.Is(err, errNotSent) || exitCode(err, &syncBuffer{}) != exitFailure || !strings.Contains(out, "unknown_target") {
+		t.Errorf("unknown group: %q %v", out, err)
+	}
+
+	if err := tail.stop(t); err != nil {
+		t.Errorf("tail: %v", err)
+	}
+	if err := run.stop(t); err != nil {
+		t.Errorf("run: %v", err)
+	}
+	logs := run.stderr.String()
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("a log line is not JSON: %s", line)
+		}
+	}
+	if strings.Contains(logs, "plaintext") {
+		t.Errorf("with a session key the bridge still warns about a plaintext session")
+	}
+	if !strings.Contains(logs, `"message":"stopped"`) {
+		t.Errorf("no stop in the logs")
+	}
+}
+
+func sayGroup(text string) qqsim.Say {
+	return qqsim.Say{Kind: "group", From: aliceQQ, Group: devGroup, Text: text}
+}
+
+// waitSimLogin waits until the simulator's login state is state.
+func waitSimLogin(t *testing.T, sim *qqsim.Server, state string) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for sim.State().Login != state {
+		if time.Now().After(deadline) {
+			t.Fatalf("the simulator never reached login state %q (it is %q)", state, sim.State().Login)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestSendQueuedWithoutBridge sends while no bridge runs: the request is queued in
+// the out stream and `bridge send` gives up waiting (exit 1); a bridge started later
+// sends it.
+func TestSendQueuedWithoutBridge(t *testing.T) {
+	sim, simURL := newSim(t)
+	cfg := testConfig(t, simURL)
+	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: t.TempDir(), Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
+	url := ns.ClientURL()
+	nc := connect(t, url)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.EnsureStreams(context.Background(), js, cfg.Subjects, bus.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	out, err := runSend(t, "--nats", url, "--friend", "123456", "--id", "queued-1", "--timeout", "300ms", "sent later")
+	if err == nil || exitCode(err, &syncBuffer{}) != exitFailure || !strings.Contains(err.Error(), "queued on qq.out.friend") {
+		t.Fatalf("send without a bridge: %q %v", out, err)
+	}
+	stream, err := js.Stream(context.Background(), cfg.Subjects.StreamOut())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := stream.Info(context.Background()); err != nil || info.State.Msgs != 1 {
+		t.Fatalf("out stream: %+v %v", info, err)
+	}
+
+	cfg.NATSURL = url
+	rb := startBridge(t, cfg)
+	rec := record(t, nc, "qq.>")
+	loginByQR(t, sim, rec, cfg.Subjects)
+	rec.waitAfter(t, 0, "the result of queued-1", isResult("queued-1"))
+	waitSent(t, sim, "friend", aliceQQ, "sent later")
+	if err := rb.stopBridge(t); err != nil {
+		t.Fatal(err)
+	}
+}
