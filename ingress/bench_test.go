@@ -1,0 +1,107 @@
+package ingress
+
+import (
+	"context"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/qqbridge/qqbridge/directory"
+	"github.com/qqbridge/qqbridge/qqclient"
+	"github.com/qqbridge/qqbridge/qqsim"
+	"github.com/qqbridge/qqbridge/schema"
+)
+
+// benchGroupEvent returns a group message of Alice in Dev chat, in the
+// session numbers of a simulator the returned directory is logged in to,
+// with the directory loaded and Alice's QQ number cached: the steady state
+// of a running bridge.
+func benchGroupEvent(b *testing.B) (qqclient.Event, *directory.Directory) {
+	b.Helper()
+	sim, err := qqsim.New(qqsim.Config{PollHold: 200 * time.Millisecond, RateLimit: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ts := httptest.NewServer(sim)
+	b.Cleanup(ts.Close)
+	b.Cleanup(sim.Close)
+	c, err := qqclient.New(qqclient.WithBaseURL(ts.URL))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := login(ctx, c, sim); err != nil {
+		b.Fatal(err)
+	}
+	dir := directory.New(c, zerolog.Nop())
+	if err := dir.Refresh(ctx); err != nil {
+		b.Fatal(err)
+	}
+	st := sim.State()
+	gid := strconv.FormatInt(st.Groups[devChat], 10)
+	item := `{"poll_type":"group_message","value":{"msg_id":50873,"msg_id2":1,"msg_type":43,"from_uin":` + gid +
+		`,"group_code":` + gid + `,"send_uin":` + strconv.FormatInt(st.Friends[alice], 10) +
+		`,"seq":51,"to_uin":931996776,"time":1450687625,"content":[["font",{"name":"微软雅黑","size":10,"style":[0,0,0],"color":"000000"}],"好啊 ",["face",14]]}}`
+	ev := qqclient.DecodeEvent([]byte(item))
+	if ev.Err != nil {
+		b.Fatal(ev.Err)
+	}
+	if e, _, id, ok := Normalise(ctx, self, ev, dir); !ok || id != "987654" || e.From.QQ != alice {
+		b.Fatalf("warm-up: %+v %q %v", e, id, ok)
+	}
+	return ev, dir
+}
+
+func BenchmarkNormalise(b *testing.B) {
+	ev, dir := benchGroupEvent(b)
+	ctx := context.Background()
+	b.Run("directory", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, _, _, ok := Normalise(ctx, self, ev, dir); !ok {
+				b.Fatal("not published")
+			}
+		}
+	})
+	b.Run("numbers-only", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, _, _, ok := Normalise(ctx, self, ev, nil); !ok {
+				b.Fatal("not published")
+			}
+		}
+	})
+}
+
+// BenchmarkNormaliseEncode is the per-event work of ingress before the
+// publish: Normalise, then the body and headers in each codec.
+func BenchmarkNormaliseEncode(b *testing.B) {
+	ev, dir := benchGroupEvent(b)
+	ctx := context.Background()
+	subjects, _ := schema.NewSubjects("")
+	for _, codec := range []schema.Codec{schema.JSON(), schema.Msgpack()} {
+		b.Run(codec.ContentType()[len("application/"):], func(b *testing.B) {
+			b.ReportAllocs()
+			var size int
+			for b.Loop() {
+				e, kind, id, ok := Normalise(ctx, self, ev, dir)
+				if !ok {
+					b.Fatal("not published")
+				}
+				if _, err := subjects.In(kind, id); err != nil {
+					b.Fatal(err)
+				}
+				data, _, err := e.Encode(codec)
+				if err != nil {
+					b.Fatal(err)
+				}
+				size = len(data)
+			}
+			b.ReportMetric(float64(size), "bytes/event")
+		})
+	}
+}
