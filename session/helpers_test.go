@@ -129,6 +129,11 @@ func newEnv(t *testing.T, simCfg qqsim.Config) *env {
 		t: t, sim: sim, url: hs.URL, pngs: rec, natsURL: ns.ClientURL(),
 		states: make(chan stateMsg, 64), qrs: make(chan *nats.Msg, 16), logs: &syncBuffer{},
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("manager logs:\n%s", e.logs.String())
+		}
+	})
 	e.nc, e.js = e.connect()
 	e.subj, _ = schema.NewSubjects("qq")
 	ctx := e.ctx()
@@ -157,7 +162,7 @@ func newEnv(t *testing.T, simCfg qqsim.Config) *env {
 // connect opens a NATS connection of its own (one per replica).
 func (e *env) connect() (*nats.Conn, jetstream.JetStream) {
 	e.t.Helper()
-	nc, err := nats.Connect(e.natsURL)
+	nc, err := nats.Connect(e.natsURL, nats.Timeout(waitFor))
 	if err != nil {
 		e.t.Fatalf("connect: %v", err)
 	}
@@ -200,7 +205,7 @@ func (e *env) start(cfg session.Config) *replica {
 	cfg.Client, cfg.NC, cfg.JS, cfg.KV, cfg.Subjects = client, nc, js, kv, e.subj
 	cfg.Log = zerolog.New(e.logs).With().Timestamp().Logger()
 	if cfg.LeaderTTL == 0 {
-		cfg.LeaderTTL = 2 * time.Second
+		cfg.LeaderTTL = 5 * time.Second
 	}
 	if cfg.RetryInitial == 0 {
 		cfg.RetryInitial = 50 * time.Millisecond

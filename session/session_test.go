@@ -445,9 +445,9 @@ func TestReplicas(t *testing.T) {
 // release the lease, which expires, and the follower takes over.
 func TestLeaderDies(t *testing.T) {
 	e := newEnv(t, qqsim.Config{})
-	a := e.start(session.Config{ReplicaID: "a", LeaderTTL: time.Second})
+	a := e.start(session.Config{ReplicaID: "a", LeaderTTL: 2 * time.Second})
 	eventually(t, "a leads", a.m.IsLeader)
-	b := e.start(session.Config{ReplicaID: "b", LeaderTTL: time.Second})
+	b := e.start(session.Config{ReplicaID: "b", LeaderTTL: 2 * time.Second})
 	e.expectStates(schema.StateAwaitingScan)
 	e.scan()
 	b.waitOnline(t)
