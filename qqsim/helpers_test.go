@@ -22,7 +22,7 @@ func testConfig() Config {
 }
 
 // newSim starts a simulator on an httptest loopback listener.
-func newSim(t *testing.T, cfg Config) (*Server, *tclient) {
+func newSim(t testing.TB, cfg Config) (*Server, *tclient) {
 	t.Helper()
 	sim, err := New(cfg)
 	if err != nil {
@@ -37,7 +37,7 @@ func newSim(t *testing.T, cfg Config) (*Server, *tclient) {
 // tclient is what a curl user does: a cookie jar, the browser headers, and the
 // values the login hands out.
 type tclient struct {
-	t          *testing.T
+	t          testing.TB
 	base       string
 	hc         *http.Client
 	ptwebqq    string
@@ -46,7 +46,7 @@ type tclient struct {
 	checkSig   string
 }
 
-func newClient(t *testing.T, base string) *tclient {
+func newClient(t testing.TB, base string) *tclient {
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +168,7 @@ func (c *tclient) api(method, path string, q url.Values, r any, mods ...mod) map
 }
 
 // retcode returns the retcode of an answer (errCode for a send's success).
-func retcode(t *testing.T, m map[string]any) int64 {
+func retcode(t testing.TB, m map[string]any) int64 {
 	t.Helper()
 	v, ok := m["retcode"]
 	if !ok {
@@ -181,7 +181,7 @@ func retcode(t *testing.T, m map[string]any) int64 {
 }
 
 // num reads a JSON number.
-func num(t *testing.T, v any) int64 {
+func num(t testing.TB, v any) int64 {
 	t.Helper()
 	n, ok := v.(json.Number)
 	if !ok {
@@ -195,7 +195,7 @@ func num(t *testing.T, v any) int64 {
 }
 
 // obj and arr walk a decoded answer.
-func obj(t *testing.T, v any) map[string]any {
+func obj(t testing.TB, v any) map[string]any {
 	t.Helper()
 	m, ok := v.(map[string]any)
 	if !ok {
@@ -204,7 +204,7 @@ func obj(t *testing.T, v any) map[string]any {
 	return m
 }
 
-func arr(t *testing.T, v any) []any {
+func arr(t testing.TB, v any) []any {
 	t.Helper()
 	a, ok := v.([]any)
 	if !ok {
@@ -379,7 +379,7 @@ func (c *tclient) send(endpoint, field string, target int64, cont any, extra map
 }
 
 // eventually waits until cond holds (tests wait for the server, they do not time it).
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
