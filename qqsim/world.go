@@ -142,8 +142,8 @@ func LoadWorld(path string) (*World, error) {
 	if dec.More() {
 		return nil, fmt.Errorf("%w: %s: data after the JSON object", ErrBadWorld, path)
 	}
-	if err := w.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if err := w.check(); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrBadWorld, path, err)
 	}
 	return &w, nil
 }
@@ -151,14 +151,20 @@ func LoadWorld(path string) (*World, error) {
 // Validate reports the first problem that makes w unservable; the error wraps
 // ErrBadWorld.
 func (w *World) Validate() error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %s", ErrBadWorld, fmt.Sprintf(format, args...))
+	if err := w.check(); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadWorld, err)
 	}
+	return nil
+}
+
+// check returns the first problem of w.
+func (w *World) check() error {
+	bad := fmt.Errorf
 	if w.Self.QQ <= 0 {
 		return bad("self.qq must be a positive QQ number")
 	}
 	if err := checkStatus(w.Self); err != nil {
-		return bad("self: %v", err)
+		return bad("self: %w", err)
 	}
 	friends := map[int64]bool{}
 	for i, f := range w.Friends {
@@ -173,7 +179,7 @@ func (w *World) Validate() error {
 			return bad("friends[%d]: category must not be negative", i)
 		}
 		if err := checkStatus(f); err != nil {
-			return bad("friends[%d]: %v", i, err)
+			return bad("friends[%d]: %w", i, err)
 		}
 		friends[f.QQ] = true
 	}
