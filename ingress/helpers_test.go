@@ -66,15 +66,17 @@ func login(ctx context.Context, c *qqclient.Client, sim *qqsim.Server) error {
 // gen), refreshes the directory at each login, and stays offline after a
 // kick. It drives the real client against the real simulator.
 type testSession struct {
-	c   *qqclient.Client
-	dir *directory.Directory
+	c    *qqclient.Client
+	dir  *directory.Directory
+	acct int64 // the account's QQ number (login2 uin)
 
-	mu      sync.Mutex
-	gen     uint64
-	online  bool
-	changed chan struct{}
-	lost    []uint64
-	kicked  []string
+	mu         sync.Mutex
+	gen        uint64
+	online     bool
+	ignoreLost bool // as a manager that knows the loss is not the session's
+	changed    chan struct{}
+	lost       []uint64
+	kicked     []string
 }
 
 func newTestSession(ctx context.Context, c *qqclient.Client, sim *qqsim.Server, dir *directory.Directory) (*testSession, error) {
@@ -84,19 +86,18 @@ func newTestSession(ctx context.Context, c *qqclient.Client, sim *qqsim.Server, 
 	if err := dir.Refresh(ctx); err != nil {
 		return nil, err
 	}
-	return &testSession{c: c, dir: dir, gen: 1, online: true, changed: make(chan struct{})}, nil
-}
-
-func (s *testSession) account() int64 {
-	sess, _ := s.c.Session()
-	return sess.UIN
+	sess, ok := c.Session()
+	if !ok {
+		return nil, errors.New("no session after login")
+	}
+	return &testSession{c: c, dir: dir, acct: sess.UIN, gen: 1, online: true, changed: make(chan struct{})}, nil
 }
 
 func (s *testSession) WaitOnline(ctx context.Context) (Online, error) {
 	for {
 		s.mu.Lock()
 		if s.online {
-			on := Online{Account: s.account(), Gen: s.gen}
+			on := Online{Account: s.acct, Gen: s.gen}
 			s.mu.Unlock()
 			return on, nil
 		}
@@ -116,8 +117,11 @@ func (s *testSession) ReportLost(gen uint64, _ error) {
 	if gen != s.gen || !s.online {
 		return
 	}
-	s.online = false
 	s.lost = append(s.lost, gen)
+	if s.ignoreLost {
+		return
+	}
+	s.online = false
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -53,9 +53,11 @@ type Online struct {
 //
 // WaitOnline blocks until a session is live (or ctx ends) and describes it.
 // ReportLost says that polling in session gen failed with a session-gone
-// error (qqclient.ErrSessionLost); ReportKicked that a kick_message arrived
-// in session gen. Neither blocks. After either, ingress calls WaitOnline
-// again and ignores an answer of the same gen until the manager moves on.
+// error (qqclient.ErrSessionLost or qqclient.ErrNotLoggedIn); ReportKicked
+// that a kick_message arrived in session gen. Neither blocks. After either,
+// ingress calls WaitOnline again: an answer of the same gen is polled again
+// after a pause growing up to Config.MaxBackoff when the session was lost,
+// and never when it was kicked.
 type SessionSource interface {
 	WaitOnline(ctx context.Context) (Online, error)
 	ReportLost(gen uint64, err error)
@@ -179,71 +181,76 @@ func (i *Ingress) Stats() Stats {
 // error of WaitOnline). Each round waits for a live session, then polls it
 // until it is lost or kicked; each batch is published completely, in order,
 // before the next poll.
+//
+// After a lost session, a WaitOnline that still answers the same gen (the
+// manager has not caught up, or this replica polls the same session again)
+// is followed after a growing pause; after a kick, ingress waits for a new
+// gen, so that a kicked session is never polled again.
 func (i *Ingress) Run(ctx context.Context) error {
-	var ended bool
-	var endedGen uint64
-	for {
-		on, err := i.waitOnline(ctx, ended, endedGen)
-		if err != nil {
-			return err
-		}
-		log := i.log.With().Int64("account", on.Account).Uint64("gen", on.Gen).Logger()
-		log.Info().Msg("polling")
-		i.pollSession(ctx, on, log)
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		ended, endedGen = true, on.Gen
-	}
-}
-
-// waitOnline returns the next live session, skipping the session gen that
-// just ended while the manager has not moved on yet.
-func (i *Ingress) waitOnline(ctx context.Context, ended bool, endedGen uint64) (Online, error) {
-	b := i.newBackoff(50 * time.Millisecond)
+	pause := i.newBackoff(100 * time.Millisecond)
+	var last Online
+	var started, kicked bool
 	for {
 		on, err := i.cfg.Session.WaitOnline(ctx)
 		if err != nil {
-			return Online{}, err
+			return err
 		}
-		if !ended || on.Gen != endedGen {
-			return on, nil
+		if started && on.Gen == last.Gen {
+			if err := sleep(ctx, pause.NextBackOff()); err != nil {
+				return err
+			}
+			if kicked {
+				continue
+			}
+			if on, err = i.cfg.Session.WaitOnline(ctx); err != nil {
+				return err
+			}
 		}
-		if err := sleep(ctx, b.NextBackOff()); err != nil {
-			return Online{}, err
+		started, last = true, on
+		log := i.log.With().Int64("account", on.Account).Uint64("gen", on.Gen).Logger()
+		log.Info().Msg("polling")
+		var polled bool
+		polled, kicked = i.pollSession(ctx, on, log)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if polled {
+			pause.Reset()
 		}
 	}
 }
 
-// pollSession polls session on until it is lost or kicked or ctx ends.
-func (i *Ingress) pollSession(ctx context.Context, on Online, log zerolog.Logger) {
+// pollSession polls session on until it is lost or kicked or ctx ends. It
+// reports whether any poll succeeded and whether the session was kicked.
+func (i *Ingress) pollSession(ctx context.Context, on Online, log zerolog.Logger) (polled, kicked bool) {
 	b := i.newBackoff(200 * time.Millisecond)
 	for {
 		evs, err := i.cfg.Client.Poll(ctx)
 		if err != nil {
 			switch {
 			case ctx.Err() != nil:
-				return
+				return polled, false
 			case errors.Is(err, qqclient.ErrSessionLost) || errors.Is(err, qqclient.ErrNotLoggedIn):
 				i.lost.Add(1)
 				log.Warn().Err(err).Msg("session lost")
 				i.cfg.Session.ReportLost(on.Gen, err)
-				return
+				return polled, false
 			}
 			wait := b.NextBackOff()
 			log.Warn().Err(err).Dur("retry_in", wait).Msg("poll failed")
 			if sleep(ctx, wait) != nil {
-				return
+				return polled, false
 			}
 			continue
 		}
 		b.Reset()
+		polled = true
 		i.polls.Add(1)
 		i.items.Add(uint64(len(evs)))
 		var kick *qqclient.Kick
 		if err := i.publishBatch(ctx, on, evs, log); err != nil {
 			log.Error().Err(err).Msg("stopped before the batch was published")
-			return
+			return polled, false
 		}
 		for _, ev := range evs {
 			if ev.Kick != nil {
@@ -255,7 +262,7 @@ func (i *Ingress) pollSession(ctx context.Context, on Online, log zerolog.Logger
 			i.kicks.Add(1)
 			log.Warn().Str("reason", kick.Reason).Msg("kicked: another login replaced this one")
 			i.cfg.Session.ReportKicked(on.Gen, kick.Reason)
-			return
+			return polled, true
 		}
 	}
 }

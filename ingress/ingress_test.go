@@ -357,6 +357,43 @@ func TestSessionLostAndRelogin(t *testing.T) {
 	}
 }
 
+// TestSameGenPolledAgain: polling fails as if the session were gone, but the
+// session manager keeps answering the same gen (it knows better, as when a
+// replica's polling term ended and began again): ingress pauses and polls the
+// same session again instead of waiting for a gen that never comes.
+func TestSameGenPolledAgain(t *testing.T) {
+	h := newHarness(t)
+	ing := h.start(nil)
+	first := h.say(qqsim.Say{Kind: "friend", From: alice, Text: "first"})
+	h.waitMsgID(first)
+
+	saved, ok := h.c.Session()
+	if !ok {
+		t.Fatal("not logged in")
+	}
+	h.sess.mu.Lock()
+	h.sess.ignoreLost = true
+	h.sess.mu.Unlock()
+	h.c.Logout() // the next poll fails with ErrNotLoggedIn
+	waitUntil(t, "two failed rounds", func() bool { lost, _ := h.sess.reports(); return len(lost) >= 2 })
+	if err := h.c.Resume(h.ctx(), saved); err != nil {
+		t.Fatalf("Resume: %v", err)
+	}
+	second := h.say(qqsim.Say{Kind: "friend", From: alice, Text: "second"})
+	msgs := h.waitMsgID(second)
+	if n := countMsgID(msgs, second); n != 1 {
+		t.Errorf("second message %d times in the stream", n)
+	}
+	for _, g := range func() []uint64 { l, _ := h.sess.reports(); return l }() {
+		if g != 1 {
+			t.Errorf("lost reported for gen %d, want 1", g)
+		}
+	}
+	if s := ing.Stats(); s.Lost < 2 {
+		t.Errorf("stats %+v: want the repeated failures counted", s)
+	}
+}
+
 // TestNATSDown shuts the NATS server down, has a friend say something
 // (ingress polls it and cannot publish), restarts the server on the same
 // port and store: the event arrives once.
