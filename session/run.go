@@ -164,7 +164,6 @@ func (m *Manager) follow(ctx context.Context) context.Context {
 		w       jetstream.KeyWatcher
 		updates <-chan jetstream.KeyValueEntry
 		latest  jetstream.KeyValueEntry
-		tried   uint64 // revision of latest already tried (or undecryptable)
 		retry   *time.Timer
 		retryC  <-chan time.Time
 	)
@@ -199,7 +198,6 @@ func (m *Manager) follow(ctx context.Context) context.Context {
 		if latest == nil || latest.Operation() != jetstream.KeyValuePut {
 			return
 		}
-		tried = latest.Revision()
 		saved, err := DecodeSaved(latest.Value(), m.cfg.Key)
 		if err != nil {
 			m.logger().Error().Err(err).Msg("the leader's saved session cannot be used")
@@ -249,11 +247,14 @@ func (m *Manager) follow(ctx context.Context) context.Context {
 			}
 			resume()
 		case <-m.wake:
-			p := m.takePending()
-			if p.lost && latest != nil && latest.Revision() == tried {
-				// The session this replica resumed is gone; the leader re-logs
-				// in and saves the new one, which the watch brings.
+			if p := m.takePending(); p.lost {
+				// The session this replica resumed failed. The leader re-logs
+				// in and saves a new one, which the watch brings; in case the
+				// failure was this replica's alone, resume again after a pause.
 				m.logger().Info().Str("reason", p.lostReason).Msg("following: session lost; waiting for the leader")
+				if w != nil {
+					schedule(b.NextBackOff())
+				}
 			}
 		case <-retryC:
 			if w == nil {
@@ -282,7 +283,14 @@ const (
 // outlive restarts).
 func (m *Manager) lead(term, run context.Context) {
 	m.goOffline()
+	// The latest state, fresher than the watch may be: a kick must not be missed.
+	e, err := m.cfg.KV.Get(term, schema.SessionKeyState)
+	var st schema.SessionState
+	fresh := err == nil && m.cfg.Format.Unmarshal(e.Value(), &st) == nil
 	m.mu.Lock()
+	if fresh {
+		m.state = st
+	}
 	m.leading = true
 	m.pend = pending{} // reports of the follower's generations
 	kicked := m.state.State == schema.StateKicked
@@ -428,6 +436,8 @@ func (m *Manager) qrLogin(ctx context.Context) step {
 		s, err := m.cfg.Client.LoginQR(ctx, func(ev qqclient.LoginEvent) { m.onLoginEvent(ctx, ev) })
 		switch {
 		case err == nil:
+			// A login requested while this one ran is satisfied by it.
+			m.updatePending(func(p *pending) { p.login = false })
 			m.save(ctx, s)
 			o := m.goOnline(ctx, s.UIN)
 			m.logger().Info().Uint64("gen", o.Gen).Msg("logged in by QR code")
