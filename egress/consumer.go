@@ -14,6 +14,9 @@ import (
 	"github.com/qqbridge/qqbridge/schema"
 )
 
+// fetchWait is how long one pull request waits for a message.
+const fetchWait = 30 * time.Second
+
 // Run consumes the send requests of stream Subjects.StreamOut() (subjects
 // <prefix>.out.>, created beforehand by bus.EnsureStreams) through the
 // durable pull consumer Config.Consumer, one message at a time and in order
@@ -48,42 +51,34 @@ func (e *Egress) Run(ctx context.Context) error {
 		return fmt.Errorf("egress: consumer %s on %s: %w", e.cfg.Consumer, s.StreamOut(), err)
 	}
 	e.log.Info().Str("stream", s.StreamOut()).Str("consumer", e.cfg.Consumer).Msg("egress consumer running")
+	// One pull request per message, made after the previous message was
+	// answered (a pull issued ahead, as the Messages iterator does, was seen
+	// to miss messages freed by an ack when MaxAckPending is 1).
 	bo := e.newBackoff()
+	name := stream.CachedInfo().Config.Name
 	for ctx.Err() == nil {
-		it, err := cons.Messages(jetstream.PullMaxMessages(1))
-		if err != nil {
-			e.log.Warn().Err(err).Msg("cannot pull from the consumer; retrying")
-			if sleepCtx(ctx, bo.NextBackOff()) != nil {
-				break
+		fctx, cancel := context.WithTimeout(ctx, fetchWait)
+		msg, err := cons.Next(jetstream.FetchContext(fctx))
+		cancel()
+		if ctx.Err() != nil {
+			if msg != nil { // delivered as ctx ended: hand it back untouched
+				_ = msg.Nak()
 			}
+			break
+		}
+		if err != nil {
+			if errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+				continue // nothing to do: pull again
+			}
+			e.log.Warn().Err(err).Msg("pulling the next request failed; retrying")
+			_ = sleepCtx(ctx, bo.NextBackOff())
 			continue
 		}
-		for {
-			msg, err := it.Next(jetstream.NextContext(ctx))
-			if ctx.Err() != nil {
-				if msg != nil { // delivered as ctx ended: hand it back untouched
-					_ = msg.Nak()
-				}
-				break
-			}
-			if errors.Is(err, jetstream.ErrNoHeartbeat) {
-				continue
-			}
-			if err != nil {
-				e.log.Warn().Err(err).Msg("pulling the next request failed; retrying")
-				_ = sleepCtx(ctx, bo.NextBackOff())
-				break
-			}
-			bo.Reset()
-			if e.handle(ctx, msg, stream.CachedInfo().Config.Name, created) {
-				// Stop pulling first, so that the message handed back is
-				// redelivered to whoever pulls next, not buffered here.
-				it.Stop()
-				_ = msg.Nak()
-				break
-			}
+		bo.Reset()
+		if e.handle(ctx, msg, name, created) {
+			_ = msg.Nak()
+			break
 		}
-		it.Stop()
 	}
 	e.log.Info().Msg("egress consumer stopped")
 	return nil
