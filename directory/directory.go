@@ -85,6 +85,7 @@ type Directory struct {
 	mu          sync.RWMutex
 	snap        *snapshot           // the lists of the last refresh; never nil
 	lastAttempt time.Time           // of the last refresh, successful or not
+	attemptSess uint64              // the session of the last refresh attempt
 	acctSess    uint64              // the session the caches below belong to
 	acct        map[int64]acctEntry // uin → QQ number
 	byQQ        map[int64]int64     // QQ number → uin (friends and members resolved)
@@ -226,11 +227,10 @@ func (d *Directory) Run(ctx context.Context, every time.Duration) {
 func (d *Directory) Refresh(ctx context.Context) error {
 	d.refreshMu.Lock()
 	defer d.refreshMu.Unlock()
-	d.mu.Lock()
-	d.lastAttempt = time.Now()
-	d.mu.Unlock()
-
 	key, ok := d.sessionKey()
+	d.mu.Lock()
+	d.lastAttempt, d.attemptSess = time.Now(), key
+	d.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("directory: refresh: %w", qqclient.ErrNotLoggedIn)
 	}
@@ -407,16 +407,25 @@ func retry[T any](ctx context.Context, fn func() (T, error)) (T, error) {
 	return out, err
 }
 
-// refreshOnMiss refreshes after a lookup missed, when the session changed or
-// the last refresh is older than the miss interval, and returns the lists to
-// look in again.
+// staleRetry is the least time between two attempts to load the lists of a
+// new session after one failed.
+const staleRetry = 5 * time.Second
+
+// refreshOnMiss refreshes after a lookup missed — at once when the client is
+// in a session the lists were not loaded in (again after staleRetry when that
+// failed), else when the last refresh is older than the miss interval — and
+// returns the lists to look in again.
 func (d *Directory) refreshOnMiss(ctx context.Context, s *snapshot) *snapshot {
 	key, ok := d.sessionKey()
 	if !ok {
 		return s
 	}
 	d.mu.RLock()
-	due := key != d.snap.sess || time.Since(d.lastAttempt) >= d.missRefresh
+	since := time.Since(d.lastAttempt)
+	due := since >= d.missRefresh
+	if key != d.snap.sess {
+		due = key != d.attemptSess || since >= min(staleRetry, d.missRefresh)
+	}
 	d.mu.RUnlock()
 	if !due {
 		return d.snapshot()

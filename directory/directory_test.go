@@ -344,3 +344,39 @@ func TestResolveFriends(t *testing.T) {
 		}
 	}
 }
+
+func TestMissRefreshAndNegativeCache(t *testing.T) {
+	e := newEnv(t)
+	ctx := testCtx(t)
+	const stranger = 4000000001
+	count := func(name string) int64 { return e.sim.State().Counters[name] }
+
+	slow := New(e.c, testLog(t), WithMissRefresh(time.Hour), WithNegativeTTL(time.Hour))
+	if err := slow.Refresh(ctx); err != nil {
+		t.Fatalf("Refresh: %v", err)
+	}
+	lists, lookups := count("get_user_friends2"), count("get_friend_uin2")
+	for range 3 {
+		if got := slow.Friend(ctx, stranger); got != (schema.Contact{UIN: stranger}) {
+			t.Fatalf("Friend(stranger) = %+v", got)
+		}
+	}
+	if n := count("get_user_friends2") - lists; n != 0 {
+		t.Errorf("%d refreshes for unknown numbers within the miss interval, want 0", n)
+	}
+	if n := count("get_friend_uin2") - lookups; n != 1 {
+		t.Errorf("%d QQ number lookups of a stranger, want 1 (then remembered as failed)", n)
+	}
+
+	eager := New(e.c, testLog(t), WithMissRefresh(time.Nanosecond))
+	if err := eager.Refresh(ctx); err != nil {
+		t.Fatalf("Refresh: %v", err)
+	}
+	lists = count("get_user_friends2")
+	for range 2 {
+		eager.Group(ctx, stranger)
+	}
+	if n := count("get_user_friends2") - lists; n != 2 {
+		t.Errorf("%d refreshes for 2 misses past the miss interval, want 2", n)
+	}
+}
