@@ -80,13 +80,12 @@ func Normalise(ctx context.Context, account int64, ev qqclient.Event, dir Resolv
 		}
 		from := dir.Friend(ctx, st.UIN)
 		e = &schema.Event{
-			ID:     schema.HashEventID(account, string(schema.KindStatus), ev.Raw),
-			Type:   schema.TypeStatusBuddy,
-			Time:   time.Now().UTC(),
-			From:   &from,
-			Status: &schema.Status{UIN: st.UIN, QQ: from.QQ, Status: st.Status, ClientType: st.ClientType},
+			ID:      schema.HashEventID(account, string(schema.KindStatus), ev.Raw),
+			Type:    schema.TypeStatusBuddy,
+			Time:    time.Now().UTC(),
+			Account: account,
+			Status:  &schema.Status{UIN: st.UIN, QQ: from.QQ, Status: st.Status, ClientType: st.ClientType},
 		}
-		e.Account = account
 		return e, schema.KindStatus, personID(from), true
 	case ev.Input != nil:
 		in := ev.Input

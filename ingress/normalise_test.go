@@ -82,7 +82,7 @@ func TestNormaliseWithoutDirectory(t *testing.T) {
 		4: {kind: schema.KindFriend, id: "uin3785096088", typ: schema.TypeMessageFriend, eventID: "931996776:friend:5005", msgID: 5005,
 			from: &schema.Contact{UIN: 3785096088}, picture: true, wireTime: 1450686790},
 		5: {kind: schema.KindStatus, id: "uin3017767504", typ: schema.TypeStatusBuddy,
-			from: &schema.Contact{UIN: 3017767504}, status: &schema.Status{UIN: 3017767504, Status: "away", ClientType: 1}},
+			status: &schema.Status{UIN: 3017767504, Status: "away", ClientType: 1}},
 		6: {kind: schema.KindInput, id: "uin3785096088", typ: schema.TypeInputNotify, eventID: "931996776:input:5006", msgID: 5006,
 			from: &schema.Contact{UIN: 3785096088}},
 		7: {kind: schema.KindSystem, id: "kick", typ: schema.TypeSystemKick, eventID: "931996776:kick:5007", msgID: 5007,
