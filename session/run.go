@@ -42,15 +42,19 @@ func (m *Manager) Run(ctx context.Context) error {
 		m.mirrorState(e)
 	}
 
+	// The lease outlives the loop: it is released only once the loop has
+	// published its last state, so that a follower's states come after it.
+	leaseCtx, endLease := context.WithCancel(context.WithoutCancel(ctx))
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() {
 		cancel()
+		endLease()
 		wg.Wait()
 		m.goOffline()
 	}()
 	first := make(chan struct{})
-	wg.Go(func() { m.campaign(ctx, leaderKV, first) })
+	wg.Go(func() { m.campaign(leaseCtx, leaderKV, first) })
 	wg.Go(func() { m.watchKey(ctx, schema.SessionKeyState, false, m.mirrorState) })
 	wg.Go(func() { m.watchKey(ctx, KeyLogin, true, m.loginRequested) })
 
@@ -282,6 +286,9 @@ const (
 // context: when it ends, the state becomes stopped (unless kicked, which must
 // outlive restarts).
 func (m *Manager) lead(term, run context.Context) {
+	term, cancel := context.WithCancel(term)
+	defer cancel()
+	defer context.AfterFunc(run, cancel)()
 	m.goOffline()
 	// The latest state, fresher than the watch may be: a kick must not be missed.
 	e, err := m.cfg.KV.Get(term, schema.SessionKeyState)
