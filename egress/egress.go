@@ -14,6 +14,7 @@ import (
 
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/schema"
+	"github.com/qqbridge/qqbridge/session"
 )
 
 // Defaults of Config.
@@ -40,21 +41,15 @@ const QueueGroup = "qqbridge"
 // ErrConfig is wrapped by the errors of New for an unusable Config.
 var ErrConfig = errors.New("egress: bad config")
 
-// Online identifies a live QQ session: the account's QQ number and the login
-// generation, which increases at every (re)login.
-type Online struct {
-	Account int64
-	Gen     uint64
-}
-
-// Sessions is what egress needs of the session manager.
+// Sessions is what egress needs of the session manager; *session.Manager
+// implements it.
 //
 // WaitOnline blocks until a session is live (or ctx is done) and returns it.
 // ReportLost tells the manager that a call in session gen failed with
 // qqclient.ErrSessionLost; the manager re-logs in once per generation.
 // State and RequestLogin serve qq.api.session.state and qq.api.session.login.
 type Sessions interface {
-	WaitOnline(ctx context.Context) (Online, error)
+	WaitOnline(ctx context.Context) (session.Online, error)
 	ReportLost(gen uint64, err error)
 	State() schema.SessionState
 	RequestLogin(ctx context.Context) error

@@ -481,6 +481,32 @@ func TestCrashedSendIsMaybeSent(t *testing.T) {
 	}
 }
 
+// TestRedeliveryAfterCrash: a request without an id is known by its stream
+// sequence, so a "sending" record left for it by a crashed worker makes its
+// redelivery maybe_sent; nothing is resent.
+func TestRedeliveryAfterCrash(t *testing.T) {
+	e := newEnv(t, withConfig(func(c *Config) { c.StaleAfter = 300 * time.Millisecond }))
+	ctx := context.Background()
+	seq := e.publishJSON(schema.KindGroup, schema.Request{To: schema.Target{Group: devChat}, Text: "sent just before the crash"})
+	stream, err := e.js.Stream(ctx, e.subj.StreamOut())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := seqKey(e.subj.StreamOut(), stream.CachedInfo().Created, seq)
+	if _, err := e.kv.Create(ctx, key, mustJSON(t, record{State: stateSending, Parts: 1})); err != nil {
+		t.Fatal(err)
+	}
+	e.run(e.eg)
+	_, res := e.result()
+	if res.Error == nil || res.Error.Code != schema.CodeMaybeSent || res.ID != "seq:"+strconv.FormatUint(seq, 10) {
+		t.Fatalf("result %+v (error %+v), want maybe_sent for seq %d", res, res.Error, seq)
+	}
+	if n := len(e.sent()); n != 0 {
+		t.Fatalf("simulator received %d messages, want none", n)
+	}
+	e.noMoreResults()
+}
+
 // TestStopAndResume: a bridge stopped in the middle of a long text hands the
 // request back with its progress; the next one sends the remaining parts,
 // none twice.

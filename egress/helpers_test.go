@@ -18,9 +18,18 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/qqbridge/qqbridge/bus"
+	"github.com/qqbridge/qqbridge/directory"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/qqsim"
 	"github.com/qqbridge/qqbridge/schema"
+	"github.com/qqbridge/qqbridge/session"
+)
+
+// The real session manager and directory fit the interfaces the stand-ins
+// implement.
+var (
+	_ Sessions  = (*session.Manager)(nil)
+	_ Directory = (*directory.Directory)(nil)
 )
 
 // Stable numbers of qqsim's default world used by the tests.
@@ -351,11 +360,11 @@ func (s *testSessions) setOnline(account int64) {
 	s.changed = make(chan struct{})
 }
 
-func (s *testSessions) WaitOnline(ctx context.Context) (Online, error) {
+func (s *testSessions) WaitOnline(ctx context.Context) (session.Online, error) {
 	for {
 		s.mu.Lock()
 		if s.online {
-			o := Online{Account: s.account, Gen: s.gen}
+			o := session.Online{Account: s.account, Gen: s.gen}
 			s.mu.Unlock()
 			return o, nil
 		}
@@ -363,7 +372,7 @@ func (s *testSessions) WaitOnline(ctx context.Context) (Online, error) {
 		s.mu.Unlock()
 		select {
 		case <-ctx.Done():
-			return Online{}, ctx.Err()
+			return session.Online{}, ctx.Err()
 		case <-ch:
 		}
 	}

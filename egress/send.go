@@ -11,6 +11,7 @@ import (
 
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/schema"
+	"github.com/qqbridge/qqbridge/session"
 )
 
 // status says what became of a job.
@@ -306,7 +307,11 @@ func (e *Egress) deliver(ctx context.Context, j *job, parts [][]qqclient.Segment
 		if last == failRate {
 			code = schema.CodeRateLimited
 		}
-		return failed(j.resultID, j.kind, code, fmt.Sprintf("%s; %d of %d parts sent, the rest may be sent again", why, sent, total), 0, sent), st
+		msg := fmt.Sprintf("%s; %d of %d parts sent", why, sent, total)
+		if j.req.ID != "" && sent > 0 {
+			msg += "; the same request (same id) again sends the rest"
+		}
+		return failed(j.resultID, j.kind, code, msg, 0, sent), st
 	}
 	// wait runs fn under ctx bounded by the give-up time; it tells whether
 	// ctx ended (interrupted) or the give-up time passed (gaveUp).
@@ -340,7 +345,7 @@ func (e *Egress) deliver(ctx context.Context, j *job, parts [][]qqclient.Segment
 	}
 
 	for sent < total {
-		var on Online
+		var on session.Online
 		if in, g := wait(func(ctx context.Context) (err error) { on, err = e.cfg.Session.WaitOnline(ctx); return err }); in || g {
 			if in {
 				return retryable(statusInterrupted, stopping)
