@@ -41,6 +41,10 @@ const QueueGroup = "qqbridge"
 // ErrConfig is wrapped by the errors of New for an unusable Config.
 var ErrConfig = errors.New("egress: bad config")
 
+// Online is the session manager's description of a live session (an alias,
+// so that *session.Manager implements Sessions as it is).
+type Online = session.Online
+
 // Sessions is what egress needs of the session manager; *session.Manager
 // implements it.
 //
@@ -49,7 +53,7 @@ var ErrConfig = errors.New("egress: bad config")
 // qqclient.ErrSessionLost; the manager re-logs in once per generation.
 // State and RequestLogin serve qq.api.session.state and qq.api.session.login.
 type Sessions interface {
-	WaitOnline(ctx context.Context) (session.Online, error)
+	WaitOnline(ctx context.Context) (Online, error)
 	ReportLost(gen uint64, err error)
 	State() schema.SessionState
 	RequestLogin(ctx context.Context) error

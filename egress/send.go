@@ -11,7 +11,6 @@ import (
 
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/schema"
-	"github.com/qqbridge/qqbridge/session"
 )
 
 // status says what became of a job.
@@ -326,7 +325,7 @@ func (e *Egress) deliver(ctx context.Context, j *job, parts [][]qqclient.Segment
 		}
 		return false, false
 	}
-	const stopping = "stopped before the message could be sent"
+	const stopping = "the request ended (timed out, or the bridge is stopping) before it was sent"
 	const gaveUpWhy = "gave up retrying"
 	// retryAfter backs off after the transient failure err; stop is true
 	// when the request must end instead of trying again.
@@ -345,7 +344,7 @@ func (e *Egress) deliver(ctx context.Context, j *job, parts [][]qqclient.Segment
 	}
 
 	for sent < total {
-		var on session.Online
+		var on Online
 		if in, g := wait(func(ctx context.Context) (err error) { on, err = e.cfg.Session.WaitOnline(ctx); return err }); in || g {
 			if in {
 				return retryable(statusInterrupted, stopping)
