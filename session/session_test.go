@@ -228,13 +228,24 @@ func TestSessionLostRelogsInWithCookies(t *testing.T) {
 	before, _ := r.client.Session()
 	qrBefore := e.counter("ptqrshow")
 
+	_, pollCtx, err := r.m.WaitLeader(e.ctx())
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	e.sim.ExpireSession()
-	_, err := r.pollUntilGone(t)
+	_, err = r.pollUntilGone(t)
 	if err == nil {
 		t.Fatal("no lost session")
 	}
 	r.m.ReportLost(o1.Gen-1, err) // an older generation: ignored
+	if pollCtx.Err() != nil {
+		t.Error("a report of an older generation ended the poll context")
+	}
 	r.m.ReportLost(o1.Gen, err)
+	if pollCtx.Err() == nil {
+		t.Error("the poll context of the lost generation lives on")
+	}
 	r.m.ReportLost(o1.Gen, err) // once per generation
 	e.expectStates(schema.StateReconnecting, schema.StateOnline)
 	o2 := r.waitOnline(t)
@@ -438,6 +449,37 @@ func TestReplicas(t *testing.T) {
 	}
 	if _, err := follower.client.Poll(ctx); err != nil {
 		t.Errorf("the new leader's poll: %v", err)
+	}
+}
+
+// TestFollowerFollowsRelogin: after the leader re-logs in, the follower
+// resumes the new session.
+func TestFollowerFollowsRelogin(t *testing.T) {
+	e := newEnv(t, qqsim.Config{})
+	a := e.start(session.Config{ReplicaID: "a"})
+	eventually(t, "a leads", a.m.IsLeader)
+	b := e.start(session.Config{ReplicaID: "b"})
+	e.expectStates(schema.StateAwaitingScan)
+	e.scan()
+	lo := a.waitOnline(t)
+	fo := b.waitOnline(t)
+
+	e.sim.ExpireSession()
+	_, err := a.pollUntilGone(t)
+	a.m.ReportLost(lo.Gen, err)
+	// The follower's own send fails too, and it reports it.
+	b.m.ReportLost(fo.Gen, err)
+	e.expectStates(schema.StateReconnecting, schema.StateOnline)
+	ls, _ := a.client.Session()
+	eventually(t, "the follower resumes the new session", func() bool {
+		fs, ok := b.client.Session()
+		return ok && fs.PSessionID == ls.PSessionID
+	})
+	if o := b.waitOnline(t); o.Gen <= fo.Gen {
+		t.Errorf("follower gen %d, want above %d", o.Gen, fo.Gen)
+	}
+	if b.m.IsLeader() {
+		t.Error("the follower leads")
 	}
 }
 
