@@ -328,7 +328,7 @@ func TestLongTextInParts(t *testing.T) {
 func TestRateLimitedRetried(t *testing.T) {
 	e := newEnv(t)
 	e.run(e.eg)
-	e.sim.SetChaos(qqsim.Chaos{RateLimitPerS: 3})
+	e.sim.SetChaos(qqsim.Chaos{RateLimitPerS: 2}) // a burst of 4, then 2 a second: 7 parts must meet the limit
 	want := []string{"one", "two", longText(1500), "four", "five"}
 	for _, s := range want {
 		e.publishJSON(schema.KindFriend, schema.Request{To: schema.Target{QQ: alice}, Text: s})
