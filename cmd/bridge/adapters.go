@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/qqbridge/qqbridge/egress"
 	"github.com/qqbridge/qqbridge/ingress"
 	"github.com/qqbridge/qqbridge/qqclient"
-	"github.com/qqbridge/qqbridge/schema"
 	"github.com/qqbridge/qqbridge/session"
 )
 
@@ -83,17 +81,3 @@ func (p termPoller) Poll(ctx context.Context) ([]qqclient.Event, error) {
 	}
 	return evs, err
 }
-
-// egressSessions adapts the session manager for egress: every replica sends, with
-// its own session (the leader's login, or on a follower the leader's session
-// resumed).
-type egressSessions struct{ m *session.Manager }
-
-func (s egressSessions) WaitOnline(ctx context.Context) (egress.Online, error) {
-	o, err := s.m.WaitOnline(ctx)
-	return egress.Online{Account: o.Account, Gen: o.Gen}, err
-}
-
-func (s egressSessions) ReportLost(gen uint64, err error)       { s.m.ReportLost(gen, err) }
-func (s egressSessions) State() schema.SessionState             { return s.m.State() }
-func (s egressSessions) RequestLogin(ctx context.Context) error { return s.m.RequestLogin(ctx) }

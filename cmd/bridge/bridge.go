@@ -121,6 +121,7 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 		Key:       key,
 		Log:       log.With().Str("component", "session").Logger(),
 		Format:    cfg.Codec,
+		QRFormat:  session.QRFormatCodec, // a schema.QR in the codec, as docs/events.md says
 		LeaderTTL: cfg.LeaderTTL,
 	})
 	if err != nil {
@@ -146,7 +147,7 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 	}
 	if b.out, err = egress.New(egress.Config{
 		Client:   b.client,
-		Session:  egressSessions{m: b.session},
+		Session:  b.session,
 		Dir:      b.dir,
 		NC:       b.nc,
 		JS:       b.js,
