@@ -225,60 +225,44 @@ func unknownTarget(format string, args ...any) error {
 
 // resolve turns the request's target into the current session's numbers.
 func (e *Egress) resolve(ctx context.Context, kind schema.Kind, to schema.Target) (qqclient.Target, error) {
-	person := func() (int64, error) {
-		if to.UIN != 0 {
-			return to.UIN, nil
-		}
-		if e.cfg.Dir == nil {
-			return 0, unknownTarget("to.qq %d: no directory to resolve QQ numbers", to.QQ)
-		}
-		uin, err := e.cfg.Dir.FriendUIN(ctx, to.QQ)
-		if err != nil {
-			return 0, targetError("to.qq", to.QQ, err)
-		}
-		return uin, nil
-	}
-	group := func() (int64, error) {
-		if to.GID != 0 {
-			return to.GID, nil
-		}
-		if e.cfg.Dir == nil {
-			return 0, unknownTarget("to.group %d: no directory to resolve group numbers", to.Group)
-		}
-		gid, err := e.cfg.Dir.GroupGID(ctx, to.Group)
-		if err != nil {
-			return 0, targetError("to.group", to.Group, err)
-		}
-		return gid, nil
-	}
+	dir := e.cfg.Dir
 	var t qqclient.Target
 	var err error
 	switch kind {
 	case schema.KindFriend:
 		t.Kind = qqclient.TargetFriend
-		t.UIN, err = person()
+		t.UIN, err = e.lookup("to.qq", to.UIN, to.QQ, func() (int64, error) { return dir.FriendUIN(ctx, to.QQ) })
 	case schema.KindGroup:
 		t.Kind = qqclient.TargetGroup
-		t.UIN, err = group()
+		t.UIN, err = e.lookup("to.group", to.GID, to.Group, func() (int64, error) { return dir.GroupGID(ctx, to.Group) })
 	case schema.KindDiscuss:
 		t.Kind, t.UIN = qqclient.TargetDiscuss, to.DID
 	case schema.KindSess:
 		t.Kind = qqclient.TargetSess
-		if t.GroupUIN, err = group(); err != nil || to.UIN != 0 {
-			t.UIN = to.UIN
-			break
-		}
-		if e.cfg.Dir == nil {
-			err = unknownTarget("to.qq %d: no directory to resolve QQ numbers", to.QQ)
-			break
-		}
-		if t.UIN, err = e.cfg.Dir.MemberUIN(ctx, t.GroupUIN, to.QQ); err != nil {
-			err = targetError("to.qq", to.QQ, err)
+		t.GroupUIN, err = e.lookup("to.group", to.GID, to.Group, func() (int64, error) { return dir.GroupGID(ctx, to.Group) })
+		if err == nil {
+			t.UIN, err = e.lookup("to.qq", to.UIN, to.QQ, func() (int64, error) { return dir.MemberUIN(ctx, t.GroupUIN, to.QQ) })
 		}
 	default:
 		err = unknownTarget("kind %q cannot be sent to", kind)
 	}
 	return t, err
+}
+
+// lookup returns the session number of one role of a target: the one given
+// (session), else the stable number resolved by find.
+func (e *Egress) lookup(field string, session, stable int64, find func() (int64, error)) (int64, error) {
+	if session != 0 {
+		return session, nil
+	}
+	if e.cfg.Dir == nil {
+		return 0, unknownTarget("%s %d: no directory to resolve stable numbers", field, stable)
+	}
+	n, err := find()
+	if err != nil {
+		return 0, targetError(field, stable, err)
+	}
+	return n, nil
 }
 
 // targetError wraps a resolver error: transient ones as they are, the rest as
