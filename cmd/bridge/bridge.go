@@ -108,10 +108,7 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 	if b.client, err = qqclient.New(opts...); err != nil {
 		return nil, fmt.Errorf("QQ client: %w", err)
 	}
-	key := session.DeriveKey(cfg.SessionKey)
-	if key == nil {
-		log.Warn().Msg("no --session-key: the saved session is kept in the KV bucket in plaintext; anyone who can read the bucket can use the account")
-	}
+	key := session.DeriveKey(cfg.SessionKey) // nil without a key: the session package warns at each save
 	b.session, err = session.New(session.Config{
 		Client:    b.client,
 		NC:        b.nc,
@@ -127,7 +124,7 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 	if err != nil {
 		return nil, err
 	}
-	b.dir = directory.New(b.client, log.With().Str("component", "directory").Logger())
+	b.dir = directory.New(b.client, log) // it names itself (component)
 	b.session.OnOnline(func(ctx context.Context, o session.Online) {
 		if err := b.dir.Refresh(ctx); err != nil && ctx.Err() == nil {
 			log.Warn().Err(err).Int64("account", o.Account).Msg("contact refresh at login failed; names and stable numbers may be missing until the next refresh")

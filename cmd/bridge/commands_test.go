@@ -103,6 +103,15 @@ func TestRunTailSend(t *testing.T) {
 	}
 	tail.stdout.waitText(t, "state online (account 931996776)")
 
+	// A tail started late sees where the session stands, from the session bucket.
+	late := startCommand(t, nil, "tail", "--nats", url, "qq.session.>")
+	late.stderr.waitText(t, "tail: the latest state, from KV qq_session")
+	late.stdout.waitText(t, "state online (account 931996776)")
+	late.stdout.waitText(t, "QR code to scan")
+	if err := late.stop(t); err != nil {
+		t.Errorf("late tail: %v", err)
+	}
+
 	if _, err := sim.Say(sayGroup("hello from the group")); err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +154,7 @@ func TestRunTailSend(t *testing.T) {
 			t.Errorf("a log line is not JSON: %s", line)
 		}
 	}
-	if strings.Contains(logs, "plaintext") {
+	if strings.Contains(logs, "unencrypted") {
 		t.Errorf("with a session key the bridge still warns about a plaintext session")
 	}
 	if !strings.Contains(logs, `"message":"stopped"`) {

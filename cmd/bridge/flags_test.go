@@ -235,6 +235,27 @@ func TestCommandLine(t *testing.T) {
 	}
 }
 
+func TestSubjectMatches(t *testing.T) {
+	for _, tt := range []struct {
+		sub, subject string
+		want         bool
+	}{
+		{"qq.>", "qq.session.state", true},
+		{">", "qq.session.qr", true},
+		{"qq.session.*", "qq.session.qr", true},
+		{"qq.*.state", "qq.session.state", true},
+		{"qq.session.state", "qq.session.state", true},
+		{"qq.in.>", "qq.session.state", false},
+		{"qq.session", "qq.session.state", false},
+		{"qq.session.state.>", "qq.session.state", false},
+		{"acct1.>", "qq.session.state", false},
+	} {
+		if got := subjectMatches(tt.sub, tt.subject); got != tt.want {
+			t.Errorf("subjectMatches(%q, %q) = %v, want %v", tt.sub, tt.subject, got, tt.want)
+		}
+	}
+}
+
 func TestValidSubscription(t *testing.T) {
 	for s, want := range map[string]bool{
 		"qq.>": true, "qq.in.group.*": true, "qq.session.state": true, ">": true,

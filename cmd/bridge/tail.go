@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/qqbridge/qqbridge/schema"
 )
@@ -66,6 +68,7 @@ func (c *cli) runTail(ctx context.Context, args []string) error {
 	cf, prefix := f.clientFlags()
 	body := f.fs.Bool("body", true, "print each body as JSON under its summary")
 	drawQR := f.fs.Bool("qr", true, "draw QR codes in the terminal")
+	latest := f.fs.Bool("latest", true, "first print the latest session state and QR code kept in the session bucket (when subject covers them)")
 	pos, err := f.parse(args)
 	if err != nil {
 		return err
@@ -98,6 +101,9 @@ func (c *cli) runTail(ctx context.Context, args []string) error {
 		return fmt.Errorf("subscribe to %s: %w", subject, err)
 	}
 	fmt.Fprintf(c.stderr, "tail: listening on %s at %s (Ctrl-C stops)\n", subject, nc.ConnectedUrlRedacted())
+	if *latest {
+		printLatest(ctx, nc, cf.subjects, subject, p, c.stderr)
+	}
 	<-ctx.Done()
 	_ = sub.Unsubscribe()
 	return drainConn(nc, 5*time.Second)
@@ -139,4 +145,61 @@ func validSubscription(s string) bool {
 		}
 	}
 	return true
+}
+
+// printLatest prints the session state and QR code kept in the session bucket when
+// the subscription covers their subjects, so that a tail started late sees where
+// the session stands. The values carry no Content-Type: JSON starts with '{',
+// anything else is msgpack.
+func printLatest(ctx context.Context, nc *nats.Conn, s schema.Subjects, subscription string, p *printer, stderr io.Writer) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var kv jetstream.KeyValue
+	for _, k := range []struct{ key, subject string }{
+		{schema.SessionKeyState, s.SessionState()},
+		{schema.SessionKeyQR, s.SessionQR()},
+	} {
+		if !subjectMatches(subscription, k.subject) {
+			continue
+		}
+		if kv == nil {
+			if kv, err = js.KeyValue(ctx, s.SessionBucket()); err != nil {
+				return // no bridge has run with this prefix yet
+			}
+		}
+		e, err := kv.Get(ctx, k.key)
+		if err != nil || len(e.Value()) == 0 {
+			continue
+		}
+		ct := schema.ContentTypeMsgpack
+		if e.Value()[0] == '{' {
+			ct = schema.ContentTypeJSON
+		}
+		m := nats.NewMsg(k.subject)
+		m.Header.Set(schema.HeaderContentType, ct)
+		m.Data = e.Value()
+		fmt.Fprintf(stderr, "tail: the latest %s, from KV %s (written %s):\n", k.key, s.SessionBucket(), e.Created().Local().Format(time.TimeOnly))
+		p.print(m)
+	}
+}
+
+// subjectMatches reports whether subscription (which may hold the wildcards '*'
+// and '>') matches the literal subject.
+func subjectMatches(subscription, subject string) bool {
+	pt, st := strings.Split(subscription, "."), strings.Split(subject, ".")
+	for i, p := range pt {
+		switch {
+		case p == ">":
+			return len(st) > i
+		case i >= len(st):
+			return false
+		case p != "*" && p != st[i]:
+			return false
+		}
+	}
+	return len(pt) == len(st)
 }
