@@ -398,6 +398,46 @@ func TestSessionLostThenRetried(t *testing.T) {
 	}
 }
 
+// TestWaitKeptInProgress: a request that waits for a session longer than the
+// consumer's ack wait is kept in progress — not redelivered to the other
+// replica, not overtaken — and sent once when the session comes.
+func TestWaitKeptInProgress(t *testing.T) {
+	e := newEnv(t, offline(), withConfig(func(c *Config) { c.AckWait = time.Second }))
+	e.run(e.eg)
+	e.run(e.newEgress(e.cfg)) // a second replica on the same durable consumer
+	e.publishJSON(schema.KindFriend, schema.Request{To: schema.Target{QQ: alice}, Text: "first"})
+	e.publishJSON(schema.KindFriend, schema.Request{To: schema.Target{QQ: alice}, Text: "second"})
+	time.Sleep(2500 * time.Millisecond) // more than twice the ack wait, offline
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	cons, err := e.js.Consumer(ctx, e.subj.StreamOut(), DefaultConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumRedelivered != 0 || info.NumAckPending != 1 {
+		t.Errorf("%d redelivered, %d pending ack while waiting: want the first request kept in progress, alone",
+			info.NumRedelivered, info.NumAckPending)
+	}
+	e.login()
+	for _, want := range []string{"seq:1", "seq:2"} {
+		if _, res := e.result(); !res.OK || res.ID != want {
+			t.Fatalf("result %+v (error %+v), want ok for %s", res, res.Error, want)
+		}
+	}
+	var got []string
+	for _, s := range e.sent() {
+		got = append(got, s.Text)
+	}
+	if strings.Join(got, "|") != "first|second" {
+		t.Fatalf("received %q, want first and second once each", got)
+	}
+	e.noMoreResults()
+}
+
 // TestGiveUp: transient failures that last longer than RetryFor end as
 // rate_limited or session_unavailable; nothing more is sent, and the same
 // id sent again later goes out.

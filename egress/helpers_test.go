@@ -119,23 +119,6 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	}
 	dir := &testDirectory{sim: sim}
 	sess := &testSessions{client: client, changed: make(chan struct{}), onOnline: dir.refresh}
-	if !o.offline {
-		s, err := client.LoginQR(ctx, func(ev qqclient.LoginEvent) {
-			if ev.Step == qqclient.LoginQRReady {
-				if err := sim.ScanQR(); err != nil {
-					t.Errorf("ScanQR: %v", err)
-				}
-				if err := sim.ConfirmQR(); err != nil {
-					t.Errorf("ConfirmQR: %v", err)
-				}
-			}
-		})
-		if err != nil {
-			t.Fatalf("LoginQR: %v", err)
-		}
-		sess.setOnline(s.UIN)
-	}
-
 	e := &env{
 		t: t, subj: subj, nc: nc, js: js, kv: kv, sim: sim, client: client, sess: sess,
 		dir: dir, results: make(chan *nats.Msg, 64),
@@ -151,12 +134,37 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		o.cfg(&e.cfg)
 	}
 	e.eg = e.newEgress(e.cfg)
+	if !o.offline {
+		e.login()
+	}
 	sub, err := nc.ChanSubscribe(subj.ResultWildcard(), e.results)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
 	return e
+}
+
+// login logs the client in by QR, the test playing the phone, and puts the
+// session stand-in online.
+func (e *env) login() {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	s, err := e.client.LoginQR(ctx, func(ev qqclient.LoginEvent) {
+		if ev.Step == qqclient.LoginQRReady {
+			if err := e.sim.ScanQR(); err != nil {
+				e.t.Errorf("ScanQR: %v", err)
+			}
+			if err := e.sim.ConfirmQR(); err != nil {
+				e.t.Errorf("ConfirmQR: %v", err)
+			}
+		}
+	})
+	if err != nil {
+		e.t.Fatalf("LoginQR: %v", err)
+	}
+	e.sess.setOnline(s.UIN)
 }
 
 // testLogger writes the Egress's log into the test log.
