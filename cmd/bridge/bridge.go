@@ -54,6 +54,7 @@ type Bridge struct {
 // streams and buckets, and makes every component. Nothing talks to QQ before Run.
 // On error everything started is stopped again.
 func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err error) {
+	egressLog := log // egress names its prefix itself
 	log = log.With().Str("prefix", cfg.Subjects.Prefix()).Logger()
 	b := &Bridge{cfg: cfg, log: log}
 	defer func() {
@@ -151,7 +152,7 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 		SentKV:   sentKV,
 		Subjects: s,
 		Codec:    cfg.Codec,
-		Log:      log,
+		Log:      egressLog,
 		Rate:     cfg.Rate,
 		Burst:    cfg.Burst,
 	}); err != nil {
