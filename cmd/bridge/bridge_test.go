@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"image/png"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/qqbridge/qqbridge/bus"
 	"github.com/qqbridge/qqbridge/qqsim"
 	"github.com/qqbridge/qqbridge/schema"
 	"github.com/qqbridge/qqbridge/session"
@@ -57,10 +59,11 @@ func loginByQR(t *testing.T, sim *qqsim.Server, rec *recorder, s schema.Subjects
 func TestBridgeEndToEnd(t *testing.T) {
 	sim, simURL := newSim(t)
 	cfg := testConfig(t, simURL)
-	rb := startBridge(t, cfg)
+	rb := wireBridge(t, cfg)
 	s := cfg.Subjects
 	nc := connect(t, rb.b.NATSURL())
 	rec := record(t, nc, s.Prefix()+".>")
+	rb.start(t)
 	health := "http://" + rb.b.HTTPAddr()
 
 	var st healthStatus
@@ -268,10 +271,11 @@ func sessionSecrets(t *testing.T, rb *runningBridge) []string {
 func TestBridgeStopFinishesSend(t *testing.T) {
 	sim, simURL := newSim(t)
 	cfg := testConfig(t, simURL)
-	rb := startBridge(t, cfg)
+	rb := wireBridge(t, cfg)
 	s := cfg.Subjects
 	nc := connect(t, rb.b.NATSURL())
 	rec := record(t, nc, s.Prefix()+".>")
+	rb.start(t)
 	loginByQR(t, sim, rec, s)
 
 	sim.SetChaos(qqsim.Chaos{LatencyMS: 1500})
@@ -294,4 +298,103 @@ func TestBridgeStopFinishesSend(t *testing.T) {
 	if got := sentTexts(sim, "group", devGroup); len(got) != 1 || got[0] != "in flight at the stop" {
 		t.Errorf("after the stop the simulator has %q", got)
 	}
+}
+
+// TestTwoReplicas runs two bridges on one NATS: one leads (logs in, polls), both
+// send; when the leader stops, the other takes over with the saved session — no
+// QR — and nothing said is lost or doubled.
+func TestTwoReplicas(t *testing.T) {
+	sim, simURL := newSim(t)
+	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: t.TempDir(), Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
+	replica := func() *runningBridge {
+		cfg := testConfig(t, simURL)
+		cfg.NATSURL = ns.ClientURL()
+		cfg.SessionKey = "shared by the replicas"
+		return startBridge(t, cfg)
+	}
+	nc := connect(t, ns.ClientURL())
+	s := schema.Subjects{}
+	rec := record(t, nc, s.Prefix()+".>")
+	a, b := replica(), replica()
+	loginByQR(t, sim, rec, s)
+
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(waitFor)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("never: %s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitUntil("both replicas online", func() bool {
+		return a.b.Session().State().State == schema.StateOnline && b.b.Session().State().State == schema.StateOnline &&
+			readyOnline(t, a) && readyOnline(t, b)
+	})
+	if a.b.Session().IsLeader() == b.b.Session().IsLeader() {
+		t.Fatalf("leaders: a %v, b %v", a.b.Session().IsLeader(), b.b.Session().IsLeader())
+	}
+	leader, follower := a, b
+	if b.b.Session().IsLeader() {
+		leader, follower = b, a
+	}
+
+	subject := "qq.in.friend.123456"
+	say := func(text string) {
+		t.Helper()
+		if _, err := sim.Say(qqsim.Say{Kind: "friend", From: aliceQQ, Text: text}); err != nil {
+			t.Fatal(err)
+		}
+		rec.waitAfter(t, 0, text, isEventText(subject, text))
+	}
+	say("to both replicas")
+
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	for i := range 4 {
+		req := &schema.Request{ID: fmt.Sprintf("two-%d", i), To: schema.Target{Group: devGroup}, Text: fmt.Sprintf("message %d", i)}
+		if res, _, err := sendRequest(ctx, nc, s, schema.KindGroup, req, schema.JSON()); err != nil || !res.OK {
+			t.Fatalf("send %d: %+v %v", i, res, err)
+		}
+	}
+	if got := sentTexts(sim, "group", devGroup); len(got) != 4 {
+		t.Errorf("the simulator received %q", got)
+	}
+
+	qrs := rec.count(func(m *nats.Msg) bool { return m.Subject == s.SessionQR() })
+	if err := leader.stopBridge(t); err != nil {
+		t.Fatalf("leader: %v", err)
+	}
+	if _, err := sim.Say(qqsim.Say{Kind: "friend", From: aliceQQ, Text: "said during the handover"}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil("the follower leads", follower.b.Session().IsLeader)
+	rec.waitAfter(t, 0, "the message said during the handover", isEventText(subject, "said during the handover"))
+	say("after the handover")
+	for _, text := range []string{"to both replicas", "said during the handover", "after the handover"} {
+		if n := rec.count(isEventText(subject, text)); n != 1 {
+			t.Errorf("%q arrived %d times", text, n)
+		}
+	}
+	if n := rec.count(func(m *nats.Msg) bool { return m.Subject == s.SessionQR() }); n != qrs {
+		t.Errorf("%d QR codes after the handover, %d before", n, qrs)
+	}
+	if err := follower.stopBridge(t); err != nil {
+		t.Fatalf("follower: %v", err)
+	}
+}
+
+// readyOnline asks a bridge's /readyz?online=1.
+func readyOnline(t *testing.T, rb *runningBridge) bool {
+	t.Helper()
+	var st healthStatus
+	return getJSON(t, "http://"+rb.b.HTTPAddr()+"/readyz?online=1", &st) == 200 && st.OK
 }

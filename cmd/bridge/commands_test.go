@@ -215,8 +215,8 @@ func TestSendQueuedWithoutBridge(t *testing.T) {
 	}
 
 	cfg.NATSURL = url
-	rb := startBridge(t, cfg)
 	rec := record(t, nc, "qq.>")
+	rb := startBridge(t, cfg)
 	loginByQR(t, sim, rec, cfg.Subjects)
 	rec.waitAfter(t, 0, "the result of queued-1", isResult("queued-1"))
 	waitSent(t, sim, "friend", aliceQQ, "sent later")

@@ -98,19 +98,32 @@ type runningBridge struct {
 	err    error
 }
 
-// startBridge wires cfg and runs it until the test ends (or stopBridge).
-func startBridge(t *testing.T, cfg config) *runningBridge {
+// wireBridge wires cfg; start runs it. A test subscribes in between, so that it
+// sees every message the bridge publishes.
+func wireBridge(t *testing.T, cfg config) *runningBridge {
 	t.Helper()
 	logs := &syncBuffer{}
 	b, err := wire(context.Background(), cfg, newLogger(logs, cfg.LogLevel, logJSON, false))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return &runningBridge{b: b, logs: logs, done: make(chan error, 1)}
+}
+
+// start runs the bridge until the test ends (or stopBridge).
+func (rb *runningBridge) start(t *testing.T) *runningBridge {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	rb := &runningBridge{b: b, logs: logs, cancel: cancel, done: make(chan error, 1)}
-	go func() { rb.done <- b.Run(ctx) }()
+	rb.cancel = cancel
+	go func() { rb.done <- rb.b.Run(ctx) }()
 	t.Cleanup(func() { rb.stopBridge(t) })
 	return rb
+}
+
+// startBridge wires cfg and runs it at once.
+func startBridge(t *testing.T, cfg config) *runningBridge {
+	t.Helper()
+	return wireBridge(t, cfg).start(t)
 }
 
 // stopBridge cancels the bridge's context and returns Run's error.
