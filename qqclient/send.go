@@ -78,46 +78,18 @@ func (c *Client) SendPart(ctx context.Context, t Target, segs []Segment) error {
 	if err != nil {
 		return err
 	}
-	var form any
+	form := sendForm{
+		Content: content, Face: 522, ClientID: ClientID, MsgID: msgID, PSessionID: cr.psessionid,
+	}
 	switch t.Kind {
 	case TargetFriend:
-		form = struct {
-			To         int64  `json:"to"`
-			Content    string `json:"content"`
-			Face       int    `json:"face"`
-			ClientID   int    `json:"clientid"`
-			MsgID      int64  `json:"msg_id"`
-			PSessionID string `json:"psessionid"`
-		}{t.UIN, content, 522, ClientID, msgID, cr.psessionid}
+		form.To = t.UIN
 	case TargetGroup:
-		form = struct {
-			GroupUIN   int64  `json:"group_uin"`
-			Content    string `json:"content"`
-			Face       int    `json:"face"`
-			ClientID   int    `json:"clientid"`
-			MsgID      int64  `json:"msg_id"`
-			PSessionID string `json:"psessionid"`
-		}{t.UIN, content, 522, ClientID, msgID, cr.psessionid}
+		form.GroupUIN = t.UIN
 	case TargetDiscuss:
-		form = struct {
-			DID        int64  `json:"did"`
-			Content    string `json:"content"`
-			Face       int    `json:"face"`
-			ClientID   int    `json:"clientid"`
-			MsgID      int64  `json:"msg_id"`
-			PSessionID string `json:"psessionid"`
-		}{t.UIN, content, 522, ClientID, msgID, cr.psessionid}
+		form.DID = t.UIN
 	case TargetSess:
-		form = struct {
-			To          int64  `json:"to"`
-			GroupSig    string `json:"group_sig"`
-			ServiceType int    `json:"service_type"`
-			Content     string `json:"content"`
-			Face        int    `json:"face"`
-			ClientID    int    `json:"clientid"`
-			MsgID       int64  `json:"msg_id"`
-			PSessionID  string `json:"psessionid"`
-		}{t.UIN, sig, 0, content, 522, ClientID, msgID, cr.psessionid}
+		form.To, form.GroupSig, form.ServiceType = t.UIN, sig, new(int)
 	}
 	a, err := c.do(ctx, &call{op: op, host: hostD1, path: "/channel/" + op, form: form})
 	if err != nil {
@@ -136,6 +108,21 @@ func (c *Client) SendPart(ctx context.Context, t Target, segs []Segment) error {
 		return nil
 	}
 	return retcodeError(op, code)
+}
+
+// sendForm is the r field of the four send_*_msg2 calls: exactly one of To, GroupUIN and
+// DID names the target; a temporary chat adds GroupSig and ServiceType (0).
+type sendForm struct {
+	To          int64  `json:"to,omitempty"`
+	GroupUIN    int64  `json:"group_uin,omitempty"`
+	DID         int64  `json:"did,omitempty"`
+	GroupSig    string `json:"group_sig,omitempty"`
+	ServiceType *int   `json:"service_type,omitempty"`
+	Content     string `json:"content"`
+	Face        int    `json:"face"`
+	ClientID    int    `json:"clientid"`
+	MsgID       int64  `json:"msg_id"`
+	PSessionID  string `json:"psessionid"`
 }
 
 // nextMsgID returns the session's next msg_id.
