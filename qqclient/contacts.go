@@ -112,23 +112,36 @@ type Recent struct {
 
 // Friends returns the friend list (get_user_friends2, with Hash(uin, ptwebqq)).
 func (c *Client) Friends(ctx context.Context) ([]Friend, error) {
-	const op = "get_user_friends2"
+	return fetch(ctx, c, "get_user_friends2", func(cr creds) *call {
+		return &call{host: hostS, path: "/api/get_user_friends2",
+			form: struct {
+				VFWebQQ string `json:"vfwebqq"`
+				Hash    string `json:"hash"`
+			}{cr.vfwebqq, Hash(cr.uin, cr.ptwebqq)},
+		}
+	}, func(res json.RawMessage) ([]Friend, error) {
+		fs, _, err := decodeFriends(res)
+		return fs, err
+	})
+}
+
+// fetch sends the contacts call that build makes from the session's credentials under
+// the name op and converts its result with decode.
+func fetch[T any](ctx context.Context, c *Client, op string, build func(creds) *call,
+	decode func(json.RawMessage) (T, error)) (T, error) {
 	cr, err := c.current(op)
 	if err != nil {
-		return nil, err
+		var zero T
+		return zero, err
 	}
-	res, err := c.jsonCall(ctx, &call{
-		op: op, host: hostS, path: "/api/get_user_friends2",
-		form: struct {
-			VFWebQQ string `json:"vfwebqq"`
-			Hash    string `json:"hash"`
-		}{cr.vfwebqq, Hash(cr.uin, cr.ptwebqq)},
-	})
+	k := build(cr)
+	k.op = op
+	res, err := c.jsonCall(ctx, k)
 	if err != nil {
-		return nil, err
+		var zero T
+		return zero, err
 	}
-	fs, _, err := decodeFriends(res)
-	return fs, err
+	return decode(res)
 }
 
 // decodeFriends decodes the result of get_user_friends2.
@@ -202,19 +215,11 @@ func decodeFriends(res json.RawMessage) ([]Friend, []Category, error) {
 
 // OnlineBuddies returns the friends online now (get_online_buddies2).
 func (c *Client) OnlineBuddies(ctx context.Context) ([]BuddyStatus, error) {
-	const op = "get_online_buddies2"
-	cr, err := c.current(op)
-	if err != nil {
-		return nil, err
-	}
-	res, err := c.jsonCall(ctx, &call{
-		op: op, host: hostD1, path: "/channel/get_online_buddies2",
-		query: qv("vfwebqq", cr.vfwebqq, "clientid", itoa(ClientID), "psessionid", cr.psessionid, "t", tParam()),
-	})
-	if err != nil {
-		return nil, err
-	}
-	return decodeOnline(res)
+	return fetch(ctx, c, "get_online_buddies2", func(cr creds) *call {
+		return &call{host: hostD1, path: "/channel/get_online_buddies2",
+			query: qv("vfwebqq", cr.vfwebqq, "clientid", itoa(ClientID), "psessionid", cr.psessionid, "t", tParam()),
+		}
+	}, decodeOnline)
 }
 
 func decodeOnline(res json.RawMessage) ([]BuddyStatus, error) {
@@ -280,34 +285,24 @@ func decodeUserInfo(op string, res json.RawMessage) (*UserInfo, error) {
 // FriendInfo returns a friend's profile (get_friend_info2).
 func (c *Client) FriendInfo(ctx context.Context, uin int64) (*UserInfo, error) {
 	const op = "get_friend_info2"
-	cr, err := c.current(op)
-	if err != nil {
-		return nil, err
-	}
-	res, err := c.jsonCall(ctx, &call{
-		op: op, host: hostS, path: "/api/get_friend_info2",
-		query: qv("tuin", itoa(uin), "vfwebqq", cr.vfwebqq, "clientid", itoa(ClientID),
-			"psessionid", cr.psessionid, "t", tParam()),
+	return fetch(ctx, c, op, func(cr creds) *call {
+		return &call{host: hostS, path: "/api/get_friend_info2",
+			query: qv("tuin", itoa(uin), "vfwebqq", cr.vfwebqq, "clientid", itoa(ClientID),
+				"psessionid", cr.psessionid, "t", tParam()),
+		}
+	}, func(res json.RawMessage) (*UserInfo, error) {
+		return decodeUserInfo(op, res)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return decodeUserInfo(op, res)
 }
 
 // SelfInfo returns the account's own profile (get_self_info2).
 func (c *Client) SelfInfo(ctx context.Context) (*UserInfo, error) {
 	const op = "get_self_info2"
-	if _, err := c.current(op); err != nil {
-		return nil, err
-	}
-	res, err := c.jsonCall(ctx, &call{
-		op: op, host: hostS, path: "/api/get_self_info2", query: qv("t", tParam()),
+	return fetch(ctx, c, op, func(creds) *call {
+		return &call{host: hostS, path: "/api/get_self_info2", query: qv("t", tParam())}
+	}, func(res json.RawMessage) (*UserInfo, error) {
+		return decodeUserInfo(op, res)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return decodeUserInfo(op, res)
 }
 
 // AccountOf returns the QQ number of a friend's (or member's) uin (get_friend_uin2, type 1).
@@ -321,19 +316,11 @@ func (c *Client) GroupNumber(ctx context.Context, code int64) (int64, error) {
 }
 
 func (c *Client) friendUIN(ctx context.Context, tuin int64, typ int64) (int64, error) {
-	const op = "get_friend_uin2"
-	cr, err := c.current(op)
-	if err != nil {
-		return 0, err
-	}
-	res, err := c.jsonCall(ctx, &call{
-		op: op, host: hostS, path: "/api/get_friend_uin2", referer: refererD1,
-		query: qv("tuin", itoa(tuin), "type", itoa(typ), "vfwebqq", cr.vfwebqq, "t", tParam()),
-	})
-	if err != nil {
-		return 0, err
-	}
-	return decodeAccount(res)
+	return fetch(ctx, c, "get_friend_uin2", func(cr creds) *call {
+		return &call{host: hostS, path: "/api/get_friend_uin2", referer: refererD1,
+			query: qv("tuin", itoa(tuin), "type", itoa(typ), "vfwebqq", cr.vfwebqq, "t", tParam()),
+		}
+	}, decodeAccount)
 }
 
 func decodeAccount(res json.RawMessage) (int64, error) {
@@ -352,22 +339,14 @@ func decodeAccount(res json.RawMessage) (int64, error) {
 
 // Groups returns the group list (get_group_name_list_mask2), mark names merged in.
 func (c *Client) Groups(ctx context.Context) ([]Group, error) {
-	const op = "get_group_name_list_mask2"
-	cr, err := c.current(op)
-	if err != nil {
-		return nil, err
-	}
-	res, err := c.jsonCall(ctx, &call{
-		op: op, host: hostS, path: "/api/get_group_name_list_mask2", referer: refererD1,
-		form: struct {
-			VFWebQQ string `json:"vfwebqq"`
-			Hash    string `json:"hash"`
-		}{cr.vfwebqq, Hash(cr.uin, cr.ptwebqq)},
-	})
-	if err != nil {
-		return nil, err
-	}
-	return decodeGroups(res)
+	return fetch(ctx, c, "get_group_name_list_mask2", func(cr creds) *call {
+		return &call{host: hostS, path: "/api/get_group_name_list_mask2", referer: refererD1,
+			form: struct {
+				VFWebQQ string `json:"vfwebqq"`
+				Hash    string `json:"hash"`
+			}{cr.vfwebqq, Hash(cr.uin, cr.ptwebqq)},
+		}
+	}, decodeGroups)
 }
 
 func decodeGroups(res json.RawMessage) ([]Group, error) {
@@ -403,19 +382,11 @@ func decodeGroups(res json.RawMessage) ([]Group, error) {
 // GroupInfo returns a group's details and members (get_group_info_ext2) by its code; cards
 // are merged into the members (an absent "cards" means nobody set one).
 func (c *Client) GroupInfo(ctx context.Context, code int64) (*GroupInfo, error) {
-	const op = "get_group_info_ext2"
-	cr, err := c.current(op)
-	if err != nil {
-		return nil, err
-	}
-	res, err := c.jsonCall(ctx, &call{
-		op: op, host: hostS, path: "/api/get_group_info_ext2",
-		query: qv("gcode", itoa(code), "vfwebqq", cr.vfwebqq, "t", tParam()),
-	})
-	if err != nil {
-		return nil, err
-	}
-	return decodeGroupInfo(res)
+	return fetch(ctx, c, "get_group_info_ext2", func(cr creds) *call {
+		return &call{host: hostS, path: "/api/get_group_info_ext2",
+			query: qv("gcode", itoa(code), "vfwebqq", cr.vfwebqq, "t", tParam()),
+		}
+	}, decodeGroupInfo)
 }
 
 func decodeGroupInfo(res json.RawMessage) (*GroupInfo, error) {
@@ -478,19 +449,11 @@ func decodeGroupInfo(res json.RawMessage) (*GroupInfo, error) {
 
 // Discussions returns the discussion list (get_discus_list).
 func (c *Client) Discussions(ctx context.Context) ([]Discussion, error) {
-	const op = "get_discus_list"
-	cr, err := c.current(op)
-	if err != nil {
-		return nil, err
-	}
-	res, err := c.jsonCall(ctx, &call{
-		op: op, host: hostS, path: "/api/get_discus_list", referer: refererD1,
-		query: qv("clientid", itoa(ClientID), "psessionid", cr.psessionid, "vfwebqq", cr.vfwebqq, "t", tParam()),
-	})
-	if err != nil {
-		return nil, err
-	}
-	return decodeDiscussions(res)
+	return fetch(ctx, c, "get_discus_list", func(cr creds) *call {
+		return &call{host: hostS, path: "/api/get_discus_list", referer: refererD1,
+			query: qv("clientid", itoa(ClientID), "psessionid", cr.psessionid, "vfwebqq", cr.vfwebqq, "t", tParam()),
+		}
+	}, decodeDiscussions)
 }
 
 func decodeDiscussions(res json.RawMessage) ([]Discussion, error) {
@@ -512,20 +475,12 @@ func decodeDiscussions(res json.RawMessage) ([]Discussion, error) {
 
 // DiscussInfo returns a discussion's details and members (get_discu_info).
 func (c *Client) DiscussInfo(ctx context.Context, did int64) (*DiscussInfo, error) {
-	const op = "get_discu_info"
-	cr, err := c.current(op)
-	if err != nil {
-		return nil, err
-	}
-	res, err := c.jsonCall(ctx, &call{
-		op: op, host: hostD1, path: "/channel/get_discu_info",
-		query: qv("did", itoa(did), "psessionid", cr.psessionid, "vfwebqq", cr.vfwebqq,
-			"clientid", itoa(ClientID), "t", tParam()),
-	})
-	if err != nil {
-		return nil, err
-	}
-	return decodeDiscussInfo(res)
+	return fetch(ctx, c, "get_discu_info", func(cr creds) *call {
+		return &call{host: hostD1, path: "/channel/get_discu_info",
+			query: qv("did", itoa(did), "psessionid", cr.psessionid, "vfwebqq", cr.vfwebqq,
+				"clientid", itoa(ClientID), "t", tParam()),
+		}
+	}, decodeDiscussInfo)
 }
 
 func decodeDiscussInfo(res json.RawMessage) (*DiscussInfo, error) {
@@ -566,23 +521,15 @@ func decodeDiscussInfo(res json.RawMessage) (*DiscussInfo, error) {
 
 // RecentList returns the recent conversations (get_recent_list2).
 func (c *Client) RecentList(ctx context.Context) ([]Recent, error) {
-	const op = "get_recent_list2"
-	cr, err := c.current(op)
-	if err != nil {
-		return nil, err
-	}
-	res, err := c.jsonCall(ctx, &call{
-		op: op, host: hostD1, path: "/channel/get_recent_list2",
-		form: struct {
-			VFWebQQ    string `json:"vfwebqq"`
-			ClientID   int    `json:"clientid"`
-			PSessionID string `json:"psessionid"`
-		}{cr.vfwebqq, ClientID, cr.psessionid},
-	})
-	if err != nil {
-		return nil, err
-	}
-	return decodeRecent(res)
+	return fetch(ctx, c, "get_recent_list2", func(cr creds) *call {
+		return &call{host: hostD1, path: "/channel/get_recent_list2",
+			form: struct {
+				VFWebQQ    string `json:"vfwebqq"`
+				ClientID   int    `json:"clientid"`
+				PSessionID string `json:"psessionid"`
+			}{cr.vfwebqq, ClientID, cr.psessionid},
+		}
+	}, decodeRecent)
 }
 
 func decodeRecent(res json.RawMessage) ([]Recent, error) {

@@ -95,11 +95,7 @@ type sendTarget struct {
 }
 
 func (s *Server) sendBuddy(c *call) any {
-	uin, ok := c.num("to")
-	if !ok {
-		return rc{rcMissingData}
-	}
-	qq, ok := c.sess.num.uinQQ[uin]
+	uin, qq, ok := c.lookup("to", c.sess.num.uinQQ)
 	if !ok {
 		return rc{rcMissingData}
 	}
@@ -110,11 +106,7 @@ func (s *Server) sendBuddy(c *call) any {
 }
 
 func (s *Server) sendQun(c *call) any {
-	gid, ok := c.num("group_uin")
-	if !ok {
-		return rc{rcMissingData}
-	}
-	g, ok := c.sess.num.gidNum[gid]
+	gid, g, ok := c.lookup("group_uin", c.sess.num.gidNum)
 	if !ok {
 		return rc{rcMissingData}
 	}
@@ -122,15 +114,23 @@ func (s *Server) sendQun(c *call) any {
 }
 
 func (s *Server) sendDiscu(c *call) any {
-	did, ok := c.num("did")
-	if !ok {
-		return rc{rcMissingData}
-	}
-	id, ok := c.sess.num.didID[did]
+	did, id, ok := c.lookup("did", c.sess.num.didID)
 	if !ok {
 		return rc{rcMissingData}
 	}
 	return s.sendLocked(c, sendTarget{kind: "discuss", target: did, stable: id, did: id})
+}
+
+// lookup reads the session number in the body field name and looks it up in stable (a
+// session number → stable number map of the caller's session); ok is false when the field
+// is missing or the number unknown.
+func (c *call) lookup(name string, stable map[int64]int64) (num, id int64, ok bool) {
+	num, ok = c.num(name)
+	if !ok {
+		return 0, 0, false
+	}
+	id, ok = stable[num]
+	return num, id, ok
 }
 
 func (s *Server) sendSess(c *call) any {

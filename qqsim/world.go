@@ -185,27 +185,10 @@ func (w *World) check() error {
 	}
 	groups := map[int64]bool{}
 	for i, g := range w.Groups {
-		if g.Number <= 0 {
-			return bad("groups[%d]: number must be positive", i)
-		}
-		if groups[g.Number] {
-			return bad("groups[%d]: number %d listed twice", i, g.Number)
-		}
-		groups[g.Number] = true
-		if g.Name == "" {
-			return bad("groups[%d]: name is empty", i)
-		}
-		members := map[int64]bool{}
-		for j, m := range g.Members {
-			switch {
-			case m.QQ <= 0:
-				return bad("groups[%d].members[%d]: qq must be positive", i, j)
-			case m.QQ == w.Self.QQ:
-				return bad("groups[%d].members[%d]: the account itself is a member implicitly; do not list it", i, j)
-			case members[m.QQ]:
-				return bad("groups[%d].members[%d]: qq %d listed twice", i, j, m.QQ)
-			}
-			members[m.QQ] = true
+		members, err := checkParty(fmt.Sprintf("groups[%d]", i), "number", g.Number, g.Name, groups,
+			g.Members, func(m MemberDef) int64 { return m.QQ }, w.Self.QQ)
+		if err != nil {
+			return err
 		}
 		if g.Owner != w.Self.QQ && !members[g.Owner] {
 			return bad("groups[%d]: owner %d is neither a member nor the account itself", i, g.Owner)
@@ -213,27 +196,9 @@ func (w *World) check() error {
 	}
 	discussions := map[int64]bool{}
 	for i, d := range w.Discussions {
-		if d.ID <= 0 {
-			return bad("discussions[%d]: id must be positive", i)
-		}
-		if discussions[d.ID] {
-			return bad("discussions[%d]: id %d listed twice", i, d.ID)
-		}
-		discussions[d.ID] = true
-		if d.Name == "" {
-			return bad("discussions[%d]: name is empty", i)
-		}
-		members := map[int64]bool{}
-		for j, m := range d.Members {
-			switch {
-			case m.QQ <= 0:
-				return bad("discussions[%d].members[%d]: qq must be positive", i, j)
-			case m.QQ == w.Self.QQ:
-				return bad("discussions[%d].members[%d]: the account itself is a member implicitly; do not list it", i, j)
-			case members[m.QQ]:
-				return bad("discussions[%d].members[%d]: qq %d listed twice", i, j, m.QQ)
-			}
-			members[m.QQ] = true
+		if _, err := checkParty(fmt.Sprintf("discussions[%d]", i), "id", d.ID, d.Name, discussions,
+			d.Members, func(m DiscussMem) int64 { return m.QQ }, w.Self.QQ); err != nil {
+			return err
 		}
 	}
 	for i, c := range w.Categories {
@@ -242,6 +207,39 @@ func (w *World) check() error {
 		}
 	}
 	return nil
+}
+
+// checkParty checks the group or discussion at where: its key (called what) is positive
+// and not yet in seen, its name is set, and each member's QQ number (got with qq) is
+// positive, not self's and listed once. It adds key to seen and returns the members' QQ
+// numbers.
+func checkParty[M any](where, what string, key int64, name string, seen map[int64]bool,
+	members []M, qq func(M) int64, self int64) (map[int64]bool, error) {
+	bad := fmt.Errorf
+	if key <= 0 {
+		return nil, bad("%s: %s must be positive", where, what)
+	}
+	if seen[key] {
+		return nil, bad("%s: %s %d listed twice", where, what, key)
+	}
+	seen[key] = true
+	if name == "" {
+		return nil, bad("%s: name is empty", where)
+	}
+	qqs := map[int64]bool{}
+	for j, m := range members {
+		n := qq(m)
+		switch {
+		case n <= 0:
+			return nil, bad("%s.members[%d]: qq must be positive", where, j)
+		case n == self:
+			return nil, bad("%s.members[%d]: the account itself is a member implicitly; do not list it", where, j)
+		case qqs[n]:
+			return nil, bad("%s.members[%d]: qq %d listed twice", where, j, n)
+		}
+		qqs[n] = true
+	}
+	return qqs, nil
 }
 
 func checkStatus(p Person) error {
