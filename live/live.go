@@ -19,6 +19,10 @@ import (
 // and the caller waits for the next Session.
 var ErrTermEnded = errors.New("live: the session's term ended")
 
+// ErrAlreadyOnline is returned by a login request that does not say force
+// while a session is live: a live session is never dropped by accident.
+var ErrAlreadyOnline = errors.New("live: a session is online; ask with force to replace it")
+
 // Session is one live session in one term. The zero value is a term that has
 // already ended. Copies share the term.
 type Session struct {
