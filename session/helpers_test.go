@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/qqbridge/qqbridge/bus"
+	"github.com/qqbridge/qqbridge/live"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/qqsim"
 	"github.com/qqbridge/qqbridge/schema"
@@ -207,6 +208,9 @@ func (e *env) start(cfg session.Config) *replica {
 	if cfg.LeaderTTL == 0 {
 		cfg.LeaderTTL = 5 * time.Second
 	}
+	if cfg.StateDebounce == 0 {
+		cfg.StateDebounce = -1 // every state published: the tests of the debounce set it
+	}
 	if cfg.RetryInitial == 0 {
 		cfg.RetryInitial = 50 * time.Millisecond
 		cfg.RetryMax = 500 * time.Millisecond
@@ -311,13 +315,13 @@ func (e *env) scan() {
 }
 
 // waitOnline waits for the replica's live session.
-func (r *replica) waitOnline(t *testing.T) session.Online {
+func (r *replica) waitOnline(t *testing.T) live.Session {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	o, err := r.m.WaitOnline(ctx)
+	o, err := r.m.Sessions().Await(ctx)
 	if err != nil {
-		t.Fatalf("WaitOnline: %v", err)
+		t.Fatalf("Sessions().Await: %v", err)
 	}
 	return o
 }

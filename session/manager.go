@@ -5,9 +5,14 @@
 //
 // # States
 //
-// Every change of state is published on <prefix>.session.state (a
-// schema.SessionState in the configured codec) and kept under key "state" of
-// the session bucket; the same state twice in a row is published once.
+// Every change of state or of its reason is published on
+// <prefix>.session.state (a schema.SessionState in the configured codec) and
+// kept under key "state" of the session bucket; the same state with the same
+// reason twice in a row is published once. A reconnecting state that follows
+// online is held for Config.StateDebounce (default 2s): when the session is
+// back online before that, neither the reconnecting nor the return to online
+// is published, so that a flapping connection does not flood the subject; a
+// longer reconnect is published when the debounce ends.
 //
 //	start (leader) ── saved session in KV? ── Resume ok ─────────────────────► online
 //	                        │ no / undecryptable      │ session gone
@@ -22,7 +27,9 @@
 //	                   expiries in a row: stopped, until a login request.
 //	online ── ReportLost ─► reconnecting ─► (as above)
 //	online ── ReportKicked ─► kicked, until a login request (no automatic re-login)
-//	any ── RequestLogin ─► awaiting_scan (a new QR login)
+//	not online ── RequestLogin ─► awaiting_scan (a new QR login)
+//	online ── RequestLogin with force ─► awaiting_scan; without force the
+//	          request fails with live.ErrAlreadyOnline and nothing changes
 //	leader shuts down ─► stopped
 //
 // A kicked state survives restarts and leader changes: a new leader that
@@ -43,13 +50,29 @@
 // Replicas share a lease: key "leader" of bucket bus.LeaderBucket, whose TTL
 // is LeaderTTL. A replica takes it with Create and keeps it with Update at
 // the revision it holds, every LeaderTTL/3. Only the leader logs in, polls
-// (see WaitLeader) and publishes state events. The others follow: they
+// (see LeaderTerms) and publishes state events. The others follow: they
 // Resume the session the leader saved (key "session"), so that they can
 // send, and they never log in themselves. When the leader stops it releases
 // the lease; when it dies the lease expires; either way a follower takes over
 // within about LeaderTTL and resumes the saved session. A login request made
 // on a follower is forwarded to the leader through key "login" of the
 // session bucket.
+//
+// # Live sessions
+//
+// The Manager hands its session to the code that uses it as a live.Session
+// (see package live): Sessions for sending (any replica), LeaderTerms for
+// polling (the leader only). Their users report a lost session or a kick
+// through the live.Session itself.
+//
+// # Files
+//
+// manager.go holds the Config and the Manager's methods; terms.go the live
+// sessions and the reports about them; run.go the Run loop and the bucket
+// watches; follow.go a follower's resume of the leader's session; lead.go the
+// leader's login state machine; publish.go the state and QR events and the
+// saved session; lease.go the leadership lease; saved.go the saved session's
+// encoding.
 package session
 
 import (
@@ -63,8 +86,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/qqbridge/qqbridge/internal/retry"
+	"github.com/qqbridge/qqbridge/live"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/schema"
 	"github.com/rs/zerolog"
@@ -86,6 +112,9 @@ const (
 	DefaultMaxQRExpired = 3
 	DefaultRetryInitial = time.Second
 	DefaultRetryMax     = time.Minute
+	// DefaultStateDebounce is how long a reconnecting state after online is
+	// held before it is published.
+	DefaultStateDebounce = 2 * time.Second
 )
 
 // Errors of New, Run and RequestLogin.
@@ -161,16 +190,13 @@ type Config struct {
 	// rate limits); defaults 1s and 1min.
 	RetryInitial time.Duration
 	RetryMax     time.Duration
+	// StateDebounce is how long a reconnecting state that follows online is
+	// held before it is published (see States); default 2s, negative for no
+	// debounce.
+	StateDebounce time.Duration
 	// ReplicaID names this replica in the lease; default host name and a
 	// random suffix.
 	ReplicaID string
-}
-
-// Online describes a live session: Account is the QQ number; Gen increments
-// at every (re)login, resume included, of this replica.
-type Online struct {
-	Account int64
-	Gen     uint64
 }
 
 // pending are the reports waiting for the Manager's loop.
@@ -179,7 +205,7 @@ type pending struct {
 	lostReason string
 	kicked     bool
 	kickReason string
-	login      bool
+	login      bool // a login request (forced, or made while not online)
 }
 
 // Manager keeps the account logged in. Its methods are safe for concurrent
@@ -190,8 +216,11 @@ type Manager struct {
 
 	running atomic.Bool
 
+	pubMu sync.Mutex // orders the state publications (setState, a debounce's end)
+
 	mu       sync.Mutex
-	state    schema.SessionState // the latest state: own when leading, the leader's otherwise
+	state    schema.SessionState // the latest published state: own when leading, the leader's otherwise
+	held     *heldState          // a reconnecting state waiting for its debounce
 	account  int64
 	gen      uint64
 	online   bool
@@ -201,7 +230,7 @@ type Manager struct {
 	handled  uint64 // the generation whose loss was reported already
 	leading  bool
 	pend     pending
-	hooks    []func(context.Context, Online)
+	hooks    []func(live.Session)
 	term     context.Context // the leadership term the lease holds, nil when none
 
 	wake     chan struct{} // a report is pending
@@ -249,6 +278,9 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.RetryMax == 0 {
 		cfg.RetryMax = DefaultRetryMax
 	}
+	if cfg.StateDebounce == 0 {
+		cfg.StateDebounce = DefaultStateDebounce
+	}
 	cfg.RetryMax = max(cfg.RetryMax, cfg.RetryInitial)
 	if cfg.Key != nil {
 		cfg.Key = append([]byte(nil), cfg.Key...)
@@ -276,14 +308,12 @@ func defaultReplicaID() string {
 	return host + "-" + hex.EncodeToString(b)
 }
 
-// ReplicaID returns the name of this replica in the lease.
-func (m *Manager) ReplicaID() string { return m.id }
-
-// OnOnline adds a hook run at each login (and resume) of this replica, after
-// the session is installed and before WaitOnline returns it — the place for a
-// contact directory refresh. Hooks run one after another on the Manager's
-// goroutine; a hook that blocks delays going online.
-func (m *Manager) OnOnline(fn func(ctx context.Context, o Online)) {
+// OnOnline adds a hook run at each login (and resume) of this replica, with
+// the new live session, before Sessions and LeaderTerms hand it out — the
+// place for a contact directory refresh. Hooks run one after another on the
+// Manager's goroutine; a hook that blocks delays going online. A hook's work
+// should run under s.Context(), which ends with the session generation.
+func (m *Manager) OnOnline(fn func(s live.Session)) {
 	if fn == nil {
 		return
 	}
@@ -292,120 +322,34 @@ func (m *Manager) OnOnline(fn func(ctx context.Context, o Online)) {
 	m.hooks = append(m.hooks, fn)
 }
 
-// WaitOnline blocks until this replica has a live session (the leader's own
-// login, or on a follower the leader's session resumed) and returns it, or
-// until ctx ends (its error).
-func (m *Manager) WaitOnline(ctx context.Context) (Online, error) {
-	for {
-		m.mu.Lock()
-		if m.online {
-			o := Online{Account: m.account, Gen: m.gen}
-			m.mu.Unlock()
-			return o, nil
-		}
-		ch := m.onlineCh
-		m.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return Online{}, ctx.Err()
-		case <-ch:
-		}
-	}
-}
-
-// WaitLeader blocks until this replica leads and is online, and returns the
-// session with a context that ends as soon as that session generation ends
-// (loss reported, kick, new login) or this replica stops leading. The poll
-// loop runs under that context, so that two replicas never poll at once.
-func (m *Manager) WaitLeader(ctx context.Context) (Online, context.Context, error) {
-	for {
-		m.mu.Lock()
-		if m.online && m.leading {
-			o, gctx := Online{Account: m.account, Gen: m.gen}, m.genCtx
-			m.mu.Unlock()
-			return o, gctx, nil
-		}
-		ch := m.onlineCh
-		m.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return Online{}, nil, ctx.Err()
-		case <-ch:
-			// Online, maybe as a follower: look again once that generation ends.
-			m.mu.Lock()
-			var done <-chan struct{}
-			if m.online && !m.leading && m.genCtx != nil {
-				done = m.genCtx.Done()
-			}
-			m.mu.Unlock()
-			if done != nil {
-				select {
-				case <-ctx.Done():
-					return Online{}, nil, ctx.Err()
-				case <-done:
-				}
-			}
-		}
-	}
-}
-
-// ReportLost tells the Manager that a call in session generation gen failed
-// with a lost session (qqclient.ErrSessionLost). The first report of the
-// current generation takes the session offline and starts a re-login (on the
-// leader) or a new resume (on a follower); later and older reports are
-// ignored.
-func (m *Manager) ReportLost(gen uint64, err error) {
-	m.mu.Lock()
-	if gen == 0 || gen != m.gen || !m.online || m.handled == gen {
-		m.mu.Unlock()
-		return
-	}
-	m.handled = gen
-	m.pend.lost = true
-	m.pend.lostReason = reasonOf(err, "session lost")
-	m.goOfflineLocked()
-	m.mu.Unlock()
-	m.signal()
-}
-
-// ReportKicked tells the Manager that session generation gen was replaced by
-// another login (a kick_message). The state becomes kicked and no re-login
-// happens until a login request (RequestLogin), so that the bridge and the
-// other device do not take the account from each other in turn. Reports of
-// older generations are ignored.
-func (m *Manager) ReportKicked(gen uint64, reason string) {
-	m.mu.Lock()
-	if gen == 0 || gen != m.gen {
-		m.mu.Unlock()
-		return
-	}
-	m.handled = gen
-	m.pend.kicked = true
-	m.pend.kickReason = reason
-	m.goOfflineLocked()
-	m.mu.Unlock()
-	m.signal()
-}
-
-// RequestLogin starts a new QR login (the qq.api.session.login request): on
+// RequestLogin asks for a new QR login (the qq.api.session.login request): on
 // the leader at once, from a follower by forwarding it to the leader through
-// the session bucket. A live session is dropped locally when the new login
-// starts. It returns once the request is handed over.
-func (m *Manager) RequestLogin(ctx context.Context) error {
+// the session bucket. While a session is online, only a request with force
+// replaces it; without force it returns an error wrapping
+// live.ErrAlreadyOnline and nothing changes. It returns once the request is
+// handed over.
+func (m *Manager) RequestLogin(ctx context.Context, force bool) error {
 	if !m.running.Load() {
 		return ErrNotRunning
 	}
 	m.mu.Lock()
 	leading := m.leading
-	if leading {
+	online := m.online
+	if !leading {
+		online = m.state.State == schema.StateOnline // the leader's
+	}
+	if leading && (force || !online) {
 		m.pend.login = true
 	}
 	m.mu.Unlock()
+	if online && !force {
+		return fmt.Errorf("session: login request refused: %w", live.ErrAlreadyOnline)
+	}
 	if leading {
 		m.signal()
 		return nil
 	}
-	body, err := encodeLoginRequest(m.id)
+	body, err := encodeLoginRequest(m.id, force)
 	if err != nil {
 		return err
 	}
@@ -471,47 +415,9 @@ func (m *Manager) logger() *zerolog.Logger {
 	return &l
 }
 
-// goOnline makes session s live as a new generation: hooks first, then
-// WaitOnline's callers. parent bounds the generation's context.
-func (m *Manager) goOnline(parent context.Context, account int64) Online {
-	m.mu.Lock()
-	m.goOfflineLocked()
-	m.gen++
-	if account != 0 {
-		m.account = account
-	}
-	o := Online{Account: m.account, Gen: m.gen}
-	hooks := append([]func(context.Context, Online){}, m.hooks...)
-	m.mu.Unlock()
-	for _, h := range hooks {
-		h(parent, o)
-	}
-	m.mu.Lock()
-	if m.gen == o.Gen && !m.online && parent.Err() == nil {
-		m.online = true
-		m.genCtx, m.genStop = context.WithCancel(parent)
-		close(m.onlineCh)
-	}
-	m.mu.Unlock()
-	return o
-}
-
-// goOffline ends the live generation, if any.
-func (m *Manager) goOffline() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.goOfflineLocked()
-}
-
-func (m *Manager) goOfflineLocked() {
-	if !m.online {
-		return
-	}
-	m.online = false
-	m.onlineCh = make(chan struct{})
-	if m.genStop != nil {
-		m.genStop()
-	}
+// backoff returns the retry back-off of the config.
+func (m *Manager) backoff() *backoff.ExponentialBackOff {
+	return retry.Backoff(m.cfg.RetryInitial, m.cfg.RetryMax)
 }
 
 // reasonOf is a state reason from an error (errors of qqclient never hold
@@ -521,4 +427,11 @@ func reasonOf(err error, fallback string) string {
 		return fallback
 	}
 	return err.Error()
+}
+
+func nonEmpty(s, fallback string) string {
+	if s == "" {
+		return fallback
+	}
+	return s
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qqbridge/qqbridge/live"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/qqsim"
 	"github.com/qqbridge/qqbridge/schema"
@@ -123,7 +124,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	first, _ := r.client.Session()
 	e.sim.ExpireSession()
 	_, err := r.pollUntilGone(t)
-	r.m.ReportLost(o.Gen, err)
+	r.m.Reports().Lost(o.Gen, err)
 	e.skipTo(schema.StateOnline)
 	second, _ := r.client.Session()
 	r.stop()
@@ -228,7 +229,8 @@ func TestSessionLostRelogsInWithCookies(t *testing.T) {
 	before, _ := r.client.Session()
 	qrBefore := e.counter("ptqrshow")
 
-	_, pollCtx, err := r.m.WaitLeader(e.ctx())
+	term, err := r.m.LeaderTerms().Await(e.ctx())
+	pollCtx := term.Context()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,15 +240,15 @@ func TestSessionLostRelogsInWithCookies(t *testing.T) {
 	if err == nil {
 		t.Fatal("no lost session")
 	}
-	r.m.ReportLost(o1.Gen-1, err) // an older generation: ignored
+	r.m.Reports().Lost(o1.Gen-1, err) // an older generation: ignored
 	if pollCtx.Err() != nil {
 		t.Error("a report of an older generation ended the poll context")
 	}
-	r.m.ReportLost(o1.Gen, err)
+	r.m.Reports().Lost(o1.Gen, err)
 	if pollCtx.Err() == nil {
 		t.Error("the poll context of the lost generation lives on")
 	}
-	r.m.ReportLost(o1.Gen, err) // once per generation
+	r.m.Reports().Lost(o1.Gen, err) // once per generation
 	e.expectStates(schema.StateReconnecting, schema.StateOnline)
 	o2 := r.waitOnline(t)
 	if o2.Gen != o1.Gen+1 || o2.Account != o1.Account {
@@ -278,7 +280,7 @@ func TestDeadCookiesNeedQR(t *testing.T) {
 	o := r.waitOnline(t)
 
 	_, err := r.pollUntilGone(t) // 103 once the cookies' TTL passed
-	r.m.ReportLost(o.Gen, err)
+	r.m.Reports().Lost(o.Gen, err)
 	e.expectStates(schema.StateReconnecting, schema.StateSessionLost, schema.StateAwaitingScan)
 	if n := len(e.qrs); n != 2 {
 		t.Errorf("%d QR events, want 2", n)
@@ -301,11 +303,11 @@ func TestKickedWaitsForLoginRequest(t *testing.T) {
 	if kick == nil {
 		t.Fatal("no kick_message")
 	}
-	r.m.ReportKicked(o.Gen, kick.Reason)
+	r.m.Reports().Kicked(o.Gen, kick.Reason)
 	e.expectStates(schema.StateKicked)
 	// A loss reported after the kick (the ingress's next poll) must not
 	// start a re-login either.
-	r.m.ReportLost(o.Gen, qqclient.ErrSessionLost)
+	r.m.Reports().Lost(o.Gen, qqclient.ErrSessionLost)
 
 	qr, logins := e.counter("ptqrshow"), e.counter("logins")
 	time.Sleep(300 * time.Millisecond) // room for a wrong re-login to show
@@ -327,7 +329,7 @@ func TestKickedWaitsForLoginRequest(t *testing.T) {
 	}
 	e.noStateEvent()
 
-	if err := r2.m.RequestLogin(e.ctx()); err != nil {
+	if err := r2.m.RequestLogin(e.ctx(), false); err != nil {
 		t.Fatalf("RequestLogin: %v", err)
 	}
 	e.expectStates(schema.StateAwaitingScan)
@@ -360,7 +362,7 @@ func TestQRExpiryIsBounded(t *testing.T) {
 		t.Error("a QR code was shown after the limit")
 	}
 
-	if err := r.m.RequestLogin(e.ctx()); err != nil {
+	if err := r.m.RequestLogin(e.ctx(), false); err != nil {
 		t.Fatal(err)
 	}
 	e.expectStates(schema.StateAwaitingScan)
@@ -374,14 +376,17 @@ func TestRequestLoginWhileOnline(t *testing.T) {
 	e.expectStates(schema.StateAwaitingScan)
 	e.scan()
 	o := r.waitOnline(t)
-	if err := r.m.RequestLogin(e.ctx()); err != nil {
+	if err := r.m.RequestLogin(e.ctx(), true); err != nil {
 		t.Fatal(err)
 	}
 	e.expectStates(schema.StateAwaitingScan)
+	if !errors.Is(o.Err(), live.ErrTermEnded) {
+		t.Errorf("the replaced session's term: %v, want ended", o.Err())
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	if _, err := r.m.WaitOnline(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("WaitOnline during a requested login: %v, want to block", err)
+	if _, err := r.m.Sessions().Await(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Sessions().Await during a requested login: %v, want to block", err)
 	}
 	e.scan()
 	if o2 := r.waitOnline(t); o2.Gen != o.Gen+1 {
@@ -420,7 +425,8 @@ func TestReplicas(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	wo, pollCtx, err := leader.m.WaitLeader(ctx)
+	wo, err := leader.m.LeaderTerms().Await(ctx)
+	pollCtx := wo.Context()
 	if err != nil || wo.Gen != lo.Gen {
 		t.Fatalf("WaitLeader on the leader: %+v, %v", wo, err)
 	}
@@ -436,7 +442,7 @@ func TestReplicas(t *testing.T) {
 	if !follower.m.IsLeader() {
 		t.Error("the follower did not take over")
 	}
-	wo, _, err = follower.m.WaitLeader(ctx)
+	wo, err = follower.m.LeaderTerms().Await(ctx)
 	if err != nil || wo.Gen <= fo.Gen {
 		t.Errorf("the new leader: %+v, %v; want a generation after %d", wo, err, fo.Gen)
 	}
@@ -466,9 +472,9 @@ func TestFollowerFollowsRelogin(t *testing.T) {
 
 	e.sim.ExpireSession()
 	_, err := a.pollUntilGone(t)
-	a.m.ReportLost(lo.Gen, err)
+	a.m.Reports().Lost(lo.Gen, err)
 	// The follower's own send fails too, and it reports it.
-	b.m.ReportLost(fo.Gen, err)
+	b.m.Reports().Lost(fo.Gen, err)
 	e.expectStates(schema.StateReconnecting, schema.StateOnline)
 	ls, _ := a.client.Session()
 	eventually(t, "the follower resumes the new session", func() bool {
@@ -505,8 +511,8 @@ func TestLeaderDies(t *testing.T) {
 	eventually(t, "a steps down", func() bool { return !a.m.IsLeader() })
 }
 
-// TestFollowerForwardsLoginRequest asks a follower for a login: the leader
-// shows a QR code.
+// TestFollowerForwardsLoginRequest asks a follower for a forced login: the
+// leader shows a QR code.
 func TestFollowerForwardsLoginRequest(t *testing.T) {
 	e := newEnv(t, qqsim.Config{})
 	a := e.start(session.Config{ReplicaID: "a"})
@@ -515,7 +521,7 @@ func TestFollowerForwardsLoginRequest(t *testing.T) {
 	e.expectStates(schema.StateAwaitingScan)
 	e.scan()
 	b.waitOnline(t)
-	if err := b.m.RequestLogin(e.ctx()); err != nil {
+	if err := b.m.RequestLogin(e.ctx(), true); err != nil {
 		t.Fatal(err)
 	}
 	e.expectStates(schema.StateAwaitingScan)
@@ -566,7 +572,7 @@ func TestNewRejects(t *testing.T) {
 		t.Errorf("New with a good config: %v", err)
 	}
 	m, _ := session.New(good())
-	if err := m.RequestLogin(e.ctx()); !errors.Is(err, session.ErrNotRunning) {
+	if err := m.RequestLogin(e.ctx(), false); !errors.Is(err, session.ErrNotRunning) {
 		t.Errorf("RequestLogin before Run: %v, want ErrNotRunning", err)
 	}
 }
