@@ -33,7 +33,10 @@ func SystemType(systemKind string) string { return "system." + systemKind }
 // use them; docs/events.md lists which.
 //
 // V is the schema version; a zero V is encoded as Version. Time is encoded in
-// UTC. Raw, for system and unknown kinds, is the item's wire value: a JSON
+// UTC. Part and Parts are set only on the parts of a message too large for one
+// NATS message (see docs/events.md, "Large messages"): part Part of Parts
+// (1-based), each with a piece of the segments and the text of that piece;
+// the parts share msg_id, and their ids are ID + PartSuffix(Part, Parts). Raw, for system and unknown kinds, is the item's wire value: a JSON
 // value embedded as it is in JSON, the same bytes as bin in msgpack; both
 // encoders compact it (drop white space) and reject invalid JSON.
 type Event struct {
@@ -54,6 +57,16 @@ type Event struct {
 	Sess       *SessRef        `json:"sess,omitempty" msgpack:"sess,omitempty"`
 	SystemKind string          `json:"system_kind,omitempty" msgpack:"system_kind,omitempty"`
 	Raw        json.RawMessage `json:"raw,omitempty" msgpack:"raw,omitempty"`
+	Part       int             `json:"part,omitempty" msgpack:"part,omitempty"`
+	Parts      int             `json:"parts,omitempty" msgpack:"parts,omitempty"`
+}
+
+// PartSuffix is what the id of part part of parts adds to the message's
+// event id: "#<part>/<parts>", for example "931996776:friend:2#1/3". A
+// different number of parts gives different ids, so that the stream's
+// de-duplication never takes one split's part for another's.
+func PartSuffix(part, parts int) string {
+	return "#" + strconv.Itoa(part) + "/" + strconv.Itoa(parts)
 }
 
 // Contact is a person: a friend, a group or discussion member, or the other

@@ -64,6 +64,14 @@ func sampleEvents(t testing.TB) map[string]*Event {
 			Text:     "请问",
 			Segments: []Segment{TextSegment("请问")},
 		},
+		"part": { // part 2 of a message too large for one NATS message
+			V: Version, ID: EventID(account, "friend", 12) + PartSuffix(2, 3), Type: TypeMessageFriend, Time: at,
+			Account: account, MsgID: 12,
+			From:     &Contact{UIN: 3785096088, QQ: 10001, Nick: "鲍勃 😀"},
+			Text:     "… the middle of a long text/微笑 and more …",
+			Segments: []Segment{TextSegment("… the middle of a long text"), FaceSegment(14), TextSegment(" and more …")},
+			Part:     2, Parts: 3,
+		},
 		"picture": {
 			V: Version, ID: EventID(account, "group", 9), Type: TypeMessageGroup, Time: at,
 			Account: account, MsgID: 9,

@@ -77,6 +77,8 @@ type eventWire struct {
 	Sess       *SessRef        `json:"sess,omitempty" msgpack:"sess,omitempty"`
 	SystemKind string          `json:"system_kind,omitempty" msgpack:"system_kind,omitempty"`
 	Raw        json.RawMessage `json:"raw,omitempty" msgpack:"raw,omitempty"`
+	Part       int             `json:"part,omitempty" msgpack:"part,omitempty"`
+	Parts      int             `json:"parts,omitempty" msgpack:"parts,omitempty"`
 }
 
 func (e *Event) wire() (*eventWire, error) {
@@ -109,6 +111,8 @@ func (e *Event) wire() (*eventWire, error) {
 		Sess:       e.Sess,
 		SystemKind: e.SystemKind,
 		Raw:        raw,
+		Part:       e.Part,
+		Parts:      e.Parts,
 	}, nil
 }
 
