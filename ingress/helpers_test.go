@@ -19,6 +19,7 @@ import (
 
 	"github.com/qqbridge/qqbridge/bus"
 	"github.com/qqbridge/qqbridge/directory"
+	"github.com/qqbridge/qqbridge/live"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/qqsim"
 	"github.com/qqbridge/qqbridge/schema"
@@ -61,10 +62,12 @@ func login(ctx context.Context, c *qqclient.Client, sim *qqsim.Server) error {
 	return err
 }
 
-// testSession is a small stand-in for the session manager: it logs in once
-// by QR, re-logs in with the cookies when told the session is lost (a new
-// gen), refreshes the directory at each login, and stays offline after a
-// kick. It drives the real client against the real simulator.
+// testSession is a small stand-in for the session manager, a live.Source
+// with its live.Reports: it logs in once by QR, re-logs in with the cookies
+// when told the session is lost (a new gen), refreshes the directory at each
+// login, and stays offline after a kick. Each gen is one term; endTerm ends
+// one without a loss, as a leadership change does. It drives the real client
+// against the real simulator.
 type testSession struct {
 	c    *qqclient.Client
 	dir  *directory.Directory
@@ -73,6 +76,8 @@ type testSession struct {
 	mu         sync.Mutex
 	gen        uint64
 	online     bool
+	term       context.Context
+	stopTerm   context.CancelFunc
 	ignoreLost bool // as a manager that knows the loss is not the session's
 	changed    chan struct{}
 	lost       []uint64
@@ -90,14 +95,42 @@ func newTestSession(ctx context.Context, c *qqclient.Client, sim *qqsim.Server, 
 	if !ok {
 		return nil, errors.New("no session after login")
 	}
-	return &testSession{c: c, dir: dir, acct: sess.UIN, gen: 1, online: true, changed: make(chan struct{})}, nil
+	s := &testSession{c: c, dir: dir, acct: sess.UIN, changed: make(chan struct{})}
+	s.mu.Lock()
+	s.nextGenLocked()
+	s.mu.Unlock()
+	return s, nil
 }
 
-func (s *testSession) WaitOnline(ctx context.Context) (Online, error) {
+// nextGenLocked starts the next gen, online, with a term of its own.
+func (s *testSession) nextGenLocked() {
+	s.gen++
+	s.online = true
+	s.term, s.stopTerm = context.WithCancel(context.Background())
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// offlineLocked ends the term of the current gen.
+func (s *testSession) offlineLocked() {
+	s.online = false
+	s.stopTerm()
+}
+
+// endTerm ends the current term without a loss and starts the next gen on
+// the same QQ session.
+func (s *testSession) endTerm() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.offlineLocked()
+	s.nextGenLocked()
+}
+
+func (s *testSession) Await(ctx context.Context) (live.Session, error) {
 	for {
 		s.mu.Lock()
 		if s.online {
-			on := Online{Account: s.acct, Gen: s.gen}
+			on := live.New(s.term, s.acct, s.gen, s)
 			s.mu.Unlock()
 			return on, nil
 		}
@@ -105,13 +138,13 @@ func (s *testSession) WaitOnline(ctx context.Context) (Online, error) {
 		s.mu.Unlock()
 		select {
 		case <-ctx.Done():
-			return Online{}, ctx.Err()
+			return live.Session{}, ctx.Err()
 		case <-ch:
 		}
 	}
 }
 
-func (s *testSession) ReportLost(gen uint64, _ error) {
+func (s *testSession) Lost(gen uint64, _ error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if gen != s.gen || !s.online {
@@ -121,7 +154,7 @@ func (s *testSession) ReportLost(gen uint64, _ error) {
 	if s.ignoreLost {
 		return
 	}
-	s.online = false
+	s.offlineLocked()
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -131,20 +164,17 @@ func (s *testSession) ReportLost(gen uint64, _ error) {
 		_ = s.dir.Refresh(ctx)
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		s.gen++
-		s.online = true
-		close(s.changed)
-		s.changed = make(chan struct{})
+		s.nextGenLocked()
 	}()
 }
 
-func (s *testSession) ReportKicked(gen uint64, reason string) {
+func (s *testSession) Kicked(gen uint64, reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if gen != s.gen {
 		return
 	}
-	s.online = false
+	s.offlineLocked()
 	s.kicked = append(s.kicked, reason)
 }
 
@@ -251,8 +281,9 @@ func (h *harness) ctx() context.Context {
 func (h *harness) start(codec schema.Codec) *Ingress {
 	h.t.Helper()
 	ing, err := New(Config{
-		Client: h.c, Session: h.sess, Dir: h.dir, JS: h.js, Subjects: h.subjects, Codec: codec, Log: h.log,
+		Client: h.c, Terms: h.sess, Dir: h.dir, JS: h.js, Subjects: h.subjects, Codec: codec, Log: h.log,
 		PublishTimeout: 500 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+		MinHold: 50 * time.Millisecond, // the simulator holds an empty poll 200ms
 	})
 	if err != nil {
 		h.t.Fatalf("New: %v", err)

@@ -12,9 +12,18 @@
 //     a small set of recently published ids spares the repeat a publish.
 //   - The account's own messages coming back through poll2 (echoes of sends)
 //     are not published.
-//   - A lost session is reported to the session manager (ReportLost) and a
-//     kick (kick_message, published on <prefix>.in.system.kick) too
-//     (ReportKicked); the loop then waits for the next session.
+//   - A message too large for one NATS message is published in parts that
+//     fit (Event.Part of Event.Parts, see docs/events.md); nothing polled
+//     vanishes for its size.
+//   - Polling runs under the leader's term (a live.Session): when the term
+//     ends (the session generation ended, or another replica leads now) the
+//     poll in flight is cancelled and the loop waits for the next term — that
+//     is not a lost session. A lost session is reported through the
+//     live.Session (Lost), and a kick (kick_message, published on
+//     <prefix>.in.system.kick) too (Kicked).
+//   - Polls that come back at once and empty (an immediate HTTP 502 or 504,
+//     an early retcode 102) are not repeated in a tight loop: they back off,
+//     up to MaxBackoff, until a poll is held by the server or brings events.
 package ingress
 
 import (
@@ -25,11 +34,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/qqbridge/qqbridge/internal/retry"
+	"github.com/qqbridge/qqbridge/live"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/schema"
 )
@@ -40,42 +50,23 @@ const (
 	DefaultMaxBackoff     = 5 * time.Second
 	DefaultRecentIDs      = 4096
 	DefaultShutdownGrace  = 5 * time.Second
+	DefaultMinHold        = time.Second
+	DefaultMaxPayload     = 1 << 20 // the NATS server's default max_payload
 )
-
-// Online describes a live session: Account is the account's QQ number, Gen a
-// number that grows at every (re)login.
-type Online struct {
-	Account int64
-	Gen     uint64
-}
-
-// SessionSource is what ingress needs of the session manager.
-//
-// WaitOnline blocks until a session is live (or ctx ends) and describes it.
-// ReportLost says that polling in session gen failed with a session-gone
-// error (qqclient.ErrSessionLost or qqclient.ErrNotLoggedIn); ReportKicked
-// that a kick_message arrived in session gen. Neither blocks. After either,
-// ingress calls WaitOnline again: an answer of the same gen is polled again
-// after a pause growing up to Config.MaxBackoff when the session was lost,
-// and never when it was kicked.
-type SessionSource interface {
-	WaitOnline(ctx context.Context) (Online, error)
-	ReportLost(gen uint64, err error)
-	ReportKicked(gen uint64, reason string)
-}
 
 // Poller makes one poll2 request; *qqclient.Client implements it.
 type Poller interface {
 	Poll(ctx context.Context) ([]qqclient.Event, error)
 }
 
-// Config configures an Ingress. Client, Session and JS are required.
+// Config configures an Ingress. Client, Terms and JS are required.
 type Config struct {
 	// Client polls; normally the *qqclient.Client of the session manager.
 	Client Poller
-	// Session tells when a session is live and hears of lost sessions and
-	// kicks.
-	Session SessionSource
+	// Terms hands out the live sessions to poll, each for one term: the
+	// session manager's LeaderTerms, so that only the leader polls. Lost
+	// sessions and kicks are reported through the live.Session.
+	Terms live.Source
 	// Dir resolves session numbers to contacts (a *directory.Directory);
 	// leave it nil (not a typed nil pointer) for session numbers only.
 	Dir Resolver
@@ -91,9 +82,17 @@ type Config struct {
 	Log zerolog.Logger
 	// PublishTimeout bounds one publish attempt (default 5s).
 	PublishTimeout time.Duration
-	// MaxBackoff caps the wait between publish attempts and between failed
-	// polls (default 5s).
+	// MaxBackoff caps the wait between publish attempts, between failed
+	// polls and between immediate empty polls (default 5s).
 	MaxBackoff time.Duration
+	// MinHold is the shortest time the server is expected to hold an empty
+	// poll: an empty poll answered sooner (an immediate HTTP 502 or 504, an
+	// early retcode 102) backs off before the next (default 1s).
+	MinHold time.Duration
+	// MaxPayload is the largest message the NATS server takes, headers
+	// included (nats.Conn.MaxPayload); a larger event is published in parts.
+	// Default 1 MiB, the server's default.
+	MaxPayload int
 	// RecentIDs is the number of recently published event ids remembered to
 	// skip repeats without a publish (default 4096).
 	RecentIDs int
@@ -111,8 +110,9 @@ type Stats struct {
 	Repeats    uint64 // events skipped without a publish: their id was published recently
 	Echoes     uint64 // the account's own messages, not published
 	Retries    uint64 // publish attempts that failed and were retried
-	Dropped    uint64 // events that can never be published (too large), logged and dropped
-	Lost       uint64 // sessions reported lost
+	Dropped    uint64 // events that can never be published (no subject, not encodable), logged and dropped
+	Split      uint64 // events too large for one message, published in parts
+	Lost       uint64 // sessions reported lost (not the end of a term)
 	Kicks      uint64 // kicks reported
 }
 
@@ -125,7 +125,7 @@ type Ingress struct {
 	log    zerolog.Logger
 	recent *recentSet
 
-	polls, items, published, duplicates, repeats, echoes, retries, dropped, lost, kicks atomic.Uint64
+	polls, items, published, duplicates, repeats, echoes, retries, dropped, split, lost, kicks atomic.Uint64
 }
 
 // New checks cfg and makes an Ingress.
@@ -133,12 +133,19 @@ func New(cfg Config) (*Ingress, error) {
 	switch {
 	case cfg.Client == nil:
 		return nil, errors.New("ingress: Config.Client is required")
-	case cfg.Session == nil:
-		return nil, errors.New("ingress: Config.Session is required")
+	case cfg.Terms == nil:
+		return nil, errors.New("ingress: Config.Terms is required")
 	case cfg.JS == nil:
 		return nil, errors.New("ingress: Config.JS is required")
-	case cfg.PublishTimeout < 0 || cfg.MaxBackoff < 0 || cfg.RecentIDs < 0 || cfg.ShutdownGrace < 0:
-		return nil, errors.New("ingress: negative PublishTimeout, MaxBackoff, RecentIDs or ShutdownGrace")
+	case cfg.PublishTimeout < 0 || cfg.MaxBackoff < 0 || cfg.RecentIDs < 0 || cfg.ShutdownGrace < 0 ||
+		cfg.MinHold < 0 || cfg.MaxPayload < 0:
+		return nil, errors.New("ingress: negative PublishTimeout, MaxBackoff, RecentIDs, ShutdownGrace, MinHold or MaxPayload")
+	}
+	if cfg.MinHold == 0 {
+		cfg.MinHold = DefaultMinHold
+	}
+	if cfg.MaxPayload == 0 {
+		cfg.MaxPayload = DefaultMaxPayload
 	}
 	if cfg.ShutdownGrace == 0 {
 		cfg.ShutdownGrace = DefaultShutdownGrace
@@ -173,44 +180,50 @@ func (i *Ingress) Stats() Stats {
 	return Stats{
 		Polls: i.polls.Load(), Items: i.items.Load(), Published: i.published.Load(),
 		Duplicates: i.duplicates.Load(), Repeats: i.repeats.Load(), Echoes: i.echoes.Load(),
-		Retries: i.retries.Load(), Dropped: i.dropped.Load(), Lost: i.lost.Load(), Kicks: i.kicks.Load(),
+		Retries: i.retries.Load(), Dropped: i.dropped.Load(), Split: i.split.Load(), Lost: i.lost.Load(), Kicks: i.kicks.Load(),
 	}
 }
 
 // Run polls and publishes until ctx ends, and returns ctx's error (or the
-// error of WaitOnline). Each round waits for a live session, then polls it
-// until it is lost or kicked; each batch is published completely, in order,
-// before the next poll.
+// error of Terms). Each round waits for a term, then polls its session until
+// the term ends or the session is lost or kicked; each batch is published
+// completely, in order, before the next poll.
 //
-// After a lost session, a WaitOnline that still answers the same gen (the
-// manager has not caught up, or this replica polls the same session again)
-// is followed after a growing pause; after a kick, ingress waits for a new
-// gen, so that a kicked session is never polled again.
+// After a lost session, a term of the same generation (the manager knows
+// better, or has not caught up) is polled again after a growing pause; after
+// a kick, ingress waits for that term to end, so that a kicked session is
+// never polled again.
 func (i *Ingress) Run(ctx context.Context) error {
-	pause := i.newBackoff(100 * time.Millisecond)
-	var last Online
-	var started, kicked bool
+	pause := retry.Backoff(min(100*time.Millisecond, i.cfg.MaxBackoff), i.cfg.MaxBackoff)
+	var last live.Session
+	var started bool
+	var end roundEnd
 	for {
-		on, err := i.cfg.Session.WaitOnline(ctx)
+		s, err := i.cfg.Terms.Await(ctx)
 		if err != nil {
 			return err
 		}
-		if started && on.Gen == last.Gen {
-			if err := sleep(ctx, pause.NextBackOff()); err != nil {
-				return err
-			}
-			if kicked {
+		if started && s.Gen == last.Gen && end != termEnded {
+			if end == kicked {
+				select { // the manager ends a kicked session's term
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-s.Done():
+				}
 				continue
 			}
-			if on, err = i.cfg.Session.WaitOnline(ctx); err != nil {
+			if err := retry.Sleep(ctx, pause.NextBackOff()); err != nil {
+				return err
+			}
+			if s, err = i.cfg.Terms.Await(ctx); err != nil {
 				return err
 			}
 		}
-		started, last = true, on
-		log := i.log.With().Int64("account", on.Account).Uint64("gen", on.Gen).Logger()
+		started, last = true, s
+		log := i.log.With().Int64("account", s.Account).Uint64("gen", s.Gen).Logger()
 		log.Info().Msg("polling")
 		var polled bool
-		polled, kicked = i.pollSession(ctx, on, log)
+		polled, end = i.pollSession(ctx, s, log)
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -220,49 +233,83 @@ func (i *Ingress) Run(ctx context.Context) error {
 	}
 }
 
-// pollSession polls session on until it is lost or kicked or ctx ends. It
-// reports whether any poll succeeded and whether the session was kicked.
-func (i *Ingress) pollSession(ctx context.Context, on Online, log zerolog.Logger) (polled, kicked bool) {
-	b := i.newBackoff(200 * time.Millisecond)
+// roundEnd is why pollSession returned.
+type roundEnd int
+
+const (
+	stopped   roundEnd = iota // Run's ctx ended, or a batch could not be finished
+	termEnded                 // the term ended: not this loop's business
+	lost                      // the session is gone; reported
+	kicked                    // another login replaced this one; reported
+)
+
+// pollSession polls s until its term ends, it is lost or kicked, or ctx
+// ends. Each poll runs under the term: a term that ends cancels the poll in
+// flight. It reports whether any poll succeeded, and why it returned.
+func (i *Ingress) pollSession(ctx context.Context, s live.Session, log zerolog.Logger) (polled bool, end roundEnd) {
+	failed := retry.Backoff(min(200*time.Millisecond, i.cfg.MaxBackoff), i.cfg.MaxBackoff)
+	early := retry.Backoff(min(100*time.Millisecond, i.cfg.MaxBackoff), i.cfg.MaxBackoff)
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(s.Context(), cancel)()
 	for {
-		evs, err := i.cfg.Client.Poll(ctx)
+		start := time.Now()
+		evs, err := i.cfg.Client.Poll(pctx)
 		if err != nil {
 			switch {
 			case ctx.Err() != nil:
-				return polled, false
+				return polled, stopped
+			case s.Err() != nil:
+				log.Info().Msg("the polling term ended; waiting for the next")
+				return polled, termEnded
 			case errors.Is(err, qqclient.ErrSessionLost) || errors.Is(err, qqclient.ErrNotLoggedIn):
 				i.lost.Add(1)
 				log.Warn().Err(err).Msg("session lost")
-				i.cfg.Session.ReportLost(on.Gen, err)
-				return polled, false
+				s.Lost(err)
+				return polled, lost
 			}
-			wait := b.NextBackOff()
+			wait := failed.NextBackOff()
 			log.Warn().Err(err).Dur("retry_in", wait).Msg("poll failed")
-			if sleep(ctx, wait) != nil {
-				return polled, false
+			if retry.Sleep(pctx, wait) != nil {
+				if ctx.Err() != nil {
+					return polled, stopped
+				}
+				return polled, termEnded
 			}
 			continue
 		}
-		b.Reset()
+		failed.Reset()
 		polled = true
 		i.polls.Add(1)
 		i.items.Add(uint64(len(evs)))
-		var kick *qqclient.Kick
-		if err := i.publishBatch(ctx, on, evs, log); err != nil {
+		if len(evs) == 0 && time.Since(start) < i.cfg.MinHold {
+			// Not held by the server: an immediate 502/504 or an early 102.
+			wait := early.NextBackOff()
+			log.Debug().Dur("retry_in", wait).Msg("empty poll answered at once; backing off")
+			if retry.Sleep(pctx, wait) != nil {
+				if ctx.Err() != nil {
+					return polled, stopped
+				}
+				return polled, termEnded
+			}
+			continue
+		}
+		early.Reset()
+		if err := i.publishBatch(ctx, s, evs, log); err != nil {
 			log.Error().Err(err).Msg("stopped before the batch was published")
-			return polled, false
+			return polled, stopped
 		}
 		for _, ev := range evs {
 			if ev.Kick != nil {
-				kick = ev.Kick
-				break
+				i.kicks.Add(1)
+				log.Warn().Str("reason", ev.Kick.Reason).Msg("kicked: another login replaced this one")
+				s.Kicked(ev.Kick.Reason)
+				return polled, kicked
 			}
 		}
-		if kick != nil {
-			i.kicks.Add(1)
-			log.Warn().Str("reason", kick.Reason).Msg("kicked: another login replaced this one")
-			i.cfg.Session.ReportKicked(on.Gen, kick.Reason)
-			return polled, true
+		if s.Err() != nil {
+			log.Info().Msg("the polling term ended; waiting for the next")
+			return polled, termEnded
 		}
 	}
 }
@@ -270,7 +317,7 @@ func (i *Ingress) pollSession(ctx context.Context, on Online, log zerolog.Logger
 // publishBatch publishes the items of one poll in order. Once ctx ends, it
 // still tries for ShutdownGrace to finish the batch, which poll2 would not
 // deliver again.
-func (i *Ingress) publishBatch(ctx context.Context, on Online, evs []qqclient.Event, log zerolog.Logger) error {
+func (i *Ingress) publishBatch(ctx context.Context, s live.Session, evs []qqclient.Event, log zerolog.Logger) error {
 	if len(evs) == 0 {
 		return nil
 	}
@@ -279,7 +326,7 @@ func (i *Ingress) publishBatch(ctx context.Context, on Online, evs []qqclient.Ev
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(i.cfg.ShutdownGrace, cancel) })
 	defer stop()
 	for n, ev := range evs {
-		if err := i.handle(bctx, on, ev, log); err != nil {
+		if err := i.handle(bctx, s.Account, ev, log); err != nil {
 			return fmt.Errorf("ingress: %d of %d items not published: %w", len(evs)-n, len(evs), err)
 		}
 	}
@@ -288,11 +335,11 @@ func (i *Ingress) publishBatch(ctx context.Context, on Online, evs []qqclient.Ev
 
 // handle normalises and publishes one item. It returns an error only when
 // ctx ended before the item was published.
-func (i *Ingress) handle(ctx context.Context, on Online, ev qqclient.Event, log zerolog.Logger) error {
+func (i *Ingress) handle(ctx context.Context, account int64, ev qqclient.Event, log zerolog.Logger) error {
 	if ev.Err != nil {
 		log.Warn().Err(ev.Err).Str("poll_type", string(ev.Type)).Msg("malformed poll item, published as a system event")
 	}
-	e, kind, id, ok := Normalise(ctx, on.Account, ev, i.dir)
+	e, kind, id, ok := Normalise(ctx, account, ev, i.dir)
 	if !ok {
 		i.echoes.Add(1)
 		log.Debug().Str("poll_type", string(ev.Type)).Msg("own message echoed, not published")
@@ -309,19 +356,13 @@ func (i *Ingress) handle(ctx context.Context, on Online, ev qqclient.Event, log 
 		log.Error().Err(err).Str("event_id", e.ID).Msg("no subject for event, dropped")
 		return nil
 	}
-	data, hdr, err := e.Encode(i.codec)
-	if err != nil && len(e.Raw) > 0 {
-		log.Warn().Err(err).Str("event_id", e.ID).Msg("raw value not encodable, published without it")
-		e.Raw = nil
-		data, hdr, err = e.Encode(i.codec)
+	if len(e.Raw) > 0 {
+		if _, _, err := e.Encode(i.codec); err != nil {
+			log.Warn().Err(err).Str("event_id", e.ID).Msg("raw value not encodable, published without it")
+			e.Raw = nil
+		}
 	}
-	if err != nil {
-		i.dropped.Add(1)
-		log.Error().Err(err).Str("event_id", e.ID).Msg("event not encodable, dropped")
-		return nil
-	}
-	msg := &nats.Msg{Subject: subject, Header: nats.Header(hdr), Data: data}
-	if err := i.publish(ctx, msg, e.ID, log); err != nil {
+	if err := i.publishEvent(ctx, e, subject, log); err != nil {
 		return err
 	}
 	i.recent.add(e.ID)
@@ -330,10 +371,12 @@ func (i *Ingress) handle(ctx context.Context, on Online, ev qqclient.Event, log 
 
 // publish publishes msg until the stream acknowledges it, waiting between
 // attempts with exponential backoff. It returns nil once acknowledged (or
-// dropped for good, for a message the stream can never take) and ctx's
-// error when ctx ends first.
-func (i *Ingress) publish(ctx context.Context, msg *nats.Msg, id string, log zerolog.Logger) error {
-	b := i.newBackoff(100 * time.Millisecond)
+// dropped for good, for a subject the server refuses), an error wrapping
+// errTooLarge for a message too large for the server or the stream, and
+// ctx's error when ctx ends first.
+func (i *Ingress) publish(ctx context.Context, msg *nats.Msg, log zerolog.Logger) error {
+	id := msg.Header.Get(schema.HeaderMsgID)
+	b := retry.Backoff(min(100*time.Millisecond, i.cfg.MaxBackoff), i.cfg.MaxBackoff)
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, i.cfg.PublishTimeout)
 		ack, err := i.cfg.JS.PublishMsg(actx, msg)
@@ -354,7 +397,10 @@ func (i *Ingress) publish(ctx context.Context, msg *nats.Msg, id string, log zer
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if permanent(err) {
+		if tooLarge(err) {
+			return fmt.Errorf("%w: %w", errTooLarge, err)
+		}
+		if errors.Is(err, nats.ErrBadSubject) {
 			i.dropped.Add(1)
 			log.Error().Err(err).Str("subject", msg.Subject).Str("event_id", id).Msg("event can never be published, dropped")
 			return nil
@@ -365,42 +411,9 @@ func (i *Ingress) publish(ctx context.Context, msg *nats.Msg, id string, log zer
 			log.Warn().Err(err).Str("subject", msg.Subject).Str("event_id", id).Int("attempt", attempt).
 				Dur("retry_in", wait).Msg("publish failed, retrying; polling waits")
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := retry.Sleep(ctx, wait); err != nil {
 			return err
 		}
-	}
-}
-
-// permanent reports whether a publish error will repeat whatever the wait:
-// a message larger than the server or the stream allows.
-func permanent(err error) bool {
-	if errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, nats.ErrBadSubject) {
-		return true
-	}
-	var api *jetstream.APIError
-	return errors.As(err, &api) && api.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum
-}
-
-// newBackoff returns an endless exponential backoff from initial up to
-// MaxBackoff.
-func (i *Ingress) newBackoff(initial time.Duration) backoff.BackOff {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = min(initial, i.cfg.MaxBackoff)
-	b.MaxInterval = i.cfg.MaxBackoff
-	b.MaxElapsedTime = 0
-	b.Reset()
-	return b
-}
-
-// sleep waits d or until ctx ends (returning its error).
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return fmt.Errorf("ingress: %w", ctx.Err())
-	case <-t.C:
-		return nil
 	}
 }
 

@@ -1,9 +1,12 @@
 package ingress
 
 import (
+	"context"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/qqsim"
@@ -430,15 +433,17 @@ func TestNATSDown(t *testing.T) {
 // TestNew checks the required fields.
 func TestNew(t *testing.T) {
 	h := newHarness(t)
-	full := Config{Client: h.c, Session: h.sess, JS: h.js}
+	full := Config{Client: h.c, Terms: h.sess, JS: h.js}
 	if _, err := New(full); err != nil {
 		t.Fatalf("New(full): %v", err)
 	}
 	for name, mod := range map[string]func(*Config){
 		"no client":        func(c *Config) { c.Client = nil },
-		"no session":       func(c *Config) { c.Session = nil },
+		"no terms":         func(c *Config) { c.Terms = nil },
 		"no JetStream":     func(c *Config) { c.JS = nil },
 		"negative timeout": func(c *Config) { c.PublishTimeout = -1 },
+		"negative hold":    func(c *Config) { c.MinHold = -1 },
+		"negative payload": func(c *Config) { c.MaxPayload = -1 },
 	} {
 		cfg := full
 		mod(&cfg)
@@ -447,4 +452,156 @@ func TestNew(t *testing.T) {
 		}
 	}
 
+}
+
+// TestImmediateErrorsBackOff: during a burst of immediate HTTP 502 answers
+// (an empty poll each, for qqclient) ingress backs off instead of polling in
+// a tight loop; once the answers are held again, polling resumes.
+func TestImmediateErrorsBackOff(t *testing.T) {
+	h := newHarness(t)
+	h.start(nil)
+	first := h.say(qqsim.Say{Kind: "friend", From: alice, Text: "before the burst"})
+	h.waitMsgID(first)
+
+	h.sim.SetChaos(qqsim.Chaos{HTTP502Rate: 1})
+	before := h.sim.State().Counters["poll2"]
+	time.Sleep(time.Second) // the window the requests are counted in
+	polls := h.sim.State().Counters["poll2"] - before
+	h.sim.SetChaos(qqsim.Chaos{})
+	// Backing off from 100ms to MaxBackoff (200ms here) makes a handful; a
+	// hot loop makes thousands.
+	if polls > 30 {
+		t.Errorf("%d poll2 requests in one second of immediate 502 answers, want at most 30", polls)
+	}
+	second := h.say(qqsim.Say{Kind: "friend", From: alice, Text: "after the burst"})
+	h.waitMsgID(second)
+}
+
+// TestLargeMessageNotDropped: a text of about 600 KB, carried as text and as
+// segments, is more than the NATS max payload (1 MB) as one event; it is
+// published in parts that fit, and the parts give back the whole message.
+func TestLargeMessageNotDropped(t *testing.T) {
+	h := newHarness(t)
+	ing := h.start(nil)
+	big := strings.Repeat("长消息 long message ", 600<<10/len("长消息 long message "))
+	id := h.say(qqsim.Say{Kind: "friend", From: alice, Text: big})
+	after := h.say(qqsim.Say{Kind: "friend", From: alice, Text: "after the large one"})
+	msgs := h.waitMsgID(after)
+	var text strings.Builder
+	var segs []schema.Segment
+	parts := 0
+	for _, m := range msgs {
+		if m.Event.MsgID != id {
+			continue
+		}
+		parts++
+		text.WriteString(m.Event.Text)
+		segs = append(segs, m.Event.Segments...)
+	}
+	if parts == 0 {
+		t.Fatalf("the large message is not in the stream; stats %+v", ing.Stats())
+	}
+	if text.String() != big {
+		t.Errorf("the parts' text is %d bytes, want the %d bytes said", text.Len(), len(big))
+	}
+	var segText strings.Builder
+	for _, s := range segs {
+		segText.WriteString(s.Text)
+	}
+	if segText.String() != big {
+		t.Errorf("the parts' segments hold %d bytes of text, want %d", segText.Len(), len(big))
+	}
+	if s := ing.Stats(); s.Dropped != 0 {
+		t.Errorf("stats %+v: want nothing dropped", s)
+	}
+}
+
+// TestTermEndIsNotLost: the end of a polling term (a leadership change, a
+// login request) is not a lost session: nothing is reported or counted lost,
+// and the next term is polled.
+func TestTermEndIsNotLost(t *testing.T) {
+	h := newHarness(t)
+	ing := h.start(nil)
+	first := h.say(qqsim.Say{Kind: "friend", From: alice, Text: "first term"})
+	h.waitMsgID(first)
+	for range 3 {
+		h.sess.endTerm()
+	}
+	second := h.say(qqsim.Say{Kind: "friend", From: alice, Text: "a later term"})
+	h.waitMsgID(second)
+	if lost, _ := h.sess.reports(); len(lost) != 0 {
+		t.Errorf("lost reported for gens %v", lost)
+	}
+	if s := ing.Stats(); s.Lost != 0 {
+		t.Errorf("stats %+v: the end of a term counted as a lost session", s)
+	}
+}
+
+// TestLargeMessageSmallPayload: with a small max payload, a message of text
+// and faces is published in many parts; each fits, they carry part and
+// parts, distinct ids and the same msg_id, and together the whole message.
+func TestLargeMessageSmallPayload(t *testing.T) {
+	h := newHarness(t)
+	ing, err := New(Config{
+		Client: h.c, Terms: h.sess, Dir: h.dir, JS: h.js, Subjects: h.subjects, Log: h.log,
+		MaxBackoff: 200 * time.Millisecond, MinHold: 50 * time.Millisecond, MaxPayload: 16 << 10,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ing.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	text := strings.Repeat("ab€😀", 30<<10/11)
+	id := h.say(qqsim.Say{Kind: "group", From: alice, Group: devChat, Text: text, Faces: []int{14, 0}})
+	msgs := h.waitFor(func(m received) bool { return m.Event.MsgID == id && m.Event.Part == m.Event.Parts })
+	var parts []*schema.Event
+	for _, m := range msgs {
+		if m.Event.MsgID == id {
+			parts = append(parts, m.Event)
+			if data, _, err := m.Event.Encode(schema.JSON()); err != nil || len(data) > 16<<10 {
+				t.Errorf("part %d: %d bytes (%v), larger than the payload", m.Event.Part, len(data), err)
+			}
+		}
+	}
+	if len(parts) < 2 {
+		t.Fatalf("%d parts, want several", len(parts))
+	}
+	whole := Text(nil)
+	var segs []schema.Segment
+	ids := map[string]bool{}
+	for k, p := range parts {
+		if p.Part != k+1 || p.Parts != len(parts) || p.Group == nil || p.Group.Number != devChat {
+			t.Errorf("part %d: part %d of %d, group %+v", k+1, p.Part, p.Parts, p.Group)
+		}
+		if want := schema.EventID(self, "group", id) + schema.PartSuffix(k+1, len(parts)); p.ID != want {
+			t.Errorf("part %d id %q, want %q", k+1, p.ID, want)
+		}
+		ids[p.ID] = true
+		whole += p.Text
+		segs = append(segs, p.Segments...)
+	}
+	if len(ids) != len(parts) {
+		t.Errorf("%d distinct ids for %d parts", len(ids), len(parts))
+	}
+	var merged []schema.Segment // adjacent text pieces joined again
+	for _, s := range segs {
+		if n := len(merged); n > 0 && s.Type == schema.SegmentText && merged[n-1].Type == schema.SegmentText {
+			merged[n-1].Text += s.Text
+			continue
+		}
+		merged = append(merged, s)
+	}
+	want := []schema.Segment{schema.TextSegment(text), schema.FaceSegment(14), schema.FaceSegment(0)}
+	if !reflect.DeepEqual(merged, want) {
+		t.Errorf("the parts' segments (%d) do not make the message", len(merged))
+	}
+	if whole != text+"/微笑/惊讶" {
+		t.Errorf("the parts' text is %d bytes, want %d", len(whole), len(text)+len("/微笑/惊讶"))
+	}
+	if s := ing.Stats(); s.Split != 1 || s.Dropped != 0 {
+		t.Errorf("stats %+v: want one split, nothing dropped", s)
+	}
 }
