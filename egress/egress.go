@@ -14,7 +14,6 @@ import (
 
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/schema"
-	"github.com/qqbridge/qqbridge/session"
 )
 
 // Defaults of Config.
@@ -41,12 +40,16 @@ const QueueGroup = "qqbridge"
 // ErrConfig is wrapped by the errors of New for an unusable Config.
 var ErrConfig = errors.New("egress: bad config")
 
-// Online is the session manager's description of a live session (an alias,
-// so that *session.Manager implements Sessions as it is).
-type Online = session.Online
+// Online describes a live session: Account is the QQ number; Gen increments
+// at every (re)login. (Transitional: the session package hands out
+// live.Session now; cmd/bridge adapts it until egress takes live.Source.)
+type Online struct {
+	Account int64
+	Gen     uint64
+}
 
-// Sessions is what egress needs of the session manager; *session.Manager
-// implements it.
+// Sessions is what egress needs of the session manager (cmd/bridge adapts
+// *session.Manager to it).
 //
 // WaitOnline blocks until a session is live (or ctx is done) and returns it.
 // ReportLost tells the manager that a call in session gen failed with

@@ -22,15 +22,10 @@ import (
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/qqsim"
 	"github.com/qqbridge/qqbridge/schema"
-	"github.com/qqbridge/qqbridge/session"
 )
 
-// The real session manager and directory fit the interfaces the stand-ins
-// implement.
-var (
-	_ Sessions  = (*session.Manager)(nil)
-	_ Directory = (*directory.Directory)(nil)
-)
+// The real directory fits the interface the stand-in implements.
+var _ Directory = (*directory.Directory)(nil)
 
 // Stable numbers of qqsim's default world used by the tests.
 const (
@@ -368,11 +363,11 @@ func (s *testSessions) setOnline(account int64) {
 	s.changed = make(chan struct{})
 }
 
-func (s *testSessions) WaitOnline(ctx context.Context) (session.Online, error) {
+func (s *testSessions) WaitOnline(ctx context.Context) (Online, error) {
 	for {
 		s.mu.Lock()
 		if s.online {
-			o := session.Online{Account: s.account, Gen: s.gen}
+			o := Online{Account: s.account, Gen: s.gen}
 			s.mu.Unlock()
 			return o, nil
 		}
@@ -380,7 +375,7 @@ func (s *testSessions) WaitOnline(ctx context.Context) (session.Online, error) {
 		s.mu.Unlock()
 		select {
 		case <-ctx.Done():
-			return session.Online{}, ctx.Err()
+			return Online{}, ctx.Err()
 		case <-ch:
 		}
 	}
