@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -20,6 +19,8 @@ import (
 	"github.com/qqbridge/qqbridge/directory"
 	"github.com/qqbridge/qqbridge/egress"
 	"github.com/qqbridge/qqbridge/ingress"
+	"github.com/qqbridge/qqbridge/internal/retry"
+	"github.com/qqbridge/qqbridge/live"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/session"
 )
@@ -126,26 +127,28 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 		return nil, err
 	}
 	b.dir = directory.New(b.client, log) // it names itself (component)
-	b.session.OnOnline(func(ctx context.Context, o session.Online) {
-		if err := b.dir.Refresh(ctx); err != nil && ctx.Err() == nil {
-			log.Warn().Err(err).Int64("account", o.Account).Msg("contact refresh at login failed; names and stable numbers may be missing until the next refresh")
+	b.session.OnOnline(func(ls live.Session) {
+		if err := b.dir.Refresh(ls.Context()); err != nil && ls.Err() == nil {
+			log.Warn().Err(err).Int64("account", ls.Account).Msg("contact refresh at login failed; names and stable numbers may be missing until the next refresh")
 		}
 	})
-	leader := &leaderSessions{m: b.session}
 	if b.in, err = ingress.New(ingress.Config{
-		Client:   termPoller{client: b.client, s: leader},
-		Session:  leader,
+		Client:   b.client,
+		Terms:    b.session.LeaderTerms(), // only the leader polls
 		Dir:      b.dir,
 		JS:       b.js,
 		Subjects: s,
 		Codec:    cfg.Codec,
 		Log:      log,
+		MinHold:  cfg.PollMinHold,
+		// MaxPayload: the server's limit, known once connected.
+		MaxPayload: int(b.nc.MaxPayload()),
 	}); err != nil {
 		return nil, err
 	}
 	if b.out, err = egress.New(egress.Config{
 		Client:   b.client,
-		Session:  b.session,
+		Session:  &egressSessions{m: b.session}, // transitional; egress will take b.session.Sessions()
 		Dir:      b.dir,
 		NC:       b.nc,
 		JS:       b.js,
@@ -194,8 +197,7 @@ func connectNATS(ctx context.Context, url, creds string, log zerolog.Logger) (*n
 	if creds != "" {
 		opts = append(opts, nats.UserCredentials(creds))
 	}
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval, bo.MaxInterval, bo.MaxElapsedTime = 500*time.Millisecond, 10*time.Second, 0
+	bo := retry.Backoff(500*time.Millisecond, 10*time.Second)
 	for {
 		nc, err := nats.Connect(url, opts...)
 		if err == nil {
@@ -204,10 +206,8 @@ func connectNATS(ctx context.Context, url, creds string, log zerolog.Logger) (*n
 		}
 		wait := bo.NextBackOff()
 		log.Warn().Err(err).Dur("retry_in", wait).Msg("cannot connect to NATS")
-		select {
-		case <-ctx.Done():
+		if retry.Sleep(ctx, wait) != nil {
 			return nil, fmt.Errorf("connect to NATS: %w (last error: %v)", ctx.Err(), err)
-		case <-time.After(wait):
 		}
 	}
 }

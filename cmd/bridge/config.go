@@ -6,6 +6,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/qqbridge/qqbridge/ingress"
 	"github.com/qqbridge/qqbridge/schema"
 )
 
@@ -32,6 +33,7 @@ type config struct {
 
 	QRPollInterval   time.Duration // how often ptqrlogin is asked while a QR is shown
 	PollTimeout      time.Duration // client timeout of one poll2 (longer than the server's hold)
+	PollMinHold      time.Duration // an empty poll answered sooner was not held: back off (no flag; tests shorten it)
 	LeaderTTL        time.Duration // replica leadership lease
 	DirectoryRefresh time.Duration // how often contacts are reloaded
 	ShutdownTimeout  time.Duration // how long a stop waits for in-flight sends
@@ -55,6 +57,7 @@ func defaultConfig() config {
 		Replicas:         1,
 		QRPollInterval:   1500 * time.Millisecond,
 		PollTimeout:      130 * time.Second,
+		PollMinHold:      ingress.DefaultMinHold,
 		LeaderTTL:        15 * time.Second,
 		DirectoryRefresh: 10 * time.Minute,
 		ShutdownTimeout:  25 * time.Second,

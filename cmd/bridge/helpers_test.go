@@ -49,6 +49,7 @@ func testConfig(t *testing.T, simURL string) config {
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.QRPollInterval = 50 * time.Millisecond
 	cfg.PollTimeout = 5 * time.Second
+	cfg.PollMinHold = 50 * time.Millisecond // the simulator holds an empty poll 200ms
 	cfg.LeaderTTL = time.Second
 	cfg.Rate = 50
 	cfg.Burst = 10
