@@ -122,6 +122,8 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 		Format:    cfg.Codec,
 		QRFormat:  session.QRFormatCodec, // a schema.QR in the codec, as docs/events.md says
 		LeaderTTL: cfg.LeaderTTL,
+
+		StateDebounce: cfg.StateDebounce,
 	})
 	if err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 
 	"github.com/qqbridge/qqbridge/ingress"
 	"github.com/qqbridge/qqbridge/schema"
+	"github.com/qqbridge/qqbridge/session"
 )
 
 // config is everything wire needs to assemble a bridge. parseRunFlags fills it
@@ -35,6 +36,7 @@ type config struct {
 	PollTimeout      time.Duration // client timeout of one poll2 (longer than the server's hold)
 	PollMinHold      time.Duration // an empty poll answered sooner was not held: back off (no flag; tests shorten it)
 	LeaderTTL        time.Duration // replica leadership lease
+	StateDebounce    time.Duration // a reconnecting after online is held this long (no flag; negative: none)
 	DirectoryRefresh time.Duration // how often contacts are reloaded
 	ShutdownTimeout  time.Duration // how long a stop waits for in-flight sends
 
@@ -59,6 +61,7 @@ func defaultConfig() config {
 		PollTimeout:      130 * time.Second,
 		PollMinHold:      ingress.DefaultMinHold,
 		LeaderTTL:        15 * time.Second,
+		StateDebounce:    session.DefaultStateDebounce,
 		DirectoryRefresh: 10 * time.Minute,
 		ShutdownTimeout:  25 * time.Second,
 		LogLevel:         zerolog.InfoLevel,

@@ -50,6 +50,7 @@ func testConfig(t *testing.T, simURL string) config {
 	cfg.QRPollInterval = 50 * time.Millisecond
 	cfg.PollTimeout = 5 * time.Second
 	cfg.PollMinHold = 50 * time.Millisecond // the simulator holds an empty poll 200ms
+	cfg.StateDebounce = -1                  // every state published, as the tests expect
 	cfg.LeaderTTL = time.Second
 	cfg.Rate = 50
 	cfg.Burst = 10
