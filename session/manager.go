@@ -25,8 +25,8 @@
 //	                     scanned ── phone confirms ─► online
 //	      QR expired:  qr_expired ─► awaiting_scan (a new QR) … after MaxQRExpired
 //	                   expiries in a row: stopped, until a login request.
-//	online ── ReportLost ─► reconnecting ─► (as above)
-//	online ── ReportKicked ─► kicked, until a login request (no automatic re-login)
+//	online ── live.Session.Lost ─► reconnecting ─► (as above)
+//	online ── live.Session.Kicked ─► kicked, until a login request (no automatic re-login)
 //	not online ── RequestLogin ─► awaiting_scan (a new QR login)
 //	online ── RequestLogin with force ─► awaiting_scan; without force the
 //	          request fails with live.ErrAlreadyOnline and nothing changes
@@ -117,7 +117,8 @@ const (
 	DefaultStateDebounce = 2 * time.Second
 )
 
-// Errors of New, Run and RequestLogin.
+// Errors of New, Run and RequestLogin (which also refuses, with an error
+// wrapping live.ErrAlreadyOnline, to replace an online session without force).
 var (
 	// ErrConfig: a Config field is missing or invalid.
 	ErrConfig = errors.New("session: invalid config")
@@ -224,10 +225,10 @@ type Manager struct {
 	account  int64
 	gen      uint64
 	online   bool
-	onlineCh chan struct{} // closed while online
-	genCtx   context.Context
-	genStop  context.CancelFunc
-	handled  uint64 // the generation whose loss was reported already
+	onlineCh chan struct{}      // closed while online
+	genCtx   context.Context    // the generation's term: ends with it (on the leader, with the leadership too)
+	genStop  context.CancelFunc // ends genCtx
+	handled  uint64             // the generation whose loss was reported already
 	leading  bool
 	pend     pending
 	hooks    []func(live.Session)

@@ -428,7 +428,7 @@ func TestReplicas(t *testing.T) {
 	wo, err := leader.m.LeaderTerms().Await(ctx)
 	pollCtx := wo.Context()
 	if err != nil || wo.Gen != lo.Gen {
-		t.Fatalf("WaitLeader on the leader: %+v, %v", wo, err)
+		t.Fatalf("LeaderTerms().Await on the leader: %+v, %v", wo, err)
 	}
 	e.noStateEvent()
 
