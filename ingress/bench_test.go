@@ -50,7 +50,7 @@ func benchGroupEvent(b *testing.B) (qqclient.Event, *directory.Directory) {
 	if ev.Err != nil {
 		b.Fatal(ev.Err)
 	}
-	if e, _, id, ok := Normalise(ctx, self, ev, dir); !ok || id != "987654" || e.From.QQ != alice {
+	if e, _, id, ok := normalise(ctx, self, ev, dir); !ok || id != "987654" || e.From.QQ != alice {
 		b.Fatalf("warm-up: %+v %q %v", e, id, ok)
 	}
 	return ev, dir
@@ -62,7 +62,7 @@ func BenchmarkNormalise(b *testing.B) {
 	b.Run("directory", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, _, _, ok := Normalise(ctx, self, ev, dir); !ok {
+			if _, _, _, ok := normalise(ctx, self, ev, dir); !ok {
 				b.Fatal("not published")
 			}
 		}
@@ -70,7 +70,7 @@ func BenchmarkNormalise(b *testing.B) {
 	b.Run("numbers-only", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, _, _, ok := Normalise(ctx, self, ev, nil); !ok {
+			if _, _, _, ok := normalise(ctx, self, ev, nil); !ok {
 				b.Fatal("not published")
 			}
 		}
@@ -78,7 +78,7 @@ func BenchmarkNormalise(b *testing.B) {
 }
 
 // BenchmarkNormaliseEncode is the per-event work of ingress before the
-// publish: Normalise, then the body and headers in each codec.
+// publish: normalise, then the body and headers in each codec.
 func BenchmarkNormaliseEncode(b *testing.B) {
 	ev, dir := benchGroupEvent(b)
 	ctx := context.Background()
@@ -88,7 +88,7 @@ func BenchmarkNormaliseEncode(b *testing.B) {
 			b.ReportAllocs()
 			var size int
 			for b.Loop() {
-				e, kind, id, ok := Normalise(ctx, self, ev, dir)
+				e, kind, id, ok := normalise(ctx, self, ev, dir)
 				if !ok {
 					b.Fatal("not published")
 				}

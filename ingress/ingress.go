@@ -1,5 +1,5 @@
 // Package ingress is the bridge's inbound half: one poll2 loop per account
-// that normalises every item (Normalise) and publishes it, with a JetStream
+// that normalises every item (normalise.go) and publishes it, with a JetStream
 // acknowledgement, into the inbound stream (QQ_IN) on
 // <prefix>.in.<kind>.<id>.
 //
@@ -339,7 +339,7 @@ func (i *Ingress) handle(ctx context.Context, account int64, ev qqclient.Event, 
 	if ev.Err != nil {
 		log.Warn().Err(ev.Err).Str("poll_type", string(ev.Type)).Msg("malformed poll item, published as a system event")
 	}
-	e, kind, id, ok := Normalise(ctx, account, ev, i.dir)
+	e, kind, id, ok := normalise(ctx, account, ev, i.dir)
 	if !ok {
 		i.echoes.Add(1)
 		log.Debug().Str("poll_type", string(ev.Type)).Msg("own message echoed, not published")
@@ -351,7 +351,7 @@ func (i *Ingress) handle(ctx context.Context, account int64, ev qqclient.Event, 
 		return nil
 	}
 	subject, err := i.cfg.Subjects.In(kind, id)
-	if err != nil { // Normalise makes valid ids only; never expected
+	if err != nil { // normalise makes valid ids only; never expected
 		i.dropped.Add(1)
 		log.Error().Err(err).Str("event_id", e.ID).Msg("no subject for event, dropped")
 		return nil

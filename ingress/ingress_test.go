@@ -569,7 +569,7 @@ func TestLargeMessageSmallPayload(t *testing.T) {
 	if len(parts) < 2 {
 		t.Fatalf("%d parts, want several", len(parts))
 	}
-	whole := Text(nil)
+	whole := ""
 	var segs []schema.Segment
 	ids := map[string]bool{}
 	for k, p := range parts {

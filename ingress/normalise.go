@@ -41,7 +41,7 @@ func (numbersOnly) Group(_ context.Context, gid int64) schema.GroupRef {
 }
 func (numbersOnly) Discuss(did int64) schema.DiscussRef { return schema.DiscussRef{DID: did} }
 
-// Normalise turns one poll2 item of account into the event to publish, the
+// normalise turns one poll2 item of account into the event to publish, the
 // kind and id of its subject (schema.Subjects.In(kind, id)), and ok = false
 // when the item must not be published: the account's own message coming back
 // (an echo of a send, from this bridge or another device of the account).
@@ -63,7 +63,7 @@ func (numbersOnly) Discuss(did int64) schema.DiscussRef { return schema.DiscussR
 // account, the kind and the msg_id; items without a msg_id get a hash of
 // their wire value (schema.HashEventID). dir may be nil (numbers only). ctx
 // bounds the lookups dir may make.
-func Normalise(ctx context.Context, account int64, ev qqclient.Event, dir Resolver) (e *schema.Event, kind schema.Kind, id string, ok bool) {
+func normalise(ctx context.Context, account int64, ev qqclient.Event, dir Resolver) (e *schema.Event, kind schema.Kind, id string, ok bool) {
 	if dir == nil {
 		dir = numbersOnly{}
 	}
@@ -213,7 +213,7 @@ func normaliseMessage(ctx context.Context, account int64, ev qqclient.Event, dir
 				e.Segments[i] = schema.TextSegment(s.Text)
 			}
 		}
-		e.Text = Text(m.Segments)
+		e.Text = plainText(e.Segments)
 	}
 	return e, kind, id, true
 }
@@ -255,7 +255,7 @@ func systemEvent(account int64, ev qqclient.Event) *schema.Event {
 	if !json.Valid(raw) {
 		raw = nil
 	}
-	msgID := RawMsgID(raw)
+	msgID := rawMsgID(raw)
 	return &schema.Event{
 		ID:         eventID(account, kind, msgID, ev.Raw),
 		Type:       schema.SystemType(kind),
@@ -267,10 +267,10 @@ func systemEvent(account int64, ev qqclient.Event) *schema.Event {
 	}
 }
 
-// RawMsgID returns the "msg_id" of a poll item's wire value when it is a
+// rawMsgID returns the "msg_id" of a poll item's wire value when it is a
 // JSON object with a positive integer msg_id (a number or a numeric string),
 // else 0.
-func RawMsgID(raw json.RawMessage) int64 {
+func rawMsgID(raw json.RawMessage) int64 {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || raw[0] != '{' {
 		return 0
@@ -292,21 +292,21 @@ func RawMsgID(raw json.RawMessage) int64 {
 	return n
 }
 
-// Text renders message segments as one plain string: the text as it is and
-// each face as "/" and its name ("/微笑" for face 14), or "/face<N>" for a
-// face without a known name.
-func Text(segs []qqclient.Segment) string {
-	if len(segs) == 1 && segs[0].Type == qqclient.SegmentText {
+// plainText renders message segments as one plain string (Event.Text): the
+// text as it is and each face as "/" and its name ("/微笑" for face 14), or
+// "/face<N>" for a face without a known name.
+func plainText(segs []schema.Segment) string {
+	if len(segs) == 1 && segs[0].Type == schema.SegmentText {
 		return segs[0].Text
 	}
 	var b strings.Builder
 	for _, s := range segs {
-		if s.Type != qqclient.SegmentFace {
+		if s.Type != schema.SegmentFace {
 			b.WriteString(s.Text)
 			continue
 		}
 		b.WriteByte('/')
-		if name := FaceName(s.Face); name != "" {
+		if name := faceName(s.Face); name != "" {
 			b.WriteString(name)
 		} else {
 			b.WriteString("face")
@@ -316,9 +316,9 @@ func Text(segs []qqclient.Segment) string {
 	return b.String()
 }
 
-// FaceName returns the name of a classic QQ face (0 to 39), as QQ shows it
+// faceName returns the name of a classic QQ face (0 to 39), as QQ shows it
 // in text ("微笑" for 14), or "" for any other number.
-func FaceName(n int) string {
+func faceName(n int) string {
 	switch n {
 	case 0:
 		return "惊讶"

@@ -105,7 +105,7 @@ func TestNormaliseWithoutDirectory(t *testing.T) {
 	subjects, _ := schema.NewSubjects("")
 	for i, w := range tests {
 		ev := evs[i]
-		e, kind, id, ok := Normalise(context.Background(), acct, ev, nil)
+		e, kind, id, ok := normalise(context.Background(), acct, ev, nil)
 		if w.skip {
 			if ok {
 				t.Errorf("item %d (%s): published %+v, want it suppressed as an echo", i, ev.Type, e)
@@ -166,7 +166,7 @@ func TestNormaliseRoundTrip(t *testing.T) {
 	for _, codec := range []schema.Codec{schema.JSON(), schema.Msgpack()} {
 		t.Run(codec.ContentType(), func(t *testing.T) {
 			for i, ev := range evs {
-				e, _, _, ok := Normalise(context.Background(), self, ev, nil)
+				e, _, _, ok := normalise(context.Background(), self, ev, nil)
 				if !ok {
 					continue
 				}
@@ -200,17 +200,17 @@ func jsonEqual(a, b []byte) bool {
 
 func TestText(t *testing.T) {
 	for _, tc := range []struct {
-		segs []qqclient.Segment
+		segs []schema.Segment
 		want string
 	}{
 		{nil, ""},
-		{[]qqclient.Segment{qqclient.TextSegment("plain")}, "plain"},
-		{[]qqclient.Segment{qqclient.TextSegment("好啊 "), qqclient.FaceSegment(14)}, "好啊 /微笑"},
-		{[]qqclient.Segment{qqclient.FaceSegment(0), qqclient.TextSegment("!"), qqclient.FaceSegment(39)}, "/惊讶!/再见"},
-		{[]qqclient.Segment{qqclient.FaceSegment(17), qqclient.FaceSegment(222)}, "/face17/face222"},
+		{[]schema.Segment{schema.TextSegment("plain")}, "plain"},
+		{[]schema.Segment{schema.TextSegment("好啊 "), schema.FaceSegment(14)}, "好啊 /微笑"},
+		{[]schema.Segment{schema.FaceSegment(0), schema.TextSegment("!"), schema.FaceSegment(39)}, "/惊讶!/再见"},
+		{[]schema.Segment{schema.FaceSegment(17), schema.FaceSegment(222)}, "/face17/face222"},
 	} {
-		if got := Text(tc.segs); got != tc.want {
-			t.Errorf("Text(%v) = %q, want %q", tc.segs, got, tc.want)
+		if got := plainText(tc.segs); got != tc.want {
+			t.Errorf("plainText(%v) = %q, want %q", tc.segs, got, tc.want)
 		}
 	}
 }
@@ -235,8 +235,8 @@ func TestRawMsgID(t *testing.T) {
 		{``, 0},
 		{`{"msg_id":4`, 0},
 	} {
-		if got := RawMsgID(json.RawMessage(tc.raw)); got != tc.want {
-			t.Errorf("RawMsgID(%s) = %d, want %d", tc.raw, got, tc.want)
+		if got := rawMsgID(json.RawMessage(tc.raw)); got != tc.want {
+			t.Errorf("rawMsgID(%s) = %d, want %d", tc.raw, got, tc.want)
 		}
 	}
 }
@@ -247,13 +247,13 @@ func FuzzRawMsgID(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if n := RawMsgID(b); n < 0 {
-			t.Fatalf("RawMsgID = %d", n)
+		if n := rawMsgID(b); n < 0 {
+			t.Fatalf("rawMsgID = %d", n)
 		}
 	})
 }
 
-// FuzzNormalise: whatever poll item comes from outside, Normalise never
+// FuzzNormalise: whatever poll item comes from outside, normalise never
 // panics and a published event always has a valid subject, an id, a type
 // and a body both codecs can encode.
 func FuzzNormalise(f *testing.F) {
@@ -264,7 +264,7 @@ func FuzzNormalise(f *testing.F) {
 	subjects, _ := schema.NewSubjects("")
 	f.Fuzz(func(t *testing.T, item []byte) {
 		ev := qqclient.DecodeEvent(item)
-		e, kind, id, ok := Normalise(context.Background(), self, ev, nil)
+		e, kind, id, ok := normalise(context.Background(), self, ev, nil)
 		if !ok {
 			return
 		}

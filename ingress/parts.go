@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
@@ -128,7 +126,7 @@ func splitEvent(e *schema.Event, n int) []*schema.Event {
 		p := *e
 		p.ID = e.ID + schema.PartSuffix(k+1, len(pieces))
 		p.Segments = segs
-		p.Text = segmentsText(segs)
+		p.Text = plainText(segs)
 		p.Part, p.Parts = k+1, len(pieces)
 		if k > 0 {
 			p.Raw = nil
@@ -194,26 +192,6 @@ func weight(s schema.Segment) int {
 		return len(s.Text)
 	}
 	return faceWeight
-}
-
-// segmentsText renders segments as Text does: the text as it is, each face as
-// "/" and its name or "/face<N>".
-func segmentsText(segs []schema.Segment) string {
-	var b strings.Builder
-	for _, s := range segs {
-		if s.Type == schema.SegmentText {
-			b.WriteString(s.Text)
-			continue
-		}
-		b.WriteByte('/')
-		if name := FaceName(s.Face); name != "" {
-			b.WriteString(name)
-		} else {
-			b.WriteString("face")
-			b.WriteString(strconv.Itoa(s.Face))
-		}
-	}
-	return b.String()
 }
 
 // tooLarge reports whether a publish error says the message is larger than

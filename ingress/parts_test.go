@@ -37,7 +37,7 @@ func FuzzSplitSegments(f *testing.F) {
 			if len(p) == 0 {
 				t.Fatal("an empty piece")
 			}
-			rendered.WriteString(segmentsText(p))
+			rendered.WriteString(plainText(p))
 			for _, s := range p {
 				if !utf8.ValidString(s.Text) {
 					t.Fatalf("a text cut inside a character: %q", s.Text)
@@ -65,7 +65,7 @@ func FuzzSplitSegments(f *testing.F) {
 				t.Fatalf("segment %d: %+v, want %+v", k, got[k], want[k])
 			}
 		}
-		if rendered.String() != segmentsText(segs) {
+		if rendered.String() != plainText(segs) {
 			t.Error("the pieces render another text")
 		}
 	})
