@@ -29,6 +29,11 @@ func (m *Manager) LeaderTerms() live.Source {
 func (m *Manager) await(ctx context.Context, leader bool) (live.Session, error) {
 	for {
 		m.mu.Lock()
+		if m.online && m.genCtx.Err() != nil {
+			// The term ended (the leadership did) before the loop noticed:
+			// never hand out an ended term.
+			m.goOfflineLocked()
+		}
 		if m.online && (m.leading || !leader) {
 			s := m.sessionLocked()
 			m.mu.Unlock()
