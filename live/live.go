@@ -47,7 +47,8 @@ type Reports interface {
 }
 
 // New returns the Session of account's generation gen whose term is ctx;
-// reports of it go to r. Only the session manager calls New.
+// reports of it go to r. The session manager calls New (and tests' stand-ins
+// for it); the users of a Session only receive it from a Source.
 func New(ctx context.Context, account int64, gen uint64, r Reports) Session {
 	return Session{
 		Account: account,
@@ -93,7 +94,9 @@ func (s Session) Kicked(reason string) {
 	}
 }
 
-// Source hands out live sessions.
+// Source hands out live sessions: session.Manager's Sessions (any live
+// session of the replica, for sending) and LeaderTerms (only while the
+// replica leads, for polling).
 type Source interface {
 	// Await blocks until a Session is live and returns it, or returns ctx's
 	// error when ctx ends first.

@@ -193,6 +193,12 @@ type replica struct {
 // in; the short timings of a test are the defaults.
 func (e *env) start(cfg session.Config) *replica {
 	e.t.Helper()
+	return e.startWith(cfg, nil)
+}
+
+// startWith is start with setup called on the Manager before it runs.
+func (e *env) startWith(cfg session.Config, setup func(*session.Manager)) *replica {
+	e.t.Helper()
 	client, err := qqclient.New(qqclient.WithBaseURL(e.url), qqclient.WithQRPollInterval(20*time.Millisecond),
 		qqclient.WithPollTimeout(5*time.Second))
 	if err != nil {
@@ -218,6 +224,9 @@ func (e *env) start(cfg session.Config) *replica {
 	m, err := session.New(cfg)
 	if err != nil {
 		e.t.Fatalf("session.New: %v", err)
+	}
+	if setup != nil {
+		setup(m)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

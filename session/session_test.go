@@ -409,6 +409,11 @@ func TestReplicas(t *testing.T) {
 	e.scan()
 	lo := leader.waitOnline(t)
 	fo := follower.waitOnline(t)
+	short, cancelShort := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	if s, err := follower.m.LeaderTerms().Await(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("LeaderTerms().Await on the follower: %+v, %v; want to block", s, err)
+	}
+	cancelShort()
 	if fo.Account != lo.Account {
 		t.Errorf("follower online as %d, leader as %d", fo.Account, lo.Account)
 	}

@@ -127,3 +127,38 @@ func TestLongReconnectPublished(t *testing.T) {
 	e.expectStates(schema.StateOnline)
 	e.noStateEvent()
 }
+
+// TestOnOnlineHookGetsTheSession: the hook runs with the new live session,
+// whose term lasts, before Sessions hands it out; the term ends with the
+// generation.
+func TestOnOnlineHookGetsTheSession(t *testing.T) {
+	e := newEnv(t, qqsim.Config{})
+	hooked := make(chan live.Session, 4)
+	r := e.startWith(session.Config{}, func(m *session.Manager) {
+		m.OnOnline(func(s live.Session) {
+			if s.Err() != nil {
+				t.Errorf("the hook's session %d has ended", s.Gen)
+			}
+			hooked <- s
+		})
+	})
+	e.expectStates(schema.StateAwaitingScan)
+	e.scan()
+	o := r.waitOnline(t)
+	var h live.Session
+	select {
+	case h = <-hooked:
+	default:
+		t.Fatal("the session was handed out before the hook ran")
+	}
+	if h.Gen != o.Gen || h.Account != o.Account || h.Account == 0 {
+		t.Errorf("hook got gen %d account %d, Sessions gen %d account %d", h.Gen, h.Account, o.Gen, o.Account)
+	}
+	e.sim.ExpireSession()
+	_, err := r.pollUntilGone(t)
+	o.Lost(err)
+	e.skipTo(schema.StateOnline)
+	if !errors.Is(h.Err(), live.ErrTermEnded) {
+		t.Errorf("the first session's term: %v, want ended", h.Err())
+	}
+}
