@@ -13,7 +13,8 @@
 //   - The account's own messages coming back through poll2 (echoes of sends)
 //     are not published.
 //   - A message too large for one NATS message is published in parts that
-//     fit (Event.Part of Event.Parts, see docs/events.md); nothing polled
+//     fit (Event.Part of Event.Parts, see docs/events.md); another event that
+//     does not fit, without its raw value (Event.Truncated). Nothing polled
 //     vanishes for its size.
 //   - Polling runs under the leader's term (a live.Session): when the term
 //     ends (the session generation ended, or another replica leads now) the
@@ -112,6 +113,7 @@ type Stats struct {
 	Retries    uint64 // publish attempts that failed and were retried
 	Dropped    uint64 // events that can never be published (no subject, not encodable), logged and dropped
 	Split      uint64 // events too large for one message, published in parts
+	Truncated  uint64 // events too large for one message, published without their raw value
 	Lost       uint64 // sessions reported lost (not the end of a term)
 	Kicks      uint64 // kicks reported
 }
@@ -125,7 +127,7 @@ type Ingress struct {
 	log    zerolog.Logger
 	recent *recentSet
 
-	polls, items, published, duplicates, repeats, echoes, retries, dropped, split, lost, kicks atomic.Uint64
+	polls, items, published, duplicates, repeats, echoes, retries, dropped, split, truncated, lost, kicks atomic.Uint64
 }
 
 // New checks cfg and makes an Ingress.
@@ -180,7 +182,7 @@ func (i *Ingress) Stats() Stats {
 	return Stats{
 		Polls: i.polls.Load(), Items: i.items.Load(), Published: i.published.Load(),
 		Duplicates: i.duplicates.Load(), Repeats: i.repeats.Load(), Echoes: i.echoes.Load(),
-		Retries: i.retries.Load(), Dropped: i.dropped.Load(), Split: i.split.Load(), Lost: i.lost.Load(), Kicks: i.kicks.Load(),
+		Retries: i.retries.Load(), Dropped: i.dropped.Load(), Split: i.split.Load(), Truncated: i.truncated.Load(), Lost: i.lost.Load(), Kicks: i.kicks.Load(),
 	}
 }
 

@@ -605,3 +605,30 @@ func TestLargeMessageSmallPayload(t *testing.T) {
 		t.Errorf("stats %+v: want one split, nothing dropped", s)
 	}
 }
+
+// TestLargeRawTruncated: a system item whose raw value does not fit in a
+// message is published without it, marked truncated — not dropped.
+func TestLargeRawTruncated(t *testing.T) {
+	h := newHarness(t)
+	ing, err := New(Config{
+		Client: h.c, Terms: h.sess, Dir: h.dir, JS: h.js, Subjects: h.subjects, Log: h.log,
+		MaxBackoff: 200 * time.Millisecond, MinHold: 50 * time.Millisecond, MaxPayload: 16 << 10,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ing.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	h.inject(`{"poll_type":"huge_notice","value":{"from_uin":1,"blob":"` + strings.Repeat("x", 32<<10) + `"}}`)
+	msgs := h.waitFor(func(m received) bool { return m.Subject == "qq.in.system.huge_notice" })
+	e := msgs[len(msgs)-1].Event
+	if !e.Truncated || len(e.Raw) != 0 || e.SystemKind != "huge_notice" {
+		t.Errorf("event truncated=%v raw %d bytes kind %q; want truncated without raw", e.Truncated, len(e.Raw), e.SystemKind)
+	}
+	if s := ing.Stats(); s.Truncated != 1 || s.Dropped != 0 {
+		t.Errorf("stats %+v: want one truncated, nothing dropped", s)
+	}
+}

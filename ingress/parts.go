@@ -21,7 +21,8 @@ import (
 // message's segments, and their texts in order its text. When the stream
 // refuses a part for its size anyway (a stream max_msg_size below the
 // server's max payload), the message is split again into parts of half the
-// size, down to minPartBytes.
+// size, down to minPartBytes. An event that is not a message and does not fit
+// (a huge raw value) is published without its raw value, with Truncated set.
 
 // minPartBytes is the smallest size parts are made for.
 const minPartBytes = 8 << 10
@@ -39,6 +40,19 @@ func (i *Ingress) publishEvent(ctx context.Context, e *schema.Event, subject str
 	limit := i.cfg.MaxPayload
 	for {
 		msgs, err := i.encodeParts(e, subject, limit)
+		if errors.Is(err, errTooLarge) && len(e.Raw) > 0 {
+			log.Warn().Str("event_id", e.ID).Int("raw_bytes", len(e.Raw)).
+				Msg("event too large for a message; published without its raw value (truncated)")
+			e.Raw, e.Truncated = nil, true
+			i.truncated.Add(1)
+			continue
+		}
+		if errors.Is(err, errTooLarge) {
+			i.dropped.Add(1)
+			log.Error().Err(err).Str("subject", subject).Str("event_id", e.ID).
+				Msg("event can never be published (too large, and nothing to split or leave out), dropped")
+			return nil
+		}
 		if err != nil {
 			i.dropped.Add(1)
 			log.Error().Err(err).Str("event_id", e.ID).Msg("event not encodable, dropped")
@@ -57,10 +71,10 @@ func (i *Ingress) publishEvent(ctx context.Context, e *schema.Event, subject str
 		if !errors.Is(err, errTooLarge) {
 			return err
 		}
-		if len(e.Segments) == 0 || limit <= minPartBytes {
+		if limit <= minPartBytes {
 			i.dropped.Add(1)
 			log.Error().Err(err).Str("subject", subject).Str("event_id", e.ID).
-				Msg("event can never be published (too large, and nothing to split), dropped")
+				Msg("event can never be published (too large even in the smallest parts), dropped")
 			return nil
 		}
 		limit = max(limit/2, minPartBytes)
@@ -69,14 +83,18 @@ func (i *Ingress) publishEvent(ctx context.Context, e *schema.Event, subject str
 }
 
 // encodeParts encodes e as one message, or, when that is larger than limit
-// and e has segments, as parts of at most limit bytes each.
+// and e has segments, as parts of at most limit bytes each. An event without
+// segments that does not fit is errTooLarge.
 func (i *Ingress) encodeParts(e *schema.Event, subject string, limit int) ([]*nats.Msg, error) {
 	one, size, err := i.encodeMsg(e, subject)
 	if err != nil {
 		return nil, err
 	}
-	if size <= limit || len(e.Segments) == 0 {
+	if size <= limit {
 		return []*nats.Msg{one}, nil
+	}
+	if len(e.Segments) == 0 {
+		return nil, fmt.Errorf("%w: %d bytes, at most %d", errTooLarge, size, limit)
 	}
 	n := size/(limit*3/4) + 1
 	for range 12 {

@@ -36,7 +36,9 @@ func SystemType(systemKind string) string { return "system." + systemKind }
 // UTC. Part and Parts are set only on the parts of a message too large for one
 // NATS message (see docs/events.md, "Large messages"): part Part of Parts
 // (1-based), each with a piece of the segments and the text of that piece;
-// the parts share msg_id, and their ids are ID + PartSuffix(Part, Parts). Raw, for system and unknown kinds, is the item's wire value: a JSON
+// the parts share msg_id, and their ids are ID + PartSuffix(Part, Parts).
+// Truncated says that Raw was left out of an event that is not a message
+// because it would not fit in a NATS message even alone. Raw, for system and unknown kinds, is the item's wire value: a JSON
 // value embedded as it is in JSON, the same bytes as bin in msgpack; both
 // encoders compact it (drop white space) and reject invalid JSON.
 type Event struct {
@@ -59,6 +61,7 @@ type Event struct {
 	Raw        json.RawMessage `json:"raw,omitempty" msgpack:"raw,omitempty"`
 	Part       int             `json:"part,omitempty" msgpack:"part,omitempty"`
 	Parts      int             `json:"parts,omitempty" msgpack:"parts,omitempty"`
+	Truncated  bool            `json:"truncated,omitempty" msgpack:"truncated,omitempty"`
 }
 
 // PartSuffix is what the id of part part of parts adds to the message's

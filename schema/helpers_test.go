@@ -72,6 +72,10 @@ func sampleEvents(t testing.TB) map[string]*Event {
 			Segments: []Segment{TextSegment("… the middle of a long text"), FaceSegment(14), TextSegment(" and more …")},
 			Part:     2, Parts: 3,
 		},
+		"system_truncated": { // its raw value did not fit in a NATS message
+			V: Version, ID: HashEventID(account, "shake_message", []byte(`{"from_uin":1}`)), Type: SystemType("shake_message"),
+			Time: at, Account: account, SystemKind: "shake_message", Truncated: true,
+		},
 		"picture": {
 			V: Version, ID: EventID(account, "group", 9), Type: TypeMessageGroup, Time: at,
 			Account: account, MsgID: 9,

@@ -79,6 +79,7 @@ type eventWire struct {
 	Raw        json.RawMessage `json:"raw,omitempty" msgpack:"raw,omitempty"`
 	Part       int             `json:"part,omitempty" msgpack:"part,omitempty"`
 	Parts      int             `json:"parts,omitempty" msgpack:"parts,omitempty"`
+	Truncated  bool            `json:"truncated,omitempty" msgpack:"truncated,omitempty"`
 }
 
 func (e *Event) wire() (*eventWire, error) {
@@ -113,6 +114,7 @@ func (e *Event) wire() (*eventWire, error) {
 		Raw:        raw,
 		Part:       e.Part,
 		Parts:      e.Parts,
+		Truncated:  e.Truncated,
 	}, nil
 }
 
