@@ -268,25 +268,3 @@ func (e *Egress) acquire(ctx context.Context, key string, parts int, stale func(
 		return nil, &res, nil
 	}
 }
-
-// newBackoff returns the retry backoff of Config.
-func (e *Egress) newBackoff() *backoff.ExponentialBackOff {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = e.cfg.RetryInitial
-	b.MaxInterval = e.cfg.RetryMax
-	b.MaxElapsedTime = 0
-	b.Reset()
-	return b
-}
-
-// sleepCtx waits d or until ctx is done (then it returns ctx's error).
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}

@@ -16,13 +16,40 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/qqbridge/qqbridge/api"
 	"github.com/qqbridge/qqbridge/bus"
 	"github.com/qqbridge/qqbridge/directory"
 	"github.com/qqbridge/qqbridge/egress"
 	"github.com/qqbridge/qqbridge/ingress"
+	"github.com/qqbridge/qqbridge/live"
 	"github.com/qqbridge/qqbridge/qqclient"
+	"github.com/qqbridge/qqbridge/schema"
 	"github.com/qqbridge/qqbridge/session"
 )
+
+// managerShim adapts today's session manager to what egress and api consume
+// (live.Source; RequestLogin with force) until the manager provides them
+// itself (Sessions(), RequestLogin(ctx, force)); then it goes. Its sessions'
+// terms never end: the manager's generation check drops stale reports.
+type managerShim struct{ m *session.Manager }
+
+func (s managerShim) Await(ctx context.Context) (live.Session, error) {
+	o, err := s.m.WaitOnline(ctx)
+	if err != nil {
+		return live.Session{}, err
+	}
+	return live.New(context.Background(), o.Account, o.Gen, s), nil
+}
+
+func (s managerShim) Lost(gen uint64, err error)       { s.m.ReportLost(gen, err) }
+func (s managerShim) Kicked(gen uint64, reason string) { s.m.ReportKicked(gen, reason) }
+func (s managerShim) State() schema.SessionState       { return s.m.State() }
+func (s managerShim) RequestLogin(ctx context.Context, force bool) error {
+	if !force && s.m.State().State == schema.StateOnline {
+		return fmt.Errorf("login: %w", live.ErrAlreadyOnline)
+	}
+	return s.m.RequestLogin(ctx)
+}
 
 // Bridge is one assembled bridge: the NATS connection (and the embedded server
 // when it has one), the streams and buckets, the QQ client, the session manager,
@@ -40,6 +67,7 @@ type Bridge struct {
 	dir     *directory.Directory
 	in      *ingress.Ingress
 	out     *egress.Egress
+	api     *api.API
 
 	httpLn  net.Listener // nil without --http
 	httpSrv *http.Server
@@ -143,11 +171,11 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 	}); err != nil {
 		return nil, err
 	}
+	sessions := managerShim{b.session}
 	if b.out, err = egress.New(egress.Config{
 		Client:   b.client,
-		Session:  b.session,
+		Sessions: sessions,
 		Dir:      b.dir,
-		NC:       b.nc,
 		JS:       b.js,
 		SentKV:   sentKV,
 		Subjects: s,
@@ -155,6 +183,17 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 		Log:      egressLog,
 		Rate:     cfg.Rate,
 		Burst:    cfg.Burst,
+	}); err != nil {
+		return nil, err
+	}
+	if b.api, err = api.New(api.Config{
+		NC:       b.nc,
+		Sender:   b.out,
+		Contacts: b.dir,
+		Session:  sessions,
+		Subjects: s,
+		Codec:    cfg.Codec,
+		Log:      egressLog,
 	}); err != nil {
 		return nil, err
 	}
@@ -275,7 +314,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		defer sessWG.Done()
 		b.dir.Run(sessCtx, b.cfg.DirectoryRefresh)
 	}()
-	if _, err := b.out.Service(workCtx); err != nil {
+	if _, err := b.api.Start(workCtx); err != nil {
 		failed("API service", err)
 	}
 	workWG.Add(2)
@@ -300,7 +339,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.setRunning(false)
 
 	stopWork()
-	if !waitTimeout(func() { workWG.Wait(); b.out.Wait() }, b.cfg.ShutdownTimeout) {
+	if !waitTimeout(func() { workWG.Wait(); b.api.Wait() }, b.cfg.ShutdownTimeout) {
 		b.log.Warn().Dur("timeout", b.cfg.ShutdownTimeout).Msg("sends still in flight at the shutdown timeout; they are recorded and retried by the next bridge")
 	}
 	stopSession()
