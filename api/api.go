@@ -35,7 +35,10 @@ type Sender interface {
 }
 
 // Contacts lists the account's contacts; *directory.Directory implements it.
+// ResolveFriends looks up the QQ numbers of the friends not resolved yet, so
+// that the friend list carries them.
 type Contacts interface {
+	ResolveFriends(ctx context.Context) error
 	Friends() []schema.Contact
 	Groups() []schema.GroupRef
 	Discussions() []schema.DiscussRef
@@ -123,7 +126,7 @@ func (a *API) Start(ctx context.Context) (micro.Service, error) {
 	}
 	c := a.cfg.Contacts
 	eps = append(eps,
-		endpoint{"contacts.friends", func(_ context.Context, r micro.Request) { a.respond(r, nonNil(c.Friends())) }},
+		endpoint{"contacts.friends", a.friends},
 		endpoint{"contacts.groups", func(_ context.Context, r micro.Request) { a.respond(r, nonNil(c.Groups())) }},
 		endpoint{"contacts.discussions", func(_ context.Context, r micro.Request) { a.respond(r, nonNil(c.Discussions())) }},
 		endpoint{"session.state", func(_ context.Context, r micro.Request) { a.respond(r, a.cfg.Session.State()) }},
@@ -150,6 +153,18 @@ func (a *API) handle(ctx context.Context, h func(context.Context, micro.Request)
 		defer a.inFlight.Done()
 		h(ctx, r)
 	}
+}
+
+// friends serves contacts.friends: the friend list with their QQ numbers,
+// looked up first (within Timeout) for the friends not resolved yet; a lookup
+// that fails leaves the number out (zero), the list is answered anyway.
+func (a *API) friends(ctx context.Context, r micro.Request) {
+	rctx, cancel := context.WithTimeout(ctx, a.cfg.Timeout)
+	defer cancel()
+	if err := a.cfg.Contacts.ResolveFriends(rctx); err != nil {
+		a.log.Info().Err(err).Msg("some friends' QQ numbers could not be resolved; answering the list without them")
+	}
+	a.respond(r, nonNil(a.cfg.Contacts.Friends()))
 }
 
 // Wait blocks until the requests being handled have been answered. Call it

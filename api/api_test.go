@@ -117,19 +117,27 @@ func TestAPI(t *testing.T) {
 	t.Run("contacts", func(t *testing.T) {
 		for _, c := range []struct {
 			endpoint string
-			want     any
+			want     func() any
 			got      any
 		}{
-			{"friends", e.dir.Friends(), &[]schema.Contact{}},
-			{"groups", e.dir.Groups(), &[]schema.GroupRef{}},
-			{"discussions", e.dir.Discussions(), &[]schema.DiscussRef{}},
+			{"friends", func() any { return e.dir.Friends() }, &[]schema.Contact{}},
+			{"groups", func() any { return e.dir.Groups() }, &[]schema.GroupRef{}},
+			{"discussions", func() any { return e.dir.Discussions() }, &[]schema.DiscussRef{}},
 		} {
 			reply := e.request(e.subj.API("contacts", c.endpoint), nil, nil)
 			if err := json.Unmarshal(reply.Data, c.got); err != nil {
 				t.Fatalf("%s: %v: %s", c.endpoint, err, reply.Data)
 			}
-			if got := strings.TrimPrefix(fmt.Sprint(c.got), "&"); fmt.Sprint(c.want) != got || got == "[]" {
-				t.Errorf("%s: %v, want %v", c.endpoint, got, c.want)
+			if got := strings.TrimPrefix(fmt.Sprint(c.got), "&"); fmt.Sprint(c.want()) != got || got == "[]" {
+				t.Errorf("%s: %v, want %v", c.endpoint, got, c.want())
+			}
+		}
+		// The friend list carries every friend's QQ number.
+		var friends []schema.Contact
+		_ = json.Unmarshal(e.request(e.subj.API("contacts", "friends"), nil, nil).Data, &friends)
+		for _, f := range friends {
+			if f.QQ == 0 {
+				t.Errorf("friend %+v without a QQ number", f)
 			}
 		}
 	})

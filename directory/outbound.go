@@ -9,7 +9,7 @@ import (
 	"github.com/qqbridge/qqbridge/schema"
 )
 
-// Errors of the outbound lookups (Resolve, FriendUIN, MemberUIN, GroupGID).
+// Errors of the outbound lookups (Resolve).
 var (
 	// ErrUnknownTarget is a finding: the contact lists of the current login
 	// were loaded (and reloaded after the miss, when due) and the target is
@@ -44,11 +44,11 @@ func (d *Directory) Resolve(ctx context.Context, kind schema.Kind, to schema.Tar
 	switch kind {
 	case schema.KindFriend:
 		t.Kind = qqclient.TargetFriend
-		t.UIN, err = pick("to.qq", to.QQ, func() (int64, error) { return d.FriendUIN(ctx, to.QQ) },
+		t.UIN, err = pick("to.qq", to.QQ, func() (int64, error) { return d.friendUIN(ctx, to.QQ) },
 			"to.uin", to.UIN, func() error { return d.has(ctx, s, (*snapshot).hasFriend, to.UIN) })
 	case schema.KindGroup:
 		t.Kind = qqclient.TargetGroup
-		t.UIN, err = pick("to.group", to.Group, func() (int64, error) { return d.GroupGID(ctx, to.Group) },
+		t.UIN, err = pick("to.group", to.Group, func() (int64, error) { return d.groupGID(ctx, to.Group) },
 			"to.gid", to.GID, func() error { return d.has(ctx, s, (*snapshot).hasGroup, to.GID) })
 	case schema.KindDiscuss:
 		t.Kind, t.UIN = qqclient.TargetDiscuss, to.DID // discussions have no stable number
@@ -57,11 +57,11 @@ func (d *Directory) Resolve(ctx context.Context, kind schema.Kind, to schema.Tar
 		}
 	case schema.KindSess:
 		t.Kind = qqclient.TargetSess
-		t.GroupUIN, err = pick("to.group", to.Group, func() (int64, error) { return d.GroupGID(ctx, to.Group) },
+		t.GroupUIN, err = pick("to.group", to.Group, func() (int64, error) { return d.groupGID(ctx, to.Group) },
 			"to.gid", to.GID, func() error { return d.has(ctx, s, (*snapshot).hasGroup, to.GID) })
 		if err == nil {
 			gid := t.GroupUIN
-			t.UIN, err = pick("to.qq", to.QQ, func() (int64, error) { return d.MemberUIN(ctx, gid, to.QQ) },
+			t.UIN, err = pick("to.qq", to.QQ, func() (int64, error) { return d.memberUIN(ctx, gid, to.QQ) },
 				"to.uin", to.UIN, func() error {
 					return d.has(ctx, s, func(s *snapshot, uin int64) (bool, error) { return s.hasMember(gid, uin) }, to.UIN)
 				})
@@ -154,11 +154,11 @@ func (s *snapshot) hasMember(gid, uin int64) (bool, error) {
 	return ok, nil
 }
 
-// FriendUIN returns the current session number of the friend with QQ number
+// friendUIN returns the current session number of the friend with QQ number
 // qq. It resolves the QQ numbers of the friend list lazily until it meets qq.
 // An unknown friend is an error wrapping ErrUnknownTarget; see Resolve for
 // the other errors.
-func (d *Directory) FriendUIN(ctx context.Context, qq int64) (int64, error) {
+func (d *Directory) friendUIN(ctx context.Context, qq int64) (int64, error) {
 	s, err := d.current(ctx)
 	if err != nil {
 		return 0, err
@@ -172,10 +172,10 @@ func (d *Directory) FriendUIN(ctx context.Context, qq int64) (int64, error) {
 	}, "no friend with QQ number %d", qq)
 }
 
-// MemberUIN returns the current session number of the member with QQ number
+// memberUIN returns the current session number of the member with QQ number
 // qq of the group with session number gid (for temporary chats). Errors as
-// FriendUIN.
-func (d *Directory) MemberUIN(ctx context.Context, gid, qq int64) (int64, error) {
+// friendUIN.
+func (d *Directory) memberUIN(ctx context.Context, gid, qq int64) (int64, error) {
 	s, err := d.current(ctx)
 	if err != nil {
 		return 0, err
@@ -223,10 +223,10 @@ func (d *Directory) findIn(ctx context.Context, s *snapshot, qq int64, candidate
 	}
 }
 
-// GroupGID returns the current session number (gid) of the group with group
+// groupGID returns the current session number (gid) of the group with group
 // number number. An unknown group is an error wrapping ErrUnknownTarget; a
 // group whose number QQ did not give makes a miss ErrIncomplete.
-func (d *Directory) GroupGID(ctx context.Context, number int64) (int64, error) {
+func (d *Directory) groupGID(ctx context.Context, number int64) (int64, error) {
 	s, err := d.current(ctx)
 	if err != nil {
 		return 0, err
