@@ -142,6 +142,7 @@ func TestInvalidRequests(t *testing.T) {
 		{"invalid/wrong_target.json", "", "friend", schema.CodeInvalidRequest, "to.group: not used by friend"},
 		{"invalid/two_targets.json", "", "friend", schema.CodeInvalidRequest, "friend takes qq or uin, not both"},
 		{"invalid/face_out_of_range.json", "", "friend", schema.CodeInvalidRequest, "segments[0].face: 999 is out of range"},
+		{"invalid/invalid_utf8.json", "", "friend", schema.CodeInvalidRequest, "body: not valid UTF-8"},
 		{"invalid/garbage.msgpack", schema.ContentTypeMsgpack, "friend", schema.CodeInvalidRequest, "body: not a msgpack map"},
 		{"invalid/truncated.msgpack", schema.ContentTypeMsgpack, "friend", schema.CodeInvalidRequest, "body: truncated msgpack"},
 		{"valid/friend.json", "text/plain", "friend", schema.CodeInvalidRequest, "content-type"},
