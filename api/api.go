@@ -73,7 +73,6 @@ type Config struct {
 type API struct {
 	cfg Config
 	log zerolog.Logger
-	now func() time.Time
 
 	inFlight sync.WaitGroup
 }
@@ -99,7 +98,6 @@ func New(cfg Config) (*API, error) {
 	return &API{
 		cfg: cfg,
 		log: cfg.Log.With().Str("component", "api").Str("prefix", cfg.Subjects.Prefix()).Logger(),
-		now: time.Now,
 	}, nil
 }
 

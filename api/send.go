@@ -37,7 +37,7 @@ func (e *deadlineError) Error() string {
 // sendHandler serves <prefix>.api.send.<kind>.
 func (a *API) sendHandler(kind schema.Kind) func(context.Context, micro.Request) {
 	return func(ctx context.Context, r micro.Request) {
-		arrived := a.now()
+		arrived := time.Now()
 		req, err := schema.DecodeRequest(schema.HeaderValue(r.Headers(), schema.HeaderContentType), r.Data())
 		if err != nil {
 			a.respondResult(r, failed("", kind, schema.CodeInvalidRequest, err.Error(), 0), false)

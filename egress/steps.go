@@ -109,12 +109,12 @@ func (e *Egress) resolveTarget(ctx context.Context, j *job, t *try) *fault {
 	return retryFault(schema.CodeSessionUnavailable, "the target could not be resolved: %v", err)
 }
 
-// pace waits for the account's turn.
+// pace waits for the account's turn. When ctx ends first, the turn is given
+// back.
 func (e *Egress) pace(ctx context.Context, _ *job, t *try) *fault {
-	if err := e.pacer(t.sess.Account).Wait(ctx); err != nil {
-		if ctx.Err() == nil { // the pace would let it go only after ctx's deadline
-			return &fault{act: actStop, code: schema.CodeRateLimited, msg: "the pace would let it go only after the request's deadline"}
-		}
+	r := e.pacer(t.sess.Account).Reserve()
+	if err := sleepCtx(ctx, r.Delay()); err != nil {
+		r.Cancel()
 		return stopFault(ctx)
 	}
 	return nil
