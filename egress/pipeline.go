@@ -156,9 +156,9 @@ func (e *Egress) deliver(ctx context.Context, j *job) (schema.Result, status) {
 	for j.sent < len(j.parts) {
 		var t try
 		f := runSteps(ctx, j, &t, steps)
-		if f == nil { // the part went out
+		if f == nil { // the part went out: a new retry window
 			bo.Reset()
-			j.giveUp = time.Now().Add(e.cfg.RetryFor)
+			j.giveUp, last = time.Now().Add(e.cfg.RetryFor), ""
 			continue
 		}
 		switch f.act {
