@@ -187,16 +187,16 @@ func TestOutboundLookups(t *testing.T) {
 		want    int64
 		wantErr error
 	}{
-		{"friend alice", func() (int64, error) { return d.FriendUIN(ctx, alice) }, st.Friends[alice], nil},
-		{"friend hey", func() (int64, error) { return d.FriendUIN(ctx, hey) }, st.Friends[hey], nil},
-		{"not a friend", func() (int64, error) { return d.FriendUIN(ctx, carol) }, 0, ErrUnknownTarget},
-		{"no such person", func() (int64, error) { return d.FriendUIN(ctx, 99999) }, 0, ErrUnknownTarget},
-		{"group dev chat", func() (int64, error) { return d.GroupGID(ctx, devChat) }, st.Groups[devChat], nil},
-		{"group hiking", func() (int64, error) { return d.GroupGID(ctx, hiking) }, st.Groups[hiking], nil},
-		{"no such group", func() (int64, error) { return d.GroupGID(ctx, 11111) }, 0, ErrUnknownTarget},
-		{"member carol", func() (int64, error) { return d.MemberUIN(ctx, st.Groups[devChat], carol) }, st.Friends[carol], nil},
-		{"member dave", func() (int64, error) { return d.MemberUIN(ctx, st.Groups[hiking], dave) }, st.Friends[dave], nil},
-		{"dave not in dev chat", func() (int64, error) { return d.MemberUIN(ctx, st.Groups[devChat], dave) }, 0, ErrUnknownTarget},
+		{"friend alice", func() (int64, error) { return d.friendUIN(ctx, alice) }, st.Friends[alice], nil},
+		{"friend hey", func() (int64, error) { return d.friendUIN(ctx, hey) }, st.Friends[hey], nil},
+		{"not a friend", func() (int64, error) { return d.friendUIN(ctx, carol) }, 0, ErrUnknownTarget},
+		{"no such person", func() (int64, error) { return d.friendUIN(ctx, 99999) }, 0, ErrUnknownTarget},
+		{"group dev chat", func() (int64, error) { return d.groupGID(ctx, devChat) }, st.Groups[devChat], nil},
+		{"group hiking", func() (int64, error) { return d.groupGID(ctx, hiking) }, st.Groups[hiking], nil},
+		{"no such group", func() (int64, error) { return d.groupGID(ctx, 11111) }, 0, ErrUnknownTarget},
+		{"member carol", func() (int64, error) { return d.memberUIN(ctx, st.Groups[devChat], carol) }, st.Friends[carol], nil},
+		{"member dave", func() (int64, error) { return d.memberUIN(ctx, st.Groups[hiking], dave) }, st.Friends[dave], nil},
+		{"dave not in dev chat", func() (int64, error) { return d.memberUIN(ctx, st.Groups[devChat], dave) }, 0, ErrUnknownTarget},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := tc.call()
@@ -233,11 +233,11 @@ func TestReloginNewSessionNumbers(t *testing.T) {
 
 	// Outbound lookups notice the new session and refresh before answering:
 	// an old session number is never handed out.
-	if got, err := d.FriendUIN(ctx, alice); err != nil || got != now.Friends[alice] {
-		t.Errorf("FriendUIN(alice) = %d, %v; want the new uin %d", got, err, now.Friends[alice])
+	if got, err := d.friendUIN(ctx, alice); err != nil || got != now.Friends[alice] {
+		t.Errorf("friendUIN(alice) = %d, %v; want the new uin %d", got, err, now.Friends[alice])
 	}
-	if got, err := d.GroupGID(ctx, devChat); err != nil || got != now.Groups[devChat] {
-		t.Errorf("GroupGID(dev chat) = %d, %v; want the new gid %d", got, err, now.Groups[devChat])
+	if got, err := d.groupGID(ctx, devChat); err != nil || got != now.Groups[devChat] {
+		t.Errorf("groupGID(dev chat) = %d, %v; want the new gid %d", got, err, now.Groups[devChat])
 	}
 	// Inbound lookups with the new numbers resolve names, cards and numbers.
 	gid := now.Groups[devChat]
@@ -292,8 +292,8 @@ func TestRefreshErrors(t *testing.T) {
 	if err := d.Refresh(ctx); !errors.Is(err, qqclient.ErrNotLoggedIn) {
 		t.Errorf("Refresh logged out: %v, want ErrNotLoggedIn", err)
 	}
-	if _, err := d.FriendUIN(ctx, alice); !errors.Is(err, qqclient.ErrNotLoggedIn) {
-		t.Errorf("FriendUIN logged out: %v, want ErrNotLoggedIn", err)
+	if _, err := d.friendUIN(ctx, alice); !errors.Is(err, qqclient.ErrNotLoggedIn) {
+		t.Errorf("friendUIN logged out: %v, want ErrNotLoggedIn", err)
 	}
 }
 

@@ -115,11 +115,12 @@ func (e *Egress) handle(ctx context.Context, msg jetstream.Msg, streamName strin
 		_ = msg.TermWithReason("invalid_request")
 		return false
 	}
-	j := &job{kind: kind, req: req, resultID: seqID, key: msgKey, inProgress: func() { _ = msg.InProgress() }}
+	j := newJob(kind, req, seqID, msgKey)
+	j.inProgress = func() { _ = msg.InProgress() }
 	if req.ID != "" {
 		j.resultID, j.key = req.ID, idKey(req.ID)
 	}
-	res, st := e.run(ctx, j)
+	res, st := e.pipeline(ctx, j)
 	if st == statusInterrupted {
 		log.Info().Str("id", j.resultID).Msg("stopping: request handed back with its progress recorded")
 		return true
@@ -188,12 +189,12 @@ func (e *Egress) resultSubject(subject string, kind schema.Kind) string {
 // still reported while the bridge stops). msgID de-duplicates a republish of
 // the same request message.
 func (e *Egress) publishResult(ctx context.Context, subject string, res schema.Result, msgID string) error {
-	data, err := e.codec.Marshal(res)
+	data, err := e.cfg.Codec.Marshal(res)
 	if err != nil {
 		return fmt.Errorf("egress: encode result: %w", err)
 	}
 	m := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
-	m.Header.Set(schema.HeaderContentType, e.codec.ContentType())
+	m.Header.Set(schema.HeaderContentType, e.cfg.Codec.ContentType())
 	m.Header.Set(jetstream.MsgIDHeader, "result."+msgID)
 	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()

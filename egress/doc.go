@@ -1,20 +1,26 @@
 // Package egress sends the messages that other services ask for: it consumes
 // the send requests of stream QQ_OUT (subjects <prefix>.out.friend|group|
 // discuss|sess, work-queue retention, shared by the replicas through one
-// durable consumer), validates them, resolves stable targets to the current
-// session's numbers, paces the sends per account, splits long text into QQ
+// durable consumer), validates them, resolves their targets to the current
+// login's numbers, paces the sends per account, splits long text into QQ
 // messages and sends them one after another; the outcome of each request is
-// published on <prefix>.result.<kind> (stream <PREFIX>_RESULT). The same
-// pipeline serves the synchronous NATS micro service "qqbridge" under
-// <prefix>.api. (Egress.Service): sends with the outcome as the reply, the
-// contact lists, the session state and login requests.
+// published on <prefix>.result.<kind> (stream <PREFIX>_RESULT). Send runs
+// the same pipeline for the synchronous API (package api).
+//
+// What egress needs of others is narrow: a live.Source for the sessions to
+// send in, a Resolver (the directory) for the targets, a Sender (the client)
+// for the parts. The files: egress.go (Config, New, Send), pipeline.go (the
+// layers of a request: heartbeat, claim, deliver), steps.go (the steps of one
+// attempt at a part and what their failures mean), record.go (idempotency
+// records and claims), consumer.go (the stream consumer and the results).
 //
 // Guarantees:
 //   - Order: requests are sent one at a time in stream order; a request that
-//     meets a transient failure (QQ rate limit, session reconnecting) is
-//     retried in place with backoff, its message kept in progress, so nothing
-//     overtakes it. After Config.RetryFor without progress it is answered
-//     rate_limited or session_unavailable.
+//     meets a transient failure (QQ rate limit, session reconnecting,
+//     contact lists that cannot be loaded) is retried in place with backoff,
+//     its message kept in progress, so nothing overtakes it. After
+//     Config.RetryFor without progress it is answered rate_limited or
+//     session_unavailable.
 //   - At most once: a request with an id is sent at most once per id, across
 //     replicas and restarts, for the life of its record in the SentKV bucket
 //     (24 h); a repeat is answered with the first outcome. A request without
@@ -22,6 +28,10 @@
 //     is recognised. Progress is recorded per part: a retry continues with the
 //     next part, never resends an earlier one. A send that was in flight when
 //     its worker died is answered maybe_sent, never resent; so is QQ's 1202.
+//   - Targets of the current login only: a session number (uin, gid, did) is
+//     sent to only when the current login's contacts hold it. unknown_target
+//     is a finding of the directory (directory.ErrUnknownTarget), never a
+//     guess from a failed lookup, which is retried.
 //   - Bad input never blocks the queue: a request that cannot be decoded or
 //     validated is answered invalid_request, an unknown target
 //     unknown_target, and the message is terminated.

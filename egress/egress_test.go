@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/micro"
-
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/qqsim"
 	"github.com/qqbridge/qqbridge/schema"
@@ -28,12 +26,11 @@ func wireContent(t *testing.T, segs ...qqclient.Segment) string {
 }
 
 // TestSendEachKind sends to every kind of target, by stable and by session
-// number, through the stream (qq.out.*) and through the API
-// (qq.api.send.*), and checks what reached the simulator and the result.
+// number, through the stream (qq.out.*) and through Send (the API's path),
+// and checks what reached the simulator and the result.
 func TestSendEachKind(t *testing.T) {
 	e := newEnv(t)
 	e.run(e.eg)
-	e.serve(e.eg)
 	st := e.sim.State()
 
 	hello := []qqclient.Segment{qqclient.TextSegment("hello <b> & 你好")}
@@ -105,26 +102,17 @@ func TestSendEachKind(t *testing.T) {
 			}
 			check(t, n, c.wantText, c.wire, c.kind, c.wantTarget, c.wantStable)
 		})
-		t.Run("api/"+c.name, func(t *testing.T) {
+		t.Run("send/"+c.name, func(t *testing.T) {
 			req := c.req
 			if req.ID != "" {
-				req.ID += "-api"
+				req.ID += "-send"
 			}
-			body, _ := json.Marshal(req)
-			reply := e.request(e.subj.API("send", string(c.kind)), body, "")
+			ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+			defer cancel()
+			res := e.eg.Send(ctx, c.kind, &req)
 			n++
-			if code := reply.Header.Get(micro.ErrorCodeHeader); code != "" {
-				t.Fatalf("error reply %s: %s", code, reply.Data)
-			}
-			if ct := reply.Header.Get(schema.HeaderContentType); ct != schema.ContentTypeJSON {
-				t.Errorf("reply Content-Type %q", ct)
-			}
-			var res schema.Result
-			if err := json.Unmarshal(reply.Data, &res); err != nil {
-				t.Fatal(err)
-			}
 			if !res.OK || res.Parts != 1 || res.ID != req.ID || res.Kind != c.kind {
-				t.Errorf("reply %+v, want ok, 1 part, id %q", res, req.ID)
+				t.Errorf("result %+v (error %+v), want ok, 1 part, id %q", res, res.Error, req.ID)
 			}
 			check(t, n, c.wantText, c.wire, c.kind, c.wantTarget, c.wantStable)
 		})
@@ -154,6 +142,7 @@ func TestInvalidRequests(t *testing.T) {
 		{"invalid/wrong_target.json", "", "friend", schema.CodeInvalidRequest, "to.group: not used by friend"},
 		{"invalid/two_targets.json", "", "friend", schema.CodeInvalidRequest, "friend takes qq or uin, not both"},
 		{"invalid/face_out_of_range.json", "", "friend", schema.CodeInvalidRequest, "segments[0].face: 999 is out of range"},
+		{"invalid/invalid_utf8.json", "", "friend", schema.CodeInvalidRequest, "body: not valid UTF-8"},
 		{"invalid/garbage.msgpack", schema.ContentTypeMsgpack, "friend", schema.CodeInvalidRequest, "body: not a msgpack map"},
 		{"invalid/truncated.msgpack", schema.ContentTypeMsgpack, "friend", schema.CodeInvalidRequest, "body: truncated msgpack"},
 		{"valid/friend.json", "text/plain", "friend", schema.CodeInvalidRequest, "content-type"},
@@ -248,11 +237,10 @@ func TestMaybeSent(t *testing.T) {
 
 // TestSameIDTwice: two stream messages with one request id (different
 // Nats-Msg-Id, so the stream keeps both) are sent once; the second is
-// answered with the first's result, and so is the API.
+// answered with the first's result, and so is Send (the API's path).
 func TestSameIDTwice(t *testing.T) {
 	e := newEnv(t)
 	e.run(e.eg)
-	e.serve(e.eg)
 	body := mustJSON(t, schema.Request{ID: "order-42", To: schema.Target{Group: devChat}, Text: "only once"})
 	e.publish(e.subj.Out(schema.KindGroup), body, "", "msg-a")
 	e.publish(e.subj.Out(schema.KindGroup), body, "", "msg-b")
@@ -263,10 +251,10 @@ func TestSameIDTwice(t *testing.T) {
 			t.Errorf("result %+v, want ok for order-42", r)
 		}
 	}
-	reply := e.request(e.subj.API("send", "group"), body, "")
-	var res schema.Result
-	if err := json.Unmarshal(reply.Data, &res); err != nil || !res.OK || res.ID != "order-42" {
-		t.Errorf("API reply %s (%v), want the recorded ok", reply.Data, err)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if res := e.eg.Send(ctx, schema.KindGroup, &schema.Request{ID: "order-42", To: schema.Target{Group: devChat}, Text: "only once"}); !res.OK || res.ID != "order-42" {
+		t.Errorf("Send answered %+v (error %+v), want the recorded ok", res, res.Error)
 	}
 	if sent := e.sent(); len(sent) != 1 || sent[0].Text != "only once" {
 		t.Fatalf("simulator received %+v, want one message", sent)
@@ -469,23 +457,18 @@ func TestGiveUp(t *testing.T) {
 		}
 	})
 	t.Run("no session", func(t *testing.T) {
-		e := newEnv(t, offline(), withConfig(func(c *Config) {
-			c.RetryFor = 200 * time.Millisecond
-			c.APITimeout = 200 * time.Millisecond
-		}))
+		e := newEnv(t, offline(), withConfig(func(c *Config) { c.RetryFor = 200 * time.Millisecond }))
 		e.run(e.eg)
-		e.serve(e.eg)
 		e.publishJSON(schema.KindGroup, schema.Request{To: schema.Target{Group: devChat}, Text: "anyone?"})
 		if _, res := e.result(); res.Error == nil || res.Error.Code != schema.CodeSessionUnavailable {
 			t.Fatalf("result %+v (error %+v), want session_unavailable", res, res.Error)
 		}
-		reply := e.request(e.subj.API("send", "group"), mustJSON(t, schema.Request{To: schema.Target{Group: devChat}, Text: "anyone?"}), "")
-		var res schema.Result
-		if err := json.Unmarshal(reply.Data, &res); err != nil || res.Error == nil || res.Error.Code != schema.CodeSessionUnavailable {
-			t.Fatalf("API reply %s (%v), want session_unavailable", reply.Data, err)
-		}
-		if code := reply.Header.Get(micro.ErrorCodeHeader); code != "503" {
-			t.Errorf("API error code %q, want 503", code)
+		// Send, bounded by its ctx (as the API's deadline bounds it).
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		res := e.eg.Send(ctx, schema.KindGroup, &schema.Request{To: schema.Target{Group: devChat}, Text: "anyone?"})
+		if res.Error == nil || res.Error.Code != schema.CodeSessionUnavailable || !strings.HasPrefix(res.Error.Message, "not sent: ") {
+			t.Fatalf("Send answered %+v (error %+v), want session_unavailable, not sent", res, res.Error)
 		}
 		if n := len(e.sent()); n != 0 {
 			t.Fatalf("simulator received %d messages while offline", n)
@@ -573,136 +556,13 @@ func TestStopAndResume(t *testing.T) {
 	e.noMoreResults()
 }
 
-// TestAPI covers the micro service's other endpoints, its errors and its
-// codecs.
-func TestAPI(t *testing.T) {
-	e := newEnv(t)
-	e.serve(e.eg)
-	t.Run("invalid request", func(t *testing.T) {
-		reply := e.request(e.subj.API("send", "friend"), readTestdata(t, "invalid/text_and_segments.json"), "")
-		if code := reply.Header.Get(micro.ErrorCodeHeader); code != "400" {
-			t.Errorf("error code %q, want 400", code)
-		}
-		if desc := reply.Header.Get(micro.ErrorHeader); !strings.Contains(desc, "exclusive") {
-			t.Errorf("error header %q", desc)
-		}
-		var res schema.Result
-		if err := json.Unmarshal(reply.Data, &res); err != nil || res.Error == nil || res.Error.Code != schema.CodeInvalidRequest {
-			t.Errorf("body %s (%v), want an invalid_request result", reply.Data, err)
-		}
-	})
-	t.Run("unknown target", func(t *testing.T) {
-		reply := e.request(e.subj.API("send", "friend"), mustJSON(t, schema.Request{ID: "x", To: schema.Target{QQ: nobody}, Text: "hi"}), "")
-		var res schema.Result
-		if err := json.Unmarshal(reply.Data, &res); err != nil || res.Error == nil || res.Error.Code != schema.CodeUnknownTarget || res.ID != "x" {
-			t.Errorf("body %s (%v), want an unknown_target result", reply.Data, err)
-		}
-		if code := reply.Header.Get(micro.ErrorCodeHeader); code != "404" {
-			t.Errorf("error code %q, want 404", code)
-		}
-	})
-	t.Run("msgpack", func(t *testing.T) {
-		reply := e.request(e.subj.API("send", "friend"), readTestdata(t, "valid/friend.msgpack"), schema.ContentTypeMsgpack)
-		if ct := reply.Header.Get(schema.HeaderContentType); ct != schema.ContentTypeMsgpack {
-			t.Fatalf("reply Content-Type %q: %s", ct, reply.Header.Get(micro.ErrorHeader))
-		}
-		var res schema.Result
-		if err := schema.Msgpack().Unmarshal(reply.Data, &res); err != nil || !res.OK || res.Kind != schema.KindFriend {
-			t.Fatalf("reply %x (%v), want ok", reply.Data, err)
-		}
-		if sent := e.sent(); len(sent) != 1 || sent[0].Text != "hello" {
-			t.Fatalf("sent %+v", sent)
-		}
-	})
-	t.Run("contacts", func(t *testing.T) {
-		for _, c := range []struct {
-			endpoint string
-			want     any
-			got      any
-		}{
-			{"friends", e.dir.Friends(), &[]schema.Contact{}},
-			{"groups", e.dir.Groups(), &[]schema.GroupRef{}},
-			{"discussions", e.dir.Discussions(), &[]schema.DiscussRef{}},
-		} {
-			reply := e.request(e.subj.API("contacts", c.endpoint), nil, "")
-			if err := json.Unmarshal(reply.Data, c.got); err != nil {
-				t.Fatalf("%s: %v: %s", c.endpoint, err, reply.Data)
-			}
-			if fmt.Sprint(c.want) != fmt.Sprint(deref(c.got)) {
-				t.Errorf("%s: %v, want %v", c.endpoint, deref(c.got), c.want)
-			}
-		}
-	})
-	t.Run("session", func(t *testing.T) {
-		var st schema.SessionState
-		reply := e.request(e.subj.API("session", "state"), nil, "")
-		if err := json.Unmarshal(reply.Data, &st); err != nil || st.State != schema.StateOnline || st.Account != 931996776 {
-			t.Errorf("state %s (%v)", reply.Data, err)
-		}
-		reply = e.request(e.subj.API("session", "login"), nil, "")
-		if err := json.Unmarshal(reply.Data, &st); err != nil || st.State == "" {
-			t.Errorf("login reply %s (%v)", reply.Data, err)
-		}
-		e.sess.mu.Lock()
-		logins := e.sess.logins
-		e.sess.mu.Unlock()
-		if logins != 1 {
-			t.Errorf("%d login requests reached the session manager, want 1", logins)
-		}
-	})
-}
-
-func deref(v any) any {
-	switch p := v.(type) {
-	case *[]schema.Contact:
-		return *p
-	case *[]schema.GroupRef:
-		return *p
-	case *[]schema.DiscussRef:
-		return *p
-	}
-	return v
-}
-
-// TestServiceInfo: the service is "qqbridge", its endpoints are on the
-// documented subjects in the shared queue group.
-func TestServiceInfo(t *testing.T) {
-	e := newEnv(t, offline())
-	svc, err := e.eg.Service(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = svc.Stop() }()
-	info := svc.Info()
-	if info.Name != schema.ServiceName {
-		t.Errorf("service name %q", info.Name)
-	}
-	want := map[string]bool{}
-	for _, s := range []string{"send.friend", "send.group", "send.discuss", "send.sess", "contacts.friends",
-		"contacts.groups", "contacts.discussions", "session.state", "session.login"} {
-		want["qq.api."+s] = true
-	}
-	for _, ep := range info.Endpoints {
-		if !want[ep.Subject] {
-			t.Errorf("unexpected endpoint %s on %s", ep.Name, ep.Subject)
-		}
-		delete(want, ep.Subject)
-		if ep.QueueGroup != QueueGroup {
-			t.Errorf("endpoint %s in queue group %q, want %q", ep.Subject, ep.QueueGroup, QueueGroup)
-		}
-	}
-	for s := range want {
-		t.Errorf("no endpoint on %s", s)
-	}
-}
-
 // TestNewRejects checks New's validation.
 func TestNewRejects(t *testing.T) {
 	e := newEnv(t, offline())
 	for name, mutate := range map[string]func(*Config){
 		"no client":         func(c *Config) { c.Client = nil },
-		"no session":        func(c *Config) { c.Session = nil },
-		"no NATS":           func(c *Config) { c.NC = nil },
+		"no sessions":       func(c *Config) { c.Sessions = nil },
+		"no directory":      func(c *Config) { c.Dir = nil },
 		"no JetStream":      func(c *Config) { c.JS = nil },
 		"no KV":             func(c *Config) { c.SentKV = nil },
 		"negative rate":     func(c *Config) { c.Rate = -1 },

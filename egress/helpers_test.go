@@ -3,12 +3,11 @@ package egress
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,13 +18,14 @@ import (
 
 	"github.com/qqbridge/qqbridge/bus"
 	"github.com/qqbridge/qqbridge/directory"
+	"github.com/qqbridge/qqbridge/live"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/qqsim"
 	"github.com/qqbridge/qqbridge/schema"
 )
 
-// The real directory fits the interface the stand-in implements.
-var _ Directory = (*directory.Directory)(nil)
+// The real directory is the Resolver; the tests use it.
+var _ Resolver = (*directory.Directory)(nil)
 
 // Stable numbers of qqsim's default world used by the tests.
 const (
@@ -39,8 +39,9 @@ const (
 const waitFor = 20 * time.Second
 
 // env is one bridge under test: an embedded nats-server with the bridge's
-// streams, a simulator logged in through a real client, the test stand-ins
-// for the session manager and the directory, and an Egress.
+// streams, a simulator (behind httpFaults) logged in through a real client,
+// the real directory, a test stand-in for the session manager that hands out
+// live sessions, and an Egress.
 type env struct {
 	t       *testing.T
 	subj    schema.Subjects
@@ -48,9 +49,10 @@ type env struct {
 	js      jetstream.JetStream
 	kv      jetstream.KeyValue
 	sim     *qqsim.Server
+	faults  *httpFaults
 	client  *qqclient.Client
 	sess    *testSessions
-	dir     *testDirectory
+	dir     *directory.Directory
 	eg      *Egress
 	cfg     Config
 	results chan *nats.Msg
@@ -61,6 +63,44 @@ type envOption func(*envOptions)
 type envOptions struct {
 	offline bool // do not log in
 	cfg     func(*Config)
+}
+
+// httpFaults sits between the client and the simulator: while garble is set,
+// the answers to the protocol calls whose path ends in it are cut short
+// (HTTP 200, truncated JSON), as a garbled answer would be.
+type httpFaults struct {
+	next http.Handler
+
+	mu      sync.Mutex
+	garble  string
+	garbled int
+}
+
+func (f *httpFaults) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	hit := f.garble != "" && strings.HasSuffix(r.URL.Path, f.garble)
+	if hit {
+		f.garbled++
+	}
+	f.mu.Unlock()
+	if hit {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"retcode":0,"result":{"friends":[`))
+		return
+	}
+	f.next.ServeHTTP(w, r)
+}
+
+func (f *httpFaults) set(path string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.garble = path
+}
+
+func (f *httpFaults) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.garbled
 }
 
 func offline() envOption { return func(o *envOptions) { o.offline = true } }
@@ -104,7 +144,8 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(sim)
+	faults := &httpFaults{next: sim}
+	ts := httptest.NewServer(faults)
 	t.Cleanup(ts.Close)
 	t.Cleanup(sim.Close)
 	client, err := qqclient.New(qqclient.WithBaseURL(ts.URL), qqclient.WithQRPollInterval(10*time.Millisecond),
@@ -112,18 +153,22 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := &testDirectory{sim: sim}
-	sess := &testSessions{client: client, changed: make(chan struct{}), onOnline: dir.refresh}
+	dir := directory.New(client, testLogger(t))
+	sess := &testSessions{client: client, changed: make(chan struct{}), onOnline: func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		_ = dir.Refresh(ctx) // as the bridge does at login; a failure is retried by the lookups
+	}}
 	e := &env{
-		t: t, subj: subj, nc: nc, js: js, kv: kv, sim: sim, client: client, sess: sess,
+		t: t, subj: subj, nc: nc, js: js, kv: kv, sim: sim, faults: faults, client: client, sess: sess,
 		dir: dir, results: make(chan *nats.Msg, 64),
 	}
 	e.cfg = Config{
-		Client: client, Session: sess, Dir: e.dir, NC: nc, JS: js, SentKV: kv, Subjects: subj,
+		Client: client, Sessions: sess, Dir: dir, JS: js, SentKV: kv, Subjects: subj,
 		Log:  testLogger(t),
 		Rate: 1000, Burst: 100,
 		AckWait: 2 * time.Second, RetryInitial: 10 * time.Millisecond, RetryMax: 100 * time.Millisecond,
-		RetryFor: 10 * time.Second, APITimeout: 10 * time.Second,
+		RetryFor: 10 * time.Second,
 	}
 	if o.cfg != nil {
 		o.cfg(&e.cfg)
@@ -207,16 +252,6 @@ func (e *env) run(eg *Egress) (stop func()) {
 	}
 	e.t.Cleanup(stop)
 	return stop
-}
-
-// serve starts eg's micro service until the test ends.
-func (e *env) serve(eg *Egress) {
-	e.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	if _, err := eg.Service(ctx); err != nil {
-		e.t.Fatalf("Service: %v", err)
-	}
-	e.t.Cleanup(func() { cancel(); eg.Wait() })
 }
 
 // publish puts a request on subject through JetStream; msgID (optional)
@@ -308,20 +343,6 @@ func (e *env) waitOutEmpty() {
 	}
 }
 
-// request calls a micro service endpoint.
-func (e *env) request(subject string, body []byte, contentType string) *nats.Msg {
-	e.t.Helper()
-	m := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
-	if contentType != "" {
-		m.Header.Set(schema.HeaderContentType, contentType)
-	}
-	reply, err := e.nc.RequestMsg(m, waitFor)
-	if err != nil {
-		e.t.Fatalf("request %s: %v", subject, err)
-	}
-	return reply
-}
-
 // sent returns what the simulator received.
 func (e *env) sent() []qqsim.SentRecord { return e.sim.Sent() }
 
@@ -336,19 +357,21 @@ func readTestdata(t testing.TB, name string) []byte {
 }
 
 // testSessions stands in for the session manager: one account, logged in by
-// the test; a reported loss re-logs in with the client's cookies (a new
-// generation with new session numbers).
+// the test; each login is a term (a live.Session of a new generation); a
+// reported loss ends the term and re-logs in with the client's cookies (new
+// session numbers).
 type testSessions struct {
 	client   *qqclient.Client
-	onOnline func() // runs at every login before WaitOnline returns it
+	onOnline func() // runs at every login before Await hands it out
 
 	mu      sync.Mutex
 	online  bool
 	account int64
 	gen     uint64
+	term    context.Context
+	endTerm context.CancelFunc
 	changed chan struct{} // closed at every change of online
 	lost    []uint64
-	logins  int
 }
 
 func (s *testSessions) setOnline(account int64) {
@@ -357,17 +380,22 @@ func (s *testSessions) setOnline(account int64) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.endTerm != nil {
+		s.endTerm()
+	}
+	s.term, s.endTerm = context.WithCancel(context.Background())
 	s.online, s.account = true, account
 	s.gen++
 	close(s.changed)
 	s.changed = make(chan struct{})
 }
 
-func (s *testSessions) WaitOnline(ctx context.Context) (Online, error) {
+// Await implements live.Source.
+func (s *testSessions) Await(ctx context.Context) (live.Session, error) {
 	for {
 		s.mu.Lock()
 		if s.online {
-			o := Online{Account: s.account, Gen: s.gen}
+			o := live.New(s.term, s.account, s.gen, s)
 			s.mu.Unlock()
 			return o, nil
 		}
@@ -375,13 +403,14 @@ func (s *testSessions) WaitOnline(ctx context.Context) (Online, error) {
 		s.mu.Unlock()
 		select {
 		case <-ctx.Done():
-			return Online{}, ctx.Err()
+			return live.Session{}, ctx.Err()
 		case <-ch:
 		}
 	}
 }
 
-func (s *testSessions) ReportLost(gen uint64, _ error) {
+// Lost implements live.Reports.
+func (s *testSessions) Lost(gen uint64, _ error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.online || gen != s.gen {
@@ -389,6 +418,7 @@ func (s *testSessions) ReportLost(gen uint64, _ error) {
 	}
 	s.lost = append(s.lost, gen)
 	s.online = false
+	s.endTerm()
 	close(s.changed)
 	s.changed = make(chan struct{})
 	go func() {
@@ -402,111 +432,11 @@ func (s *testSessions) ReportLost(gen uint64, _ error) {
 	}()
 }
 
-func (s *testSessions) State() schema.SessionState {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := schema.SessionState{State: schema.StateAwaitingScan, Time: time.Unix(1700000000, 0).UTC()}
-	if s.online {
-		st.State, st.Account = schema.StateOnline, s.account
-	}
-	return st
-}
-
-func (s *testSessions) RequestLogin(context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.logins++
-	return nil
-}
+// Kicked implements live.Reports.
+func (s *testSessions) Kicked(uint64, string) {}
 
 func (s *testSessions) lostGens() []uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]uint64(nil), s.lost...)
-}
-
-// testDirectory stands in for the directory: it keeps a snapshot of the
-// simulator's session numbers, taken at every login (refresh), like a real
-// directory that refreshes its contacts when the session comes online.
-type testDirectory struct {
-	sim *qqsim.Server
-
-	mu sync.Mutex
-	st qqsim.State
-}
-
-var errNoSuchTarget = errors.New("test directory: unknown target")
-
-func (d *testDirectory) refresh() {
-	st := d.sim.State()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.st = st
-}
-
-func (d *testDirectory) snapshot() qqsim.State {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.st
-}
-
-func (d *testDirectory) FriendUIN(_ context.Context, qq int64) (int64, error) {
-	for _, f := range d.sim.WorldView().Friends {
-		if f.QQ == qq {
-			if uin, ok := d.snapshot().Friends[qq]; ok {
-				return uin, nil
-			}
-		}
-	}
-	return 0, fmt.Errorf("%w: no friend with QQ number %d", errNoSuchTarget, qq)
-}
-
-func (d *testDirectory) MemberUIN(_ context.Context, gid, qq int64) (int64, error) {
-	st := d.snapshot()
-	for _, g := range d.sim.WorldView().Groups {
-		if st.Groups[g.Number] != gid {
-			continue
-		}
-		for _, m := range g.Members {
-			if m.QQ == qq {
-				return st.Friends[qq], nil
-			}
-		}
-	}
-	return 0, fmt.Errorf("%w: no member with QQ number %d in gid%d", errNoSuchTarget, qq, gid)
-}
-
-func (d *testDirectory) GroupGID(_ context.Context, number int64) (int64, error) {
-	if gid, ok := d.snapshot().Groups[number]; ok {
-		return gid, nil
-	}
-	return 0, fmt.Errorf("%w: no group with number %d", errNoSuchTarget, number)
-}
-
-func (d *testDirectory) Friends() []schema.Contact {
-	st := d.snapshot()
-	var out []schema.Contact
-	for _, f := range d.sim.WorldView().Friends {
-		out = append(out, schema.Contact{UIN: st.Friends[f.QQ], QQ: f.QQ, Nick: f.Nick})
-	}
-	return out
-}
-
-func (d *testDirectory) Groups() []schema.GroupRef {
-	st := d.snapshot()
-	var out []schema.GroupRef
-	for _, g := range d.sim.WorldView().Groups {
-		out = append(out, schema.GroupRef{GID: st.Groups[g.Number], Number: g.Number, Name: g.Name})
-	}
-	return out
-}
-
-func (d *testDirectory) Discussions() []schema.DiscussRef {
-	st := d.snapshot()
-	var out []schema.DiscussRef
-	for _, dd := range d.sim.WorldView().Discussions {
-		out = append(out, schema.DiscussRef{DID: st.Discussions[dd.ID], Name: dd.Name})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].DID < out[j].DID })
-	return out
 }

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // contentTypeOf maps the fuzzer's codec selector to a Content-Type: even is
@@ -60,13 +61,16 @@ func FuzzDecodeRequest(f *testing.F) {
 		`{"to":{"qq":1},"segments":[{"type":"face"}]}`, `{"to":{"qq":1},"segments":[{"type":"text","text":""}]}`,
 		`{"v":1,"id":"\u0000","to":{"qq":1,"group":2,"uin":3,"gid":4,"did":5},"text":"\ud800"}`,
 		`{"to":{"qq":1},"text":"x"} {}`, `{"TO":{"QQ":1},"Text":"x"}`,
+		"{\"to\":{\"qq\":1},\"text\":\"ok\xff\xfe\"}",
 	} {
 		f.Add(uint8(0), []byte(s))
 	}
 	f.Add(uint8(1), []byte{0x81, 0xa8, 's', 'e', 'g', 'm', 'e', 'n', 't', 's', 0xdd, 0x7f, 0xff, 0xff, 0xff})
 	f.Add(uint8(1), []byte{0x80})
+	f.Add(uint8(1), []byte("\x82\xa2to\x81\xa2qq\x01\xa4text\xa4ok\xff\xfe")) // invalid UTF-8 in msgpack
 	f.Fuzz(func(t *testing.T, sel uint8, data []byte) {
 		ct := contentTypeOf(sel)
+		c, _ := CodecFor(ct)
 		r, err := DecodeRequest(ct, data)
 		if err != nil {
 			var ve *ValidationError
@@ -78,12 +82,14 @@ func FuzzDecodeRequest(f *testing.F) {
 			}
 			return
 		}
+		if _, isJSON := c.(jsonCodec); isJSON && !utf8.Valid(data) {
+			t.Fatalf("JSON body with invalid UTF-8 accepted as %+v", r)
+		}
 		for _, k := range []Kind{KindFriend, KindGroup, KindDiscuss, KindSess, KindStatus} {
 			if err := r.Validate(k); err != nil && !errors.Is(err, ErrInvalidRequest) {
 				t.Fatalf("Validate(%s) = %v", k, err)
 			}
 		}
-		c, _ := CodecFor(ct)
 		again, err := c.Marshal(r)
 		if err != nil {
 			t.Fatalf("re-encoding %+v: %v", r, err)

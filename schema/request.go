@@ -269,7 +269,7 @@ type segmentIn struct {
 // not know (a misspelt "txt" is an error, not an empty message) — though
 // encoding/json matches JSON field names case-insensitively — and each
 // segment must carry the value its type needs ("face" for a face, "text"
-// for a text). It does not check the target against a kind: call Validate.
+// for a text). A JSON body must be valid UTF-8 as a whole. It does not check the target against a kind: call Validate.
 // Errors are *ValidationError and match ErrInvalidRequest; an unknown
 // Content-Type also matches ErrUnsupportedContentType.
 func DecodeRequest(contentType string, data []byte) (*Request, error) {
@@ -352,6 +352,12 @@ func decodeJSONStrict(data []byte, in *requestIn) error {
 	trimmed := bytes.TrimLeft(data, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return invalid("body", "not a JSON object")
+	}
+	// encoding/json replaces invalid UTF-8 with U+FFFD, after which no check
+	// can tell: look at the raw bytes first (msgpack strings keep their
+	// bytes, and Validate refuses them).
+	if !utf8.Valid(data) {
+		return invalid("body", "not valid UTF-8")
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

@@ -258,3 +258,32 @@ func TestValidationErrorText(t *testing.T) {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
 }
+
+// TestInvalidUTF8Refused: a request whose text holds bytes that are not
+// UTF-8 is refused in both codecs. encoding/json would replace the bad bytes
+// with U+FFFD before Validate could see them, so the JSON decoder checks the
+// raw body first.
+func TestInvalidUTF8Refused(t *testing.T) {
+	jsonBody := []byte("{\"to\":{\"qq\":1},\"text\":\"ok\xff\xfe\"}")
+	mpBody, err := msgpack.Marshal(map[string]any{"to": map[string]any{"qq": 1}, "text": "ok\xff\xfe"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, ct string
+		body     []byte
+	}{{"json", "", jsonBody}, {"msgpack", ContentTypeMsgpack, mpBody}} {
+		t.Run(c.name, func(t *testing.T) {
+			r, err := DecodeRequest(c.ct, c.body)
+			if err == nil {
+				err = r.Validate(KindFriend)
+			}
+			if !errors.Is(err, ErrInvalidRequest) {
+				t.Fatalf("decoded %+v, Validate: %v; want invalid_request", r, err)
+			}
+			if !strings.Contains(err.Error(), "UTF-8") {
+				t.Errorf("error %q does not say UTF-8", err)
+			}
+		})
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/qqbridge/qqbridge/api"
 	"github.com/qqbridge/qqbridge/bus"
 	"github.com/qqbridge/qqbridge/directory"
 	"github.com/qqbridge/qqbridge/egress"
@@ -41,6 +42,7 @@ type Bridge struct {
 	dir     *directory.Directory
 	in      *ingress.Ingress
 	out     *egress.Egress
+	api     *api.API
 
 	httpLn  net.Listener // nil without --http
 	httpSrv *http.Server
@@ -150,9 +152,8 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 	}
 	if b.out, err = egress.New(egress.Config{
 		Client:   b.client,
-		Session:  &egressSessions{m: b.session}, // transitional; egress will take b.session.Sessions()
+		Sessions: b.session.Sessions(),
 		Dir:      b.dir,
-		NC:       b.nc,
 		JS:       b.js,
 		SentKV:   sentKV,
 		Subjects: s,
@@ -160,6 +161,17 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 		Log:      egressLog,
 		Rate:     cfg.Rate,
 		Burst:    cfg.Burst,
+	}); err != nil {
+		return nil, err
+	}
+	if b.api, err = api.New(api.Config{
+		NC:       b.nc,
+		Sender:   b.out,
+		Contacts: b.dir,
+		Session:  b.session,
+		Subjects: s,
+		Codec:    cfg.Codec,
+		Log:      egressLog,
 	}); err != nil {
 		return nil, err
 	}
@@ -277,7 +289,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		defer sessWG.Done()
 		b.dir.Run(sessCtx, b.cfg.DirectoryRefresh)
 	}()
-	if _, err := b.out.Service(workCtx); err != nil {
+	if _, err := b.api.Start(workCtx); err != nil {
 		failed("API service", err)
 	}
 	workWG.Add(2)
@@ -302,7 +314,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.setRunning(false)
 
 	stopWork()
-	if !waitTimeout(func() { workWG.Wait(); b.out.Wait() }, b.cfg.ShutdownTimeout) {
+	if !waitTimeout(func() { workWG.Wait(); b.api.Wait() }, b.cfg.ShutdownTimeout) {
 		b.log.Warn().Dur("timeout", b.cfg.ShutdownTimeout).Msg("sends still in flight at the shutdown timeout; they are recorded and retried by the next bridge")
 	}
 	stopSession()

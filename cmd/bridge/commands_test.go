@@ -9,10 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/qqbridge/qqbridge/bus"
 	"github.com/qqbridge/qqbridge/qqsim"
+	"github.com/qqbridge/qqbridge/schema"
 )
 
 // runCommand runs the binary's command line in the background with its own output
@@ -222,5 +224,97 @@ func TestSendQueuedWithoutBridge(t *testing.T) {
 	waitSent(t, sim, "friend", aliceQQ, "sent later")
 	if err := rb.stopBridge(t); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitAPI waits until a bridge answers on its API.
+func waitAPI(t *testing.T, nc *nats.Conn, s schema.Subjects) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for {
+		if _, err := nc.Request(s.API("session", "state"), nil, time.Second); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the bridge's API never answered")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSendTimeoutWhileOffline: `bridge send --timeout` while the bridge has no
+// QQ session gets a clear "not sent" before its timeout (the bridge was told
+// the deadline and starts nothing after it), exit 1; once the session is back,
+// the message is not delivered late. (It used to exit with "context deadline
+// exceeded" and the bridge sent the message when the session came back, so
+// that a retry sent it twice.)
+func TestSendTimeoutWhileOffline(t *testing.T) {
+	sim, simURL := newSim(t)
+	cfg := testConfig(t, simURL)
+	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: t.TempDir(), Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
+	cfg.NATSURL = ns.ClientURL()
+	nc := connect(t, cfg.NATSURL)
+	rec := record(t, nc, "qq.>")
+	startBridge(t, cfg)
+	waitAPI(t, nc, cfg.Subjects)
+
+	out, err := runSend(t, "--nats", cfg.NATSURL, "--friend", "123456", "--id", "offline-1", "--timeout", "1s", "too late")
+	if !errors.Is(err, errNotSent) || exitCode(err, &syncBuffer{}) != exitFailure {
+		t.Fatalf("send while offline: %q, %v; want exit 1, not sent", out, err)
+	}
+	if !strings.Contains(err.Error(), "not sent") || !strings.Contains(err.Error(), "deadline") {
+		t.Errorf("send while offline says %q, want it to say not sent, and why", err)
+	}
+
+	loginByQR(t, sim, rec, cfg.Subjects)
+	if out, err := runSend(t, "--nats", cfg.NATSURL, "--friend", "123456", "--id", "online-1", "in time"); err != nil {
+		t.Fatalf("send online: %q %v", out, err)
+	}
+	if got := sentTexts(sim, "friend", aliceQQ); len(got) != 1 || got[0] != "in time" {
+		t.Fatalf("the simulator received %q, want only the message sent in time", got)
+	}
+}
+
+// TestSendNoAnswerSaysMaybeSent: a bridge that takes the request but does not
+// answer in time (here a subscriber that never answers) leaves the outcome
+// open; `bridge send` says so, with the deadline it gave, and how to learn the
+// outcome.
+func TestSendNoAnswerSaysMaybeSent(t *testing.T) {
+	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: t.TempDir(), Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
+	nc := connect(t, ns.ClientURL())
+	got := make(chan *nats.Msg, 1)
+	sub, err := nc.ChanSubscribe("qq.api.send.friend", got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = runSend(t, "--nats", ns.ClientURL(), "--friend", "123456", "--id", "hung-1", "--timeout", "400ms", "hello")
+	if err == nil || !strings.Contains(err.Error(), "maybe sent") || !strings.Contains(err.Error(), "starts no send after") ||
+		!strings.Contains(err.Error(), "--id hung-1") {
+		t.Fatalf("send to a bridge that does not answer: %v", err)
+	}
+	returned := time.Now()
+	m := <-got
+	dl, perr := time.Parse(time.RFC3339Nano, m.Header.Get("Qq-Deadline"))
+	if perr != nil || !dl.After(start) || !dl.Before(returned) {
+		t.Errorf("Qq-Deadline %q (%v): want a time within the wait, before it ended", m.Header.Get("Qq-Deadline"), perr)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/qqbridge/qqbridge/api"
 	"github.com/qqbridge/qqbridge/schema"
 )
 
@@ -28,9 +29,11 @@ type sendFlags struct {
 func (c *cli) parseSendFlags(args []string) (*sendFlags, error) {
 	f := c.newFlagSet("send", `bridge send (--friend QQ | --group NUMBER | --discuss DID | --sess QQ --group NUMBER) [flags] "text"`,
 		"Sends one message through a running bridge and waits for its outcome. It asks the bridge's\n"+
-			"API (<prefix>.api.send.<kind>) first; when no bridge answers there it queues the request\n"+
-			"on <prefix>.out.<kind> (durable: a bridge sends it when it can) and waits for the result\n"+
-			"on <prefix>.result.<kind>. Exit 0: sent; 1: not sent (or no outcome in time); 2: bad flags.")
+			"API (<prefix>.api.send.<kind>) first, with a deadline (header Qq-Deadline) a little before\n"+
+			"--timeout: the bridge starts no send after it, and answers \"not sent\" instead. When no\n"+
+			"bridge answers there it queues the request on <prefix>.out.<kind> (durable: a bridge sends\n"+
+			"it when it can) and waits for the result on <prefix>.result.<kind>.\n"+
+			"Exit 0: sent; 1: not sent (or no outcome in time); 2: bad flags.")
 	cf, prefix := f.clientFlags()
 	var friend, group, discuss, sess int64
 	var id, format string
@@ -134,29 +137,50 @@ func (c *cli) runSend(ctx context.Context, args []string) error {
 	return nil
 }
 
+// sendDeadline is the deadline given to the bridge for a send whose wait ends at
+// end: before it by a margin for the answer (a quarter of the wait, at most two
+// seconds), so that the bridge's "not sent" arrives in time.
+func sendDeadline(now, end time.Time) time.Time {
+	return end.Add(-min(end.Sub(now)/4, 2*time.Second))
+}
+
 // sendRequest sends req through the bridge and returns its outcome and how it went
 // ("via <api subject>" or "queued on <out subject>, stream seq N"). It asks the API
-// first; with no responder there it publishes to the out stream (with the id as
-// Nats-Msg-Id) and waits for the matching result. ctx bounds the whole wait.
+// first — when ctx has a deadline, telling the bridge a deadline a little before it
+// (sendDeadline), after which it starts no send; with no responder there it
+// publishes to the out stream (with the id as Nats-Msg-Id) and waits for the
+// matching result. ctx bounds the whole wait. When the API does not answer within
+// ctx, the error says what is known: the message may have been sent before the
+// deadline, and not after it.
 func sendRequest(ctx context.Context, nc *nats.Conn, s schema.Subjects, kind schema.Kind, req *schema.Request, codec schema.Codec) (*schema.Result, string, error) {
 	data, err := codec.Marshal(req)
 	if err != nil {
 		return nil, "", fmt.Errorf("encode request: %w", err)
 	}
-	api := s.API("send", string(kind))
-	msg := nats.NewMsg(api)
+	subject := s.API("send", string(kind))
+	msg := nats.NewMsg(subject)
 	msg.Header.Set(schema.HeaderContentType, codec.ContentType())
+	start := time.Now()
+	end, hasDeadline := ctx.Deadline()
+	deadline := sendDeadline(start, end)
+	if hasDeadline {
+		msg.Header.Set(api.HeaderDeadline, deadline.UTC().Format(time.RFC3339Nano))
+	}
 	msg.Data = data
 	reply, err := nc.RequestMsgWithContext(ctx, msg)
 	switch {
 	case err == nil:
 		res, err := decodeResult(reply)
 		if err != nil {
-			return nil, "", fmt.Errorf("answer of %s: %w", api, err)
+			return nil, "", fmt.Errorf("answer of %s: %w", subject, err)
 		}
-		return res, "via " + api, nil
+		return res, "via " + subject, nil
+	case errors.Is(err, context.DeadlineExceeded) && hasDeadline:
+		return nil, "", fmt.Errorf("no answer from %s within %v: maybe sent — the bridge starts no send after %s, "+
+			"but one may have started before; `bridge send --id %s` with the same message answers its outcome without sending it twice",
+			subject, time.Since(start).Round(time.Millisecond), deadline.UTC().Format(time.RFC3339Nano), req.ID)
 	case !errors.Is(err, nats.ErrNoResponders):
-		return nil, "", fmt.Errorf("request on %s: %w", api, err)
+		return nil, "", fmt.Errorf("request on %s: %w", subject, err)
 	}
 
 	// No bridge answers the API: queue the request durably and wait for its result.

@@ -1,0 +1,29 @@
+// Package api serves the synchronous API of the bridge: the NATS micro
+// service schema.ServiceName ("qqbridge") under <prefix>.api., in queue group
+// QueueGroup so that the replicas of one bridge share the requests.
+//
+//	send.friend|group|discuss|sess       a Request (JSON or msgpack by Content-Type) → its Result
+//	contacts.friends|groups|discussions  → []schema.Contact / []schema.GroupRef / []schema.DiscussRef
+//	session.state                        → schema.SessionState
+//	session.login                        {"force":bool} → schema.SessionState once a new QR login started
+//
+// What it needs of others is narrow: a Sender (egress) for the sends,
+// Contacts (the directory) for the lists, a Session (the session manager)
+// for the state and login requests.
+//
+// A send carries the caller's deadline (header Qq-Deadline, RFC 3339): the
+// bridge starts no part of it after that instant and answers at once, error
+// code 408, what was sent by then (nothing, usually). Without the header the
+// deadline is Config.Timeout after arrival.
+//
+// Each request is handled on the goroutine micro gives it and answered
+// before the handler returns, so that micro's statistics are true: errors
+// (answers made with micro's error reply) are counted, and the processing
+// time is the time to the answer. Requests to one endpoint are therefore
+// handled one at a time, in arrival order, per replica; sends are paced per
+// account anyway.
+//
+// The files: api.go (Config, New, Start), send.go (the send endpoints and
+// the deadline), session.go (state and login), reply.go (answers and error
+// codes).
+package api
