@@ -13,6 +13,7 @@
 package metrics
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"sync"
@@ -298,4 +299,26 @@ func (m *Metrics) SetConsumerPending(consumer string, pending uint64) {
 		return
 	}
 	m.consumerPending.WithLabelValues(consumer).Set(float64(pending))
+}
+
+// WatchConsumerPending sets qqbridge_consumer_pending{consumer} from pending
+// every interval until ctx ends (pending is e.g. a closure over
+// jetstream.Consumer.Info returning NumPending). A failed call keeps the last
+// value. It returns when ctx ends; run it in a goroutine.
+func (m *Metrics) WatchConsumerPending(ctx context.Context, consumer string, every time.Duration, pending func(context.Context) (uint64, error)) {
+	if m == nil || every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if n, err := pending(ctx); err == nil {
+			m.SetConsumerPending(consumer, n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

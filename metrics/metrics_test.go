@@ -1,6 +1,7 @@
 package metrics_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -210,5 +211,47 @@ func TestNilIsNoOp(t *testing.T) {
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if rec.Code != http.StatusNotFound {
 		t.Fatalf("nil handler: %d", rec.Code)
+	}
+}
+
+func TestWatchConsumerPending(t *testing.T) {
+	m := metrics.New("qq")
+	ctx, cancel := context.WithCancel(context.Background())
+	values := make(chan uint64)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.WatchConsumerPending(ctx, "bridge-egress", time.Millisecond, func(ctx context.Context) (uint64, error) {
+			select {
+			case n, ok := <-values:
+				if !ok {
+					return 0, errors.New("consumer gone")
+				}
+				return n, nil
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+		})
+	}()
+	values <- 5
+	values <- 9 // the second call begins only after the first value was set
+	values <- 9
+	close(values) // errors from now on: the last value stays
+	gauge := func() float64 {
+		mfs, err := m.Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "qqbridge_consumer_pending" {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		return -1
+	}
+	cancel()
+	<-done
+	if got := gauge(); got != 9 {
+		t.Fatalf("pending %v, want 9", got)
 	}
 }

@@ -17,9 +17,11 @@
   }
   $("qr").addEventListener("load", (e) => size(e.target));
 
-  function since(iso) {
+  // since tells how long the state has held, by the bridge's clock (v.time),
+  // so a browser whose clock is off still reads it right.
+  function since(iso, now) {
     if (!iso) return "";
-    const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+    const s = Math.max(0, Math.round((Date.parse(now) - Date.parse(iso)) / 1000));
     if (s < 120) return "for " + s + " s";
     if (s < 7200) return "for " + Math.round(s / 60) + " min";
     return "for " + Math.round(s / 3600) + " h";
@@ -30,7 +32,7 @@
     document.title = "qqbridge " + (v.prefix || "") + ": " + (v.state || "unknown");
     set("prefix", v.prefix || "");
     set("state", v.state || "unknown");
-    set("since", since(v.since));
+    set("since", since(v.since, v.time));
     set("reason", v.reason || "");
     set("account", v.account ? String(v.account) : "—");
     set("leader", v.leader ? v.leader + (v.is_leader ? " (this replica)" : "") : "none");
