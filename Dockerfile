@@ -10,8 +10,13 @@ COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/bridge ./cmd/bridge
 
 FROM gcr.io/distroless/static-debian12:nonroot
+LABEL org.opencontainers.image.title="qqbridge" \
+      org.opencontainers.image.description="SmartQQ account bridged onto NATS JetStream" \
+      org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /out/bridge /usr/local/bin/bridge
-# The health endpoints must be reachable from outside the container (probes).
+COPY LICENSE /usr/share/doc/qqbridge/LICENSE
+# The HTTP port (probes, /metrics, the status page) must be reachable from
+# outside the container.
 # Without QQBRIDGE_NATS the embedded nats-server keeps its store under the
 # working directory: mount a volume there (or set QQBRIDGE_DATA_DIR) to keep it.
 ENV QQBRIDGE_HTTP=0.0.0.0:8081
