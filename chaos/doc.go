@@ -1,0 +1,17 @@
+// Package chaos holds qqbridge's chaos suite (chaos_test.go): a 3-node
+// JetStream cluster (in-process nats-servers with routes on 127.0.0.1, each
+// stopped and restarted on the same port and store), qqsim and 2–3 `bridge
+// run` replicas as separate processes. Inbound traffic goes through qqsim at a
+// steady rate and outbound sends with unique ids are published while the
+// suite kills -9 the leader replica, stops the NATS node that leads QQ_IN,
+// plays an HTTP 502 storm and expires the QQ session; it then counts what
+// arrived and prints a table.
+//
+// The suite is skipped unless -chaos is given:
+//
+//	go test -count=1 -v ./chaos -run Chaos -args -chaos                  # reduced (CI)
+//	go test -count=1 -v -timeout 30m ./chaos -run Chaos -args -chaos \
+//	    -events 10000 -sends 2000 -gap 20s                                # full size
+//
+// The package has no code outside its tests.
+package chaos
