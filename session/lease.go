@@ -10,15 +10,17 @@ import (
 )
 
 // campaign holds or seeks the leadership lease until ctx ends: every
-// LeaderTTL/3 the leader renews the lease (Update at the revision it holds)
-// and a follower tries to take it (Create, which succeeds only once the key
-// is gone: released or expired). A leader that cannot renew for LeaderTTL
+// LeaderTTL/3 the leader renews the lease (Update at the revision it holds);
+// every LeaderTTL/6 a follower tries to take it (Create, which succeeds only
+// once the key is gone: released or expired), so that a dead leader's lease
+// is taken within LeaderTTL/6 of its expiry. A leader that cannot renew for LeaderTTL
 // minus one period, or finds another revision, steps down. At the end it
 // releases a lease it holds, so that a follower takes over at once.
 // first is closed after the first attempt.
 func (m *Manager) campaign(ctx context.Context, kv jetstream.KeyValue, first chan<- struct{}) {
 	ttl := m.cfg.LeaderTTL
 	period := ttl / 3
+	seek := ttl / 6 // a follower's attempts: more often, so that an expiry is noticed soon
 	var (
 		rev     uint64
 		renewed time.Time
@@ -96,7 +98,11 @@ func (m *Manager) campaign(ctx context.Context, kv jetstream.KeyValue, first cha
 			close(first)
 			first = nil
 		}
-		t.Reset(period)
+		if stop != nil {
+			t.Reset(period)
+		} else {
+			t.Reset(seek)
+		}
 	}
 }
 

@@ -49,12 +49,13 @@
 //
 // Replicas share a lease: key "leader" of bucket bus.LeaderBucket, whose TTL
 // is LeaderTTL. A replica takes it with Create and keeps it with Update at
-// the revision it holds, every LeaderTTL/3. Only the leader logs in, polls
+// the revision it holds, every LeaderTTL/3; a follower tries to take it every
+// LeaderTTL/6. Only the leader logs in, polls
 // (see LeaderTerms) and publishes state events. The others follow: they
 // Resume the session the leader saved (key "session"), so that they can
 // send, and they never log in themselves. When the leader stops it releases
 // the lease; when it dies the lease expires; either way a follower takes over
-// within about LeaderTTL and resumes the saved session. A login request made
+// within LeaderTTL + LeaderTTL/6 and resumes the saved session. A login request made
 // on a follower is forwarded to the leader through key "login" of the
 // session bucket.
 //
@@ -107,7 +108,11 @@ const (
 
 // Defaults of Config.
 const (
-	DefaultLeaderTTL    = 15 * time.Second
+	// DefaultLeaderTTL makes a failover after a replica's death take at most
+	// about 7 s (the lease expires, a follower's next attempt takes it within
+	// LeaderTTL/6) plus the resume of the saved session: within the 10 s the
+	// operations guide promises.
+	DefaultLeaderTTL    = 6 * time.Second
 	DefaultQRTTL        = 120 * time.Second
 	DefaultMaxQRExpired = 3
 	DefaultRetryInitial = time.Second
@@ -176,8 +181,8 @@ type Config struct {
 	Format schema.Codec
 	// QRFormat is how QR events are published; default QRFormatPNG.
 	QRFormat QRFormat
-	// LeaderTTL is the lifetime of the leadership lease (default 15s, at
-	// least 1s). All replicas must use the same value.
+	// LeaderTTL is the lifetime of the leadership lease (default
+	// DefaultLeaderTTL, at least 1s). All replicas must use the same value.
 	LeaderTTL time.Duration
 	// QRTTL is how long QQ accepts a QR code, for its expires_at; default
 	// 120s.

@@ -60,7 +60,7 @@ func defaultConfig() config {
 		QRPollInterval:   1500 * time.Millisecond,
 		PollTimeout:      130 * time.Second,
 		PollMinHold:      ingress.DefaultMinHold,
-		LeaderTTL:        15 * time.Second,
+		LeaderTTL:        session.DefaultLeaderTTL,
 		StateDebounce:    session.DefaultStateDebounce,
 		DirectoryRefresh: 10 * time.Minute,
 		ShutdownTimeout:  25 * time.Second,
