@@ -1,0 +1,585 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/rs/zerolog"
+
+	"github.com/qqbridge/qqbridge/onebot"
+	"github.com/qqbridge/qqbridge/qqsim"
+)
+
+const obToken = "test-token"
+
+// onebotSetup is a bridge logged in to qqsim, with a gateway on it.
+type onebotSetup struct {
+	sim  *qqsim.Server
+	gw   *onebotGateway
+	base string // http://host:port of the gateway
+}
+
+// startOnebotSetup starts the simulator, the bridge (logged in by QR) and a
+// gateway configured by edit.
+func startOnebotSetup(t *testing.T, edit func(*onebotConfig)) *onebotSetup {
+	t.Helper()
+	sim, simURL := newSim(t)
+	cfg := testConfig(t, simURL)
+	rb := wireBridge(t, cfg)
+	s := cfg.Subjects
+	nc := connect(t, rb.b.NATSURL())
+	rec := record(t, nc, s.Prefix()+".>")
+	rb.start(t)
+	loginByQR(t, sim, rec, s)
+
+	oc := defaultOnebotConfig()
+	oc.Listen = "127.0.0.1:0"
+	oc.Gateway.AccessToken = obToken
+	oc.Gateway.Heartbeat = -1
+	oc.Gateway.ReconnectInterval = 100 * time.Millisecond
+	oc.Gateway.Version = "test"
+	if edit != nil {
+		edit(&oc)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	gw, err := startOnebot(ctx, nc, oc, newLogger(logs, zerolog.DebugLevel, logJSON, false))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		gw.Wait()
+		if t.Failed() {
+			t.Logf("gateway logs:\n%s", logs.String())
+		}
+	})
+	return &onebotSetup{sim: sim, gw: gw, base: "http://" + gw.Addr}
+}
+
+// wsClient is a bot's WebSocket connection: frames in arrival order, and
+// actions answered by echo.
+type wsClient struct {
+	t    *testing.T
+	ws   *websocket.Conn
+	mu   sync.Mutex
+	evs  []map[string]any
+	resp map[string]map[string]any
+	more chan struct{}
+}
+
+func newWSClient(t *testing.T, ws *websocket.Conn) *wsClient {
+	c := &wsClient{t: t, ws: ws, resp: map[string]map[string]any{}, more: make(chan struct{})}
+	go func() {
+		for {
+			_, b, err := ws.Read(context.Background())
+			if err != nil {
+				return
+			}
+			var m map[string]any
+			if json.Unmarshal(b, &m) != nil {
+				continue
+			}
+			c.mu.Lock()
+			if _, isEvent := m["post_type"]; isEvent {
+				c.evs = append(c.evs, m)
+			} else {
+				c.resp[fmt.Sprint(m["echo"])] = m
+			}
+			close(c.more)
+			c.more = make(chan struct{})
+			c.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { _ = ws.Close(websocket.StatusNormalClosure, "") })
+	return c
+}
+
+func dialWS(t *testing.T, url string, h http.Header) *wsClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newWSClient(t, ws)
+}
+
+// event waits for the first event that matches.
+func (c *wsClient) event(what string, match func(map[string]any) bool) map[string]any {
+	c.t.Helper()
+	deadline := time.After(waitFor)
+	for {
+		c.mu.Lock()
+		for _, e := range c.evs {
+			if match(e) {
+				c.mu.Unlock()
+				return e
+			}
+		}
+		more := c.more
+		c.mu.Unlock()
+		select {
+		case <-more:
+		case <-deadline:
+			c.t.Fatalf("never got %s; got %v", what, c.evs)
+		}
+	}
+}
+
+// call sends an action and waits for its answer.
+func (c *wsClient) call(action string, params any, echo any) map[string]any {
+	c.t.Helper()
+	b, _ := json.Marshal(map[string]any{"action": action, "params": params, "echo": echo})
+	if err := c.ws.Write(context.Background(), websocket.MessageText, b); err != nil {
+		c.t.Fatal(err)
+	}
+	key := fmt.Sprint(echo)
+	deadline := time.After(waitFor)
+	for {
+		c.mu.Lock()
+		r, ok := c.resp[key]
+		if ok {
+			delete(c.resp, key)
+		}
+		more := c.more
+		c.mu.Unlock()
+		if ok {
+			return r
+		}
+		select {
+		case <-more:
+		case <-deadline:
+			c.t.Fatalf("no answer to %s (echo %v)", action, echo)
+		}
+	}
+}
+
+func isGroupText(text string) func(map[string]any) bool {
+	return func(e map[string]any) bool {
+		return e["post_type"] == "message" && e["message_type"] == "group" && strings.HasPrefix(fmt.Sprint(e["raw_message"]), text)
+	}
+}
+
+func bearer() http.Header { return http.Header{"Authorization": {"Bearer " + obToken}} }
+
+// countSent counts the simulator's received messages of kind to stable with text.
+func countSent(sim *qqsim.Server, kind string, stable int64, text string) int {
+	n := 0
+	for _, s := range sentTexts(sim, kind, stable) {
+		if s == text {
+			n++
+		}
+	}
+	return n
+}
+
+// TestOnebotForwardWS: a bot on the forward WebSocket gets lifecycle and a
+// group message with every field, sends with message_id in the answer, a
+// repeated echo sends once, get_msg resolves ids, and the actions answer
+// as the spec's tables say.
+func TestOnebotForwardWS(t *testing.T) {
+	o := startOnebotSetup(t, nil)
+	wsURL := "ws://" + o.gw.Addr + "/"
+	c := dialWS(t, wsURL, bearer())
+	c.event("lifecycle connect", func(e map[string]any) bool {
+		return e["meta_event_type"] == "lifecycle" && e["sub_type"] == "connect" && e["self_id"] == float64(931996776)
+	})
+
+	if _, err := o.sim.Say(qqsim.Say{Kind: "group", From: aliceQQ, Group: devGroup, Text: "hi [bot] & co ", Faces: []int{14}}); err != nil {
+		t.Fatal(err)
+	}
+	e := c.event("the group message", isGroupText("hi &#91;bot&#93; &amp; co"))
+	for k, v := range map[string]any{"self_id": float64(931996776), "sub_type": "normal", "group_id": float64(devGroup), "user_id": float64(aliceQQ), "font": float64(0),
+		"raw_message": "hi &#91;bot&#93; &amp; co [CQ:face,id=14]"} {
+		if e[k] != v {
+			t.Errorf("event %s = %v, want %v", k, e[k], v)
+		}
+	}
+	if _, ok := e["anonymous"]; !ok || e["anonymous"] != nil {
+		t.Errorf("anonymous = %v, want null", e["anonymous"])
+	}
+	if tm, _ := e["time"].(float64); time.Since(time.Unix(int64(tm), 0)) > time.Hour {
+		t.Errorf("time %v is not unix seconds of now", e["time"])
+	}
+	sender, _ := e["sender"].(map[string]any)
+	if sender["nickname"] != "Alice" || sender["card"] != "Alice@dev" || sender["user_id"] != float64(aliceQQ) {
+		t.Errorf("sender = %v", sender)
+	}
+	segs, _ := e["message"].([]any)
+	if len(segs) != 2 || fmt.Sprint(segs[1]) != "map[data:map[id:14] type:face]" {
+		t.Errorf("message = %v", e["message"])
+	}
+	mid, _ := e["message_id"].(float64)
+	if mid <= 0 || mid > 0x7fffffff {
+		t.Fatalf("message_id %v is not a positive int32", e["message_id"])
+	}
+
+	t.Run("send_group_msg with a repeated echo", func(t *testing.T) {
+		params := map[string]any{"group_id": fmt.Sprint(devGroup), "message": []any{map[string]any{"type": "text", "data": map[string]any{"text": "pong "}}, map[string]any{"type": "face", "data": map[string]any{"id": "14"}}}}
+		r := c.call("send_group_msg", params, "e-1")
+		if r["status"] != "ok" || r["retcode"] != float64(0) || r["echo"] != "e-1" {
+			t.Fatalf("answer %v", r)
+		}
+		first := r["data"].(map[string]any)["message_id"]
+		waitSent(t, o.sim, "group", devGroup, "pong [face 14]")
+		// The bot reconnects and repeats the send with the same echo.
+		c2 := dialWS(t, wsURL, bearer())
+		r = c2.call("send_group_msg", params, "e-1")
+		if r["status"] != "ok" || r["data"].(map[string]any)["message_id"] != first {
+			t.Fatalf("repeat answered %v, first message_id %v", r, first)
+		}
+		if n := countSent(o.sim, "group", devGroup, "pong [face 14]"); n != 1 {
+			t.Errorf("the simulator got the message %d times, want once", n)
+		}
+		got := c.call("get_msg", map[string]any{"message_id": first}, "m-1")
+		if d, _ := got["data"].(map[string]any); got["status"] != "ok" || d["message_type"] != "group" || d["group_id"] != float64(devGroup) {
+			t.Errorf("get_msg of the sent message = %v", got)
+		}
+	})
+
+	t.Run("get_msg of the received message", func(t *testing.T) {
+		r := c.call("get_msg", map[string]any{"message_id": mid}, 2)
+		d, _ := r["data"].(map[string]any)
+		if r["status"] != "ok" || d["message_id"] != mid || d["group_id"] != float64(devGroup) || r["echo"] != float64(2) {
+			t.Errorf("get_msg = %v", r)
+		}
+		if s, _ := d["sender"].(map[string]any); s["user_id"] != float64(aliceQQ) {
+			t.Errorf("get_msg sender = %v", d["sender"])
+		}
+	})
+
+	t.Run("CQ string with auto_escape", func(t *testing.T) {
+		r := c.call("send_private_msg", map[string]any{"user_id": aliceQQ, "message": "[CQ:face,id=14] a&b", "auto_escape": true}, "p-1")
+		if r["status"] != "ok" {
+			t.Fatalf("answer %v", r)
+		}
+		waitSent(t, o.sim, "friend", aliceQQ, "[CQ:face,id=14] a&b")
+		r = c.call("send_msg", map[string]any{"message_type": "private", "user_id": aliceQQ, "message": "x[CQ:face,id=1]"}, "p-2")
+		if r["status"] != "ok" {
+			t.Fatalf("answer %v", r)
+		}
+		waitSent(t, o.sim, "friend", aliceQQ, "x[face 1]")
+	})
+
+	t.Run("actions", func(t *testing.T) {
+		checks := []struct {
+			action string
+			params map[string]any
+			check  func(r map[string]any) bool
+		}{
+			{"get_login_info", nil, func(r map[string]any) bool { return r["data"].(map[string]any)["user_id"] == float64(931996776) }},
+			{"get_status", nil, func(r map[string]any) bool {
+				d := r["data"].(map[string]any)
+				return d["online"] == true && d["good"] == true
+			}},
+			{"get_version_info", nil, func(r map[string]any) bool {
+				d := r["data"].(map[string]any)
+				return d["app_name"] == "qqbridge" && d["protocol_version"] == "v11" && d["app_version"] == "test"
+			}},
+			{"can_send_image", nil, func(r map[string]any) bool { return r["data"].(map[string]any)["yes"] == false }},
+			{"can_send_record", nil, func(r map[string]any) bool { return r["data"].(map[string]any)["yes"] == false }},
+			{"get_friend_list", nil, func(r map[string]any) bool {
+				for _, f := range r["data"].([]any) {
+					f := f.(map[string]any)
+					if f["user_id"] == float64(aliceQQ) && f["nickname"] == "Alice" {
+						_, hasRemark := f["remark"]
+						return hasRemark
+					}
+				}
+				return false
+			}},
+			{"get_group_list", nil, func(r map[string]any) bool {
+				for _, g := range r["data"].([]any) {
+					if g := g.(map[string]any); g["group_id"] == float64(devGroup) && g["group_name"] == "Dev chat" {
+						return true
+					}
+				}
+				return false
+			}},
+			{"get_group_info", map[string]any{"group_id": devGroup}, func(r map[string]any) bool {
+				return r["data"].(map[string]any)["group_name"] == "Dev chat"
+			}},
+			{"get_group_member_info", map[string]any{"group_id": devGroup, "user_id": aliceQQ}, func(r map[string]any) bool {
+				d := r["data"].(map[string]any)
+				return d["card"] == "Alice@dev" && d["nickname"] == "Alice" && d["role"] == "member"
+			}},
+			{"get_group_member_list", map[string]any{"group_id": devGroup}, func(r map[string]any) bool {
+				l := r["data"].([]any)
+				return len(l) == 1 && l[0].(map[string]any)["user_id"] == float64(aliceQQ)
+			}},
+		}
+		for i, ck := range checks {
+			r := c.call(ck.action, ck.params, i+100)
+			if r["status"] != "ok" || r["retcode"] != float64(0) || !ck.check(r) {
+				t.Errorf("%s = %v", ck.action, r)
+			}
+		}
+		for _, bad := range []struct {
+			action  string
+			params  map[string]any
+			retcode float64
+		}{
+			{"delete_msg", map[string]any{"message_id": 1}, 1404},
+			{"set_group_kick", map[string]any{"group_id": devGroup, "user_id": aliceQQ}, 1404},
+			{"no_such_action", nil, 1404},
+			{"send_group_msg", map[string]any{"message": "x"}, 1400},
+			{"send_group_msg", map[string]any{"group_id": devGroup, "message": []any{map[string]any{"type": "image", "data": map[string]any{"file": "a.png"}}}}, 1400},
+			{"send_group_msg", map[string]any{"group_id": 1, "message": "nobody"}, 100},
+			{"get_group_member_info", map[string]any{"group_id": devGroup, "user_id": 999}, 100},
+		} {
+			r := c.call(bad.action, bad.params, "bad-"+bad.action)
+			if r["status"] != "failed" || r["retcode"] != bad.retcode {
+				t.Errorf("%s %v = %v, want failed %v", bad.action, bad.params, r, bad.retcode)
+			}
+		}
+		r := c.call("send_group_msg_async", map[string]any{"group_id": devGroup, "message": "later"}, "a-1")
+		if r["status"] != "async" || r["retcode"] != float64(1) {
+			t.Errorf("async = %v", r)
+		}
+		waitSent(t, o.sim, "group", devGroup, "later")
+		r = c.call("send_group_msg_rate_limited", map[string]any{"group_id": devGroup, "message": "slowly"}, "rl-1")
+		if r["status"] != "async" {
+			t.Errorf("rate limited = %v", r)
+		}
+		waitSent(t, o.sim, "group", devGroup, "slowly")
+	})
+
+	t.Run("discuss and sess", func(t *testing.T) {
+		if _, err := o.sim.Say(qqsim.Say{Kind: "discuss", From: aliceQQ, DID: 1008611, Text: "lunch?"}); err != nil {
+			t.Fatal(err)
+		}
+		e := c.event("the discussion message", func(e map[string]any) bool { return e["message_type"] == "discuss" && e["raw_message"] == "lunch?" })
+		did := e["discuss_id"]
+		if did == nil || e["user_id"] != float64(aliceQQ) {
+			t.Fatalf("discuss event %v", e)
+		}
+		r := c.call("send_discuss_msg", map[string]any{"discuss_id": did, "message": "noodles"}, "d-1")
+		if r["status"] != "ok" {
+			t.Fatalf("send_discuss_msg = %v", r)
+		}
+		waitSent(t, o.sim, "discuss", 1008611, "noodles")
+
+		const carol = 2468024 // not a friend: a temporary chat through Dev chat
+		if _, err := o.sim.Say(qqsim.Say{Kind: "sess", From: carol, Group: devGroup, Text: "psst"}); err != nil {
+			t.Fatal(err)
+		}
+		e = c.event("the temporary chat", func(e map[string]any) bool { return e["message_type"] == "private" && e["raw_message"] == "psst" })
+		if e["sub_type"] != "group" || e["user_id"] != float64(carol) || e["group_id"] != float64(devGroup) {
+			t.Fatalf("sess event %v", e)
+		}
+		// A plain send_private_msg reaches her through the group she came through.
+		r = c.call("send_private_msg", map[string]any{"user_id": carol, "message": "hello carol"}, "s-1")
+		if r["status"] != "ok" {
+			t.Fatalf("send_private_msg to a sess contact = %v", r)
+		}
+		waitSent(t, o.sim, "sess", carol, "hello carol")
+	})
+
+	t.Run("access token", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		for _, h := range []struct {
+			h    http.Header
+			want int
+		}{{nil, 401}, {http.Header{"Authorization": {"Bearer wrong"}}, 403}} {
+			_, resp, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPHeader: h.h})
+			if err == nil || resp == nil || resp.StatusCode != h.want {
+				t.Errorf("dial with %v: %v %v, want HTTP %d", h.h, err, resp, h.want)
+			}
+		}
+		c3 := dialWS(t, "ws://"+o.gw.Addr+"/api?access_token="+obToken, nil)
+		if r := c3.call("get_status", nil, "q"); r["status"] != "ok" {
+			t.Errorf("token in the query: %v", r)
+		}
+	})
+
+	t.Run("event-only and api-only connections", func(t *testing.T) {
+		ev := dialWS(t, "ws://"+o.gw.Addr+"/event", bearer())
+		ev.event("lifecycle connect on /event", func(e map[string]any) bool { return e["meta_event_type"] == "lifecycle" })
+		api := dialWS(t, "ws://"+o.gw.Addr+"/api", bearer())
+		if _, err := o.sim.Say(qqsim.Say{Kind: "group", From: aliceQQ, Group: devGroup, Text: "to the event socket"}); err != nil {
+			t.Fatal(err)
+		}
+		ev.event("the message on /event", isGroupText("to the event socket"))
+		if r := api.call("get_login_info", nil, 1); r["status"] != "ok" {
+			t.Errorf("get_login_info on /api = %v", r)
+		}
+		api.mu.Lock()
+		n := len(api.evs)
+		api.mu.Unlock()
+		if n != 0 {
+			t.Errorf("the /api connection got %d events", n)
+		}
+	})
+}
+
+// TestOnebotHTTP: the HTTP API by GET and POST (JSON and form), its status
+// codes, and the HTTP POST push with X-Signature and a quick reply.
+func TestOnebotHTTP(t *testing.T) {
+	const secret = "s3cret"
+	var (
+		mu     sync.Mutex
+		posts  []map[string]any
+		badSig int
+	)
+	bot := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var m map[string]any
+		_ = json.Unmarshal(body, &m)
+		mu.Lock()
+		if r.Header.Get("X-Signature") != onebot.Sign(secret, body) || r.Header.Get("X-Self-ID") != "931996776" {
+			badSig++
+		}
+		posts = append(posts, m)
+		mu.Unlock()
+		if m["post_type"] == "message" && m["raw_message"] == "ping" {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"reply":"pong","at_sender":false}`))
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(bot.Close)
+	o := startOnebotSetup(t, func(oc *onebotConfig) {
+		oc.Gateway.Secret = secret
+		oc.Gateway.PostURLs = []string{bot.URL + "/onebot"}
+	})
+
+	do := func(method, path, ctype, body string, h http.Header) (int, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest(method, o.base+path, strings.NewReader(body))
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+		for k, v := range h {
+			req.Header[k] = v
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		b, _ := io.ReadAll(resp.Body)
+		_ = json.Unmarshal(b, &m)
+		return resp.StatusCode, m
+	}
+	tok := http.Header{"Authorization": {"Token " + obToken}}
+	if code, m := do("GET", "/get_status", "", "", tok); code != 200 || m["status"] != "ok" {
+		t.Errorf("GET get_status = %d %v", code, m)
+	}
+	if code, _ := do("GET", "/get_status", "", "", nil); code != 401 {
+		t.Errorf("no token: %d, want 401", code)
+	}
+	if code, _ := do("GET", "/get_status?access_token=nope", "", "", nil); code != 403 {
+		t.Errorf("wrong token: %d, want 403", code)
+	}
+	if code, m := do("GET", "/get_group_info?group_id=987654&access_token="+obToken, "", "", nil); code != 200 || m["data"].(map[string]any)["group_name"] != "Dev chat" {
+		t.Errorf("GET with query = %d %v", code, m)
+	}
+	if code, m := do("POST", "/send_private_msg", "application/x-www-form-urlencoded", "user_id=123456&message=form+%5BCQ%3Aface%2Cid%3D14%5D", tok); code != 200 || m["status"] != "ok" {
+		t.Errorf("POST form = %d %v", code, m)
+	}
+	waitSent(t, o.sim, "friend", aliceQQ, "form [face 14]")
+	if code, m := do("POST", "/send_group_msg", "application/json", `{"group_id":987654,"message":"json body"}`, tok); code != 200 || m["data"].(map[string]any)["message_id"] == nil {
+		t.Errorf("POST JSON = %d %v", code, m)
+	}
+	waitSent(t, o.sim, "group", devGroup, "json body")
+	if code, _ := do("POST", "/send_group_msg", "application/json", `{"group_id":`, tok); code != 400 {
+		t.Errorf("bad JSON: %d, want 400", code)
+	}
+	if code, _ := do("POST", "/send_group_msg", "text/plain", `x`, tok); code != 406 {
+		t.Errorf("text/plain: %d, want 406", code)
+	}
+	if code, m := do("POST", "/no_such_action", "application/json", `{}`, tok); code != 404 || m["retcode"] != float64(1404) {
+		t.Errorf("unknown action: %d %v, want 404 / 1404", code, m)
+	}
+
+	// Push: a friend says ping; the bot's reply body is a quick operation.
+	if _, err := o.sim.Say(qqsim.Say{Kind: "friend", From: aliceQQ, Text: "ping"}); err != nil {
+		t.Fatal(err)
+	}
+	waitSent(t, o.sim, "friend", aliceQQ, "pong")
+	mu.Lock()
+	defer mu.Unlock()
+	if badSig != 0 {
+		t.Errorf("%d pushes had a wrong X-Signature or X-Self-ID", badSig)
+	}
+	var sawEnable, sawPing bool
+	for _, p := range posts {
+		sawEnable = sawEnable || p["meta_event_type"] == "lifecycle" && p["sub_type"] == "enable"
+		sawPing = sawPing || p["raw_message"] == "ping" && p["sub_type"] == "friend"
+	}
+	if !sawEnable || !sawPing {
+		t.Errorf("pushes %v: want lifecycle enable and the ping", posts)
+	}
+}
+
+// TestOnebotReverseWS: the gateway dials a bot's universal reverse
+// WebSocket with X-Self-ID, X-Client-Role and the token, redials after the
+// bot drops it, pushes events and takes actions on it.
+func TestOnebotReverseWS(t *testing.T) {
+	conns := make(chan *wsClient, 4)
+	var hmu sync.Mutex
+	var headers []http.Header
+	bot := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hmu.Lock()
+		headers = append(headers, r.Header.Clone())
+		hmu.Unlock()
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		c := newWSClient(t, ws)
+		conns <- c
+		<-r.Context().Done()
+	}))
+	t.Cleanup(bot.Close)
+	u, _ := url.Parse(bot.URL)
+	o := startOnebotSetup(t, func(oc *onebotConfig) {
+		oc.Listen = ""
+		oc.Gateway.Reverse = []onebot.Reverse{{URL: "ws://" + u.Host + "/onebot"}}
+	})
+	_ = o
+	var c *wsClient
+	select {
+	case c = <-conns:
+	case <-time.After(waitFor):
+		t.Fatal("the gateway never dialled the reverse WebSocket")
+	}
+	c.event("lifecycle connect", func(e map[string]any) bool { return e["sub_type"] == "connect" })
+	hmu.Lock()
+	h := headers[0]
+	hmu.Unlock()
+	if h.Get("X-Self-ID") != "931996776" || h.Get("X-Client-Role") != "Universal" || h.Get("Authorization") != "Bearer "+obToken {
+		t.Errorf("reverse headers %v", h)
+	}
+	// The bot drops the connection; the gateway comes back.
+	_ = c.ws.Close(websocket.StatusGoingAway, "bot restarts")
+	select {
+	case c = <-conns:
+	case <-time.After(waitFor):
+		t.Fatal("the gateway did not reconnect")
+	}
+	if _, err := o.sim.Say(qqsim.Say{Kind: "group", From: aliceQQ, Group: devGroup, Text: "over reverse"}); err != nil {
+		t.Fatal(err)
+	}
+	e := c.event("the group message", isGroupText("over reverse"))
+	if r := c.call("send_group_msg", map[string]any{"group_id": e["group_id"], "message": "reverse reply"}, 9); r["status"] != "ok" {
+		t.Fatalf("send over reverse = %v", r)
+	}
+	waitSent(t, o.sim, "group", devGroup, "reverse reply")
+}
