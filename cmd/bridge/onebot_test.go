@@ -24,9 +24,10 @@ const obToken = "test-token"
 
 // onebotSetup is a bridge logged in to qqsim, with a gateway on it.
 type onebotSetup struct {
-	sim  *qqsim.Server
-	gw   *onebotGateway
-	base string // http://host:port of the gateway
+	sim    *qqsim.Server
+	simURL string
+	gw     *onebotGateway
+	base   string // http://host:port of the gateway
 }
 
 // startOnebotSetup starts the simulator, the bridge (logged in by QR) and a
@@ -65,7 +66,7 @@ func startOnebotSetup(t *testing.T, edit func(*onebotConfig)) *onebotSetup {
 			t.Logf("gateway logs:\n%s", logs.String())
 		}
 	})
-	return &onebotSetup{sim: sim, gw: gw, base: "http://" + gw.Addr}
+	return &onebotSetup{sim: sim, simURL: simURL, gw: gw, base: "http://" + gw.Addr}
 }
 
 // wsClient is a bot's WebSocket connection: frames in arrival order, and
