@@ -450,3 +450,16 @@ func (k kvStore) Keys(ctx context.Context, pattern string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// startDemoOnebot starts the gateway of `bridge demo --onebot host:port`: no
+// access token, events in array format, until ctx ends.
+func startDemoOnebot(ctx context.Context, nc *nats.Conn, s schema.Subjects, listen string, log zerolog.Logger, say func(string, ...any)) error {
+	oc := defaultOnebotConfig()
+	oc.Subjects, oc.Listen = s, listen
+	gw, err := startOnebot(ctx, nc, oc, log)
+	if err != nil {
+		return err
+	}
+	say("OneBot v11 gateway at ws://%s/ (forward WebSocket) and http://%s/<action> — point a OneBot bot at it (docs/onebot.md)", gw.Addr, gw.Addr)
+	return nil
+}
