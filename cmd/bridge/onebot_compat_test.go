@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -84,6 +85,27 @@ func TestOnebotKoishi(t *testing.T) {
 			out.waitText(t, "replied "+want)
 			t.Logf("koishi over %s:\n%s", protocol, out.String())
 		})
+	}
+}
+
+// TestOnebotKoishiDemo: the koishi bot, unchanged, against `bridge demo
+// --onebot`: the issue's "done when".
+func TestOnebotKoishiDemo(t *testing.T) {
+	dir := compatDir(t)
+	_, obAddr, simURL := startDemoWithOnebot(t)
+	out := startNodeBot(t, dir, []string{"ONEBOT_PROTOCOL=ws", "ONEBOT_ENDPOINT=ws://" + obAddr + "/", "ONEBOT_SELF_ID=931996776"})
+	out.waitText(t, "bot online")
+	resp, err := http.Post(simURL+"/_sim/messages", "application/json", strings.NewReader(`{"kind":"group","from":123456,"group":987654,"text":"ping demo"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	deadline := time.Now().Add(waitFor)
+	for !simSent(t, simURL, "group", devGroup, "pong demo from koishi") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo's simulator never received the bot's answer; the bot said:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

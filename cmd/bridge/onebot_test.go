@@ -584,3 +584,56 @@ func TestOnebotReverseWS(t *testing.T) {
 	}
 	waitSent(t, o.sim, "group", devGroup, "reverse reply")
 }
+
+// startDemoWithOnebot runs `bridge demo --onebot` until the test ends and
+// returns its output, the gateway's host:port and the simulator's URL, once
+// the bridge is online.
+func startDemoWithOnebot(t *testing.T) (*syncBuffer, string, string) {
+	t.Helper()
+	obAddr := "127.0.0.1:" + fmt.Sprint(freePort(t))
+	simAddr := "127.0.0.1:" + fmt.Sprint(freePort(t))
+	out := &syncBuffer{}
+	dc, err := (&cli{stderr: io.Discard, lookupEnv: func(string) (string, bool) { return "", false }}).parseDemoFlags(
+		[]string{"--onebot", obAddr, "--sim-listen", simAddr, "--nats-listen", "127.0.0.1:0", "--scan-after", "10ms", "--every", "1h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- demo(ctx, dc, out, zerolog.Nop()) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(waitFor):
+			t.Error("the demo did not stop")
+		}
+	})
+	out.waitText(t, "OneBot v11 gateway at ws://"+obAddr+"/")
+	out.waitText(t, "state online")
+	return out, obAddr, "http://" + simAddr
+}
+
+// TestDemoOnebot: `bridge demo --onebot` starts the gateway too; a bot on
+// its forward WebSocket sees the demo's traffic and can send.
+func TestDemoOnebot(t *testing.T) {
+	_, obAddr, simURL := startDemoWithOnebot(t)
+	c := dialWS(t, "ws://"+obAddr+"/", nil)
+	c.event("lifecycle connect", func(e map[string]any) bool { return e["sub_type"] == "connect" })
+	resp, err := http.Post(simURL+"/_sim/messages", "application/json", strings.NewReader(`{"kind":"group","from":123456,"group":987654,"text":"hello gateway"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	e := c.event("the group message", isGroupText("hello gateway"))
+	if r := c.call("send_group_msg", map[string]any{"group_id": e["group_id"], "message": "from the demo's gateway"}, 1); r["status"] != "ok" {
+		t.Fatalf("send = %v", r)
+	}
+	deadline := time.Now().Add(waitFor)
+	for !simSent(t, simURL, "group", devGroup, "from the demo's gateway") {
+		if time.Now().After(deadline) {
+			t.Fatal("the demo's simulator never received the send")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
