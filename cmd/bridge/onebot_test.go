@@ -637,3 +637,164 @@ func TestDemoOnebot(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestOnebotNotices: heartbeats carry the session's status; a buddy's status
+// change is a buddy_status notice, a kick a session_state notice, after which
+// get_status says offline.
+func TestOnebotNotices(t *testing.T) {
+	o := startOnebotSetup(t, func(oc *onebotConfig) { oc.Gateway.Heartbeat = 150 * time.Millisecond })
+	c := dialWS(t, "ws://"+o.gw.Addr+"/event", bearer())
+	hb := c.event("a heartbeat", func(e map[string]any) bool { return e["meta_event_type"] == "heartbeat" })
+	st, _ := hb["status"].(map[string]any)
+	if hb["interval"] != float64(150) || st["online"] != true || st["good"] != true || hb["self_id"] != float64(931996776) {
+		t.Errorf("heartbeat = %v", hb)
+	}
+	uin := o.sim.State().Friends[aliceQQ]
+	item := fmt.Sprintf(`{"poll_type":"buddies_status_change","value":{"uin":%d,"status":"away","client_type":21}}`, uin)
+	if err := o.sim.Inject([]json.RawMessage{json.RawMessage(item)}); err != nil {
+		t.Fatal(err)
+	}
+	n := c.event("the buddy_status notice", func(e map[string]any) bool { return e["notice_type"] == "buddy_status" })
+	if n["post_type"] != "notice" || n["status_word"] != "away" || n["client_type"] != float64(21) || (n["user_id"] != float64(aliceQQ) && n["user_id"] != float64(uin)) {
+		t.Errorf("buddy_status = %v", n)
+	}
+	o.sim.Kick()
+	c.event("the session_state notice", func(e map[string]any) bool { return e["notice_type"] == "session_state" && e["state"] == "kicked" })
+	api := dialWS(t, "ws://"+o.gw.Addr+"/api", bearer())
+	r := api.call("get_status", nil, 1)
+	if d, _ := r["data"].(map[string]any); r["status"] != "ok" || d["online"] != false || d["good"] != false || d["qq_state"] != "kicked" {
+		t.Errorf("get_status after a kick = %v", r)
+	}
+}
+
+// TestOnebotReplicas: two gateways on one bridge. Both give the same
+// message_id to the same message; a bot connected to both by reverse
+// WebSocket (one durable consumer shared) gets each event once, and either
+// replica takes actions.
+func TestOnebotReplicas(t *testing.T) {
+	sim, simURL := newSim(t)
+	cfg := testConfig(t, simURL)
+	rb := wireBridge(t, cfg)
+	nc := connect(t, rb.b.NATSURL())
+	rec := record(t, nc, cfg.Subjects.Prefix()+".>")
+	rb.start(t)
+	loginByQR(t, sim, rec, cfg.Subjects)
+
+	conns := make(chan *wsClient, 4)
+	bot := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		conns <- newWSClient(t, ws)
+		<-r.Context().Done()
+	}))
+	t.Cleanup(bot.Close)
+	var addrs []string
+	for range 2 {
+		oc := defaultOnebotConfig()
+		oc.Listen = "127.0.0.1:0"
+		oc.Gateway.Heartbeat = -1
+		oc.Gateway.ReconnectInterval = 100 * time.Millisecond
+		oc.Gateway.Reverse = []onebot.Reverse{{URL: strings.Replace(bot.URL, "http://", "ws://", 1) + "/onebot"}}
+		ctx, cancel := context.WithCancel(context.Background())
+		gw, err := startOnebot(ctx, connect(t, rb.b.NATSURL()), oc, zerolog.Nop())
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cancel(); gw.Wait() })
+		addrs = append(addrs, gw.Addr)
+	}
+	var rev []*wsClient
+	for range 2 {
+		select {
+		case c := <-conns:
+			rev = append(rev, c)
+		case <-time.After(waitFor):
+			t.Fatal("both replicas did not dial the bot")
+		}
+	}
+	for _, c := range rev {
+		c.event("lifecycle connect", func(e map[string]any) bool { return e["sub_type"] == "connect" })
+	}
+	fwd := []*wsClient{dialWS(t, "ws://"+addrs[0]+"/", nil), dialWS(t, "ws://"+addrs[1]+"/", nil)}
+	for _, c := range fwd {
+		c.event("lifecycle connect", func(e map[string]any) bool { return e["sub_type"] == "connect" })
+	}
+	const n = 5
+	for i := range n {
+		if _, err := sim.Say(qqsim.Say{Kind: "group", From: aliceQQ, Group: devGroup, Text: fmt.Sprintf("replica test %d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	isTest := func(e map[string]any) bool {
+		return e["post_type"] == "message" && strings.HasPrefix(fmt.Sprint(e["raw_message"]), "replica test")
+	}
+	for i := range n {
+		text := fmt.Sprintf("replica test %d", i)
+		a := fwd[0].event(text+" on replica 0", isGroupText(text))
+		b := fwd[1].event(text+" on replica 1", isGroupText(text))
+		if a["message_id"] != b["message_id"] {
+			t.Errorf("%s: message_id %v on one replica, %v on the other", text, a["message_id"], b["message_id"])
+		}
+	}
+	deadline := time.Now().Add(waitFor)
+	for {
+		got := 0
+		for _, c := range rev {
+			c.mu.Lock()
+			for _, e := range c.evs {
+				if isTest(e) {
+					got++
+				}
+			}
+			c.mu.Unlock()
+		}
+		if got == n {
+			break
+		}
+		if got > n {
+			t.Fatalf("the bot got %d pushed events for %d messages", got, n)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the bot got %d of %d pushed events", got, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for i, c := range rev {
+		if r := c.call("send_group_msg", map[string]any{"group_id": devGroup, "message": fmt.Sprintf("from replica conn %d", i)}, i); r["status"] != "ok" {
+			t.Errorf("send on reverse connection %d = %v", i, r)
+		}
+		waitSent(t, sim, "group", devGroup, fmt.Sprintf("from replica conn %d", i))
+	}
+}
+
+func TestParseOnebotFlags(t *testing.T) {
+	c, _, _ := testCLI(map[string]string{"QQBRIDGE_ACCESS_TOKEN": "from-env", "QQBRIDGE_DURABLE": "bots-a"})
+	cf, oc, _, err := c.parseOnebotFlags([]string{"--reverse-url", "ws://a/1, ws://b/2", "--post-url", "http://p/", "--message-format", "string", "--heartbeat", "0", "--prefix", "acct1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := oc.Gateway
+	if g.AccessToken != "from-env" || oc.Durable != "bots-a" || len(g.Reverse) != 2 || g.Reverse[1].URL != "ws://b/2" || len(g.PostURLs) != 1 ||
+		g.MessageFormat != onebot.FormatString || g.Heartbeat >= 0 || oc.Listen != "127.0.0.1:6700" || cf.subjects.Prefix() != "acct1" || onebotBucket(oc.Subjects) != "acct1_onebot" {
+		t.Errorf("parsed %+v", oc)
+	}
+	for _, bad := range [][]string{
+		{"--message-format", "xml"},
+		{"--listen", "nope"},
+		{"--reverse-api-url", "ws://a/"},
+		{"--durable", "a.b"},
+		{"--listen", ""},
+		{"--echo-window", "0s"},
+		{"extra"},
+	} {
+		c, _, _ := testCLI(nil)
+		if _, _, _, err := c.parseOnebotFlags(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		} else if _, ok := err.(*usageError); !ok {
+			t.Errorf("%q: %v is not a usage error", bad, err)
+		}
+	}
+}
