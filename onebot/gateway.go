@@ -249,9 +249,9 @@ func (g *Gateway) Broadcast(o *Out) {
 	}
 }
 
-// ErrNoTarget is returned by Push when this replica pushes events but none
-// of its reverse WebSocket clients is connected and it has no POST URL: the
-// event should be delivered again later (to this or another replica).
+// ErrNoTarget is returned (joined) by Push when this replica has reverse
+// WebSocket clients configured but none of them is connected: the event
+// should be delivered again later (to this or another replica).
 var ErrNoTarget = errors.New("onebot: no reverse WebSocket connected")
 
 // Push delivers an event to the reverse WebSocket clients (universal and
@@ -262,11 +262,15 @@ var ErrNoTarget = errors.New("onebot: no reverse WebSocket connected")
 func (g *Gateway) Push(ctx context.Context, o *Out) error {
 	var errs []error
 	rev := g.eventConns(true)
-	if len(g.cfg.Reverse) > 0 && len(rev) == 0 && len(g.cfg.PostURLs) == 0 {
-		return ErrNoTarget
+	if len(g.cfg.Reverse) > 0 && len(rev) == 0 {
+		errs = append(errs, ErrNoTarget)
 	}
 	for _, c := range rev {
-		c.send(o.JSON)
+		wctx, cancel := context.WithTimeout(ctx, wsWriteTimeout)
+		if err := c.sendWait(wctx, o.JSON); err != nil {
+			errs = append(errs, err)
+		}
+		cancel()
 	}
 	for _, u := range g.cfg.PostURLs {
 		if err := g.post(ctx, u, o); err != nil {

@@ -24,8 +24,14 @@ const maxBodyBytes = 1 << 20
 // upgrade on "/" (universal), "/api" or "/event"; anything else is the
 // HTTP API, "/<action>" by GET (query) or POST (JSON or form body, query
 // too). With an access token, a request without one is answered 401 and one
-// with a wrong one 403.
+// with a wrong one 403. A request a browser makes for a page of another site
+// is refused 403 whatever its token: an action has effects even by GET (an
+// <img> tag could otherwise send a QQ message through a local gateway).
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if crossSite(r) {
+		writeJSON(w, http.StatusForbidden, failed(RetForbidden, "cross-site request refused"))
+		return
+	}
 	if st := g.authorize(r); st != 0 {
 		writeJSON(w, st, failed(map[int]int{http.StatusUnauthorized: RetUnauthorized, http.StatusForbidden: RetForbidden}[st], http.StatusText(st)))
 		return
@@ -105,6 +111,22 @@ func readParams(r *http.Request) (Params, int, string) {
 		return nil, http.StatusNotAcceptable, "Content-Type " + strconv.Quote(truncate(mt, 64)) + ": want application/json or application/x-www-form-urlencoded"
 	}
 	return p, http.StatusOK, ""
+}
+
+// crossSite reports whether r comes from a web page of another site: a
+// browser's Sec-Fetch-Site other than same-origin or none, or an Origin
+// whose host is not the request's. Bots send neither header.
+func crossSite(r *http.Request) bool {
+	if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" && s != "none" {
+		return true
+	}
+	if o := r.Header.Get("Origin"); o != "" {
+		u, err := url.Parse(o)
+		if err != nil || !strings.EqualFold(u.Host, r.Host) {
+			return true
+		}
+	}
+	return false
 }
 
 // authorize returns 0 when r may pass, 401 when it has no token and one is

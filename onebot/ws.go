@@ -33,25 +33,56 @@ type conn struct {
 	events  bool // receives events
 	api     bool // takes actions
 	reverse bool
-	out     chan []byte
+	out     chan frame
 	done    chan struct{}
 	once    sync.Once
+}
+
+// frame is one queued message; written, when non-nil, receives the outcome
+// of the write.
+type frame struct {
+	b       []byte
+	written chan error
 }
 
 func newConn(ws *websocket.Conn, role string, reverse bool) *conn {
 	return &conn{ws: ws, role: role, reverse: reverse,
 		events: role != roleAPI, api: role != roleEvent,
-		out: make(chan []byte, wsSendBuffer), done: make(chan struct{})}
+		out: make(chan frame, wsSendBuffer), done: make(chan struct{})}
 }
 
 // send queues a frame; a client too slow to take wsSendBuffer frames is
 // closed (it reconnects and gets a lifecycle connect).
 func (c *conn) send(b []byte) {
 	select {
-	case c.out <- b:
+	case c.out <- frame{b: b}:
 	case <-c.done:
 	default:
 		c.closeWith(websocket.StatusPolicyViolation, "too slow: event buffer full")
+	}
+}
+
+// errConnClosed is the outcome of a frame whose connection closed first.
+var errConnClosed = errors.New("onebot: WebSocket connection closed")
+
+// sendWait queues a frame and waits until it is written to the socket (not
+// until the bot has read it): a pushed event is acknowledged only then.
+func (c *conn) sendWait(ctx context.Context, b []byte) error {
+	f := frame{b: b, written: make(chan error, 1)}
+	select {
+	case c.out <- f:
+	case <-c.done:
+		return errConnClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-f.written:
+		return err
+	case <-c.done:
+		return errConnClosed
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -91,10 +122,13 @@ func (g *Gateway) serve(ctx context.Context, c *conn) {
 				return
 			case <-c.done:
 				return
-			case b := <-c.out:
+			case f := <-c.out:
 				wctx, wcancel := context.WithTimeout(ctx, wsWriteTimeout)
-				err := c.ws.Write(wctx, websocket.MessageText, b)
+				err := c.ws.Write(wctx, websocket.MessageText, f.b)
 				wcancel()
+				if f.written != nil {
+					f.written <- err
+				}
 				if err != nil {
 					c.closeWith(websocket.StatusAbnormalClosure, "")
 					return
@@ -156,7 +190,9 @@ func (g *Gateway) serve(ctx context.Context, c *conn) {
 
 // acceptWS upgrades a forward WebSocket: "/" universal, "/api", "/event".
 func (g *Gateway) acceptWS(w http.ResponseWriter, r *http.Request, role string) {
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	// The default origin check stays on: bots send no Origin header, and a
+	// web page of another origin must not drive the account.
+	ws, err := websocket.Accept(w, r, nil)
 	if err != nil {
 		return
 	}

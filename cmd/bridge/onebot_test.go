@@ -505,6 +505,12 @@ func TestOnebotHTTP(t *testing.T) {
 	if code, _ := do("POST", "/send_group_msg", "text/plain", `x`, tok); code != 406 {
 		t.Errorf("text/plain: %d, want 406", code)
 	}
+	if code, _ := do("GET", "/send_private_msg?user_id=123456&message=csrf", "", "", http.Header{"Authorization": {"Token " + obToken}, "Sec-Fetch-Site": {"cross-site"}}); code != 403 {
+		t.Errorf("a cross-site browser request: %d, want 403", code)
+	}
+	if code, _ := do("POST", "/send_private_msg", "application/x-www-form-urlencoded", "user_id=123456&message=csrf", http.Header{"Origin": {"http://evil.example"}}); code != 403 {
+		t.Errorf("a request from another origin: %d, want 403", code)
+	}
 	if code, m := do("POST", "/no_such_action", "application/json", `{}`, tok); code != 404 || m["retcode"] != float64(1404) {
 		t.Errorf("unknown action: %d %v, want 404 / 1404", code, m)
 	}
@@ -514,6 +520,9 @@ func TestOnebotHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitSent(t, o.sim, "friend", aliceQQ, "pong")
+	if n := countSent(o.sim, "friend", aliceQQ, "csrf"); n != 0 {
+		t.Errorf("a refused cross-site request sent %d messages", n)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if badSig != 0 {
