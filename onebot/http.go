@@ -114,19 +114,26 @@ func readParams(r *http.Request) (Params, int, string) {
 }
 
 // crossSite reports whether r comes from a web page of another site: a
-// browser's Sec-Fetch-Site other than same-origin or none, or an Origin
-// whose host is not the request's. Bots send neither header.
+// browser's Sec-Fetch-Site other than same-origin or none, or an Origin that
+// a browser writes (http or https, or "null") naming another host. An Origin
+// no browser would send is not taken as one: some bot SDKs send junk there
+// (cq-websocket sends "[object Object]").
 func crossSite(r *http.Request) bool {
 	if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" && s != "none" {
 		return true
 	}
-	if o := r.Header.Get("Origin"); o != "" {
-		u, err := url.Parse(o)
-		if err != nil || !strings.EqualFold(u.Host, r.Host) {
-			return true
-		}
+	o := r.Header.Get("Origin")
+	if o == "null" {
+		return true
 	}
-	return false
+	if o == "" {
+		return false
+	}
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return false
+	}
+	return !strings.EqualFold(u.Host, r.Host)
 }
 
 // authorize returns 0 when r may pass, 401 when it has no token and one is

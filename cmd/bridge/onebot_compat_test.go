@@ -109,12 +109,42 @@ func TestOnebotKoishiDemo(t *testing.T) {
 	}
 }
 
+// TestOnebotCQWebSocket runs a bot on cq-websocket 2.1.1 (the CQHTTP-era
+// Node SDK, from npm), unchanged: /api and /event as two forward WebSocket
+// connections with the token in the query, messages as CQ-code strings
+// (--message-format string), the reply through send_msg with the whole
+// event as its parameters.
+func TestOnebotCQWebSocket(t *testing.T) {
+	dir := compatDir(t)
+	o := startOnebotSetup(t, func(oc *onebotConfig) { oc.Gateway.MessageFormat = onebot.FormatString })
+	out := startNodeScript(t, dir, "cqws-bot.js", []string{"ONEBOT_ENDPOINT=ws://" + o.gw.Addr, "ONEBOT_TOKEN=" + obToken, "ONEBOT_SELF_ID=931996776"})
+	out.waitText(t, "bot online")
+	if _, err := o.sim.Say(qqsim.Say{Kind: "group", From: aliceQQ, Group: devGroup, Text: "ping cq"}); err != nil {
+		t.Fatal(err)
+	}
+	want := "pong cq from cq-websocket[face 14]"
+	deadline := time.Now().Add(waitFor)
+	for !simSent(t, o.simURL, "group", devGroup, want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("qqsim never received %q; the bot said:\n%s", want, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	out.waitText(t, "replied pong cq from cq-websocket")
+}
+
 // startNodeBot runs bot.js until the test ends.
 func startNodeBot(t *testing.T, dir string, env []string) *syncBuffer {
 	t.Helper()
+	return startNodeScript(t, dir, "bot.js", env)
+}
+
+// startNodeScript runs a script of onebot/compat until the test ends.
+func startNodeScript(t *testing.T, dir, script string, env []string) *syncBuffer {
+	t.Helper()
 	out := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, "node", "bot.js")
+	cmd := exec.CommandContext(ctx, "node", script)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = out, out

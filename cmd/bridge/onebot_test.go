@@ -401,6 +401,10 @@ func TestOnebotForwardWS(t *testing.T) {
 				t.Errorf("dial with %v: %v %v, want HTTP %d", h.h, err, resp, h.want)
 			}
 		}
+		_, resp, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + obToken}, "Origin": {"http://evil.example"}}})
+		if err == nil || resp == nil || resp.StatusCode != 403 {
+			t.Errorf("dial from a page of another site: %v %v, want HTTP 403", err, resp)
+		}
 		c3 := dialWS(t, "ws://"+o.gw.Addr+"/api?access_token="+obToken, nil)
 		if r := c3.call("get_status", nil, "q"); r["status"] != "ok" {
 			t.Errorf("token in the query: %v", r)
