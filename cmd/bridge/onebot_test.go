@@ -27,6 +27,7 @@ type onebotSetup struct {
 	sim    *qqsim.Server
 	simURL string
 	gw     *onebotGateway
+	stop   func() // stops the gateway (also done when the test ends)
 	base   string // http://host:port of the gateway
 }
 
@@ -59,14 +60,14 @@ func startOnebotSetup(t *testing.T, edit func(*onebotConfig)) *onebotSetup {
 		cancel()
 		t.Fatal(err)
 	}
+	stop := func() { cancel(); gw.Wait() }
 	t.Cleanup(func() {
-		cancel()
-		gw.Wait()
+		stop()
 		if t.Failed() {
 			t.Logf("gateway logs:\n%s", logs.String())
 		}
 	})
-	return &onebotSetup{sim: sim, simURL: simURL, gw: gw, base: "http://" + gw.Addr}
+	return &onebotSetup{sim: sim, simURL: simURL, gw: gw, base: "http://" + gw.Addr, stop: stop}
 }
 
 // wsClient is a bot's WebSocket connection: frames in arrival order, and
@@ -260,6 +261,11 @@ func TestOnebotForwardWS(t *testing.T) {
 		if s, _ := d["sender"].(map[string]any); s["user_id"] != float64(aliceQQ) {
 			t.Errorf("get_msg sender = %v", d["sender"])
 		}
+		for _, k := range []string{"time", "message_type", "message_id", "real_id", "sender", "message"} {
+			if _, ok := d[k]; !ok {
+				t.Errorf("get_msg has no %q", k)
+			}
+		}
 	})
 
 	t.Run("CQ string with auto_escape", func(t *testing.T) {
@@ -322,8 +328,34 @@ func TestOnebotForwardWS(t *testing.T) {
 				return len(l) == 1 && l[0].(map[string]any)["user_id"] == float64(aliceQQ)
 			}},
 		}
+		// The keys of each answer, as the spec's tables list them (v11 api/public.md).
+		keys := map[string][]string{
+			"get_login_info":        {"user_id", "nickname"},
+			"get_status":            {"online", "good"},
+			"get_version_info":      {"app_name", "app_version", "protocol_version"},
+			"can_send_image":        {"yes"},
+			"can_send_record":       {"yes"},
+			"get_friend_list":       {"user_id", "nickname", "remark"},
+			"get_group_list":        {"group_id", "group_name", "member_count", "max_member_count"},
+			"get_group_info":        {"group_id", "group_name", "member_count", "max_member_count"},
+			"get_group_member_info": {"group_id", "user_id", "nickname", "card", "sex", "age", "area", "join_time", "last_sent_time", "level", "role", "unfriendly", "title", "title_expire_time", "card_changeable"},
+			"get_group_member_list": {"group_id", "user_id", "nickname", "card", "sex", "age", "area", "join_time", "last_sent_time", "level", "role", "unfriendly", "title", "title_expire_time", "card_changeable"},
+		}
+		hasKeys := func(action string, data any) {
+			t.Helper()
+			obj, _ := data.(map[string]any)
+			if l, isList := data.([]any); isList && len(l) > 0 {
+				obj, _ = l[0].(map[string]any)
+			}
+			for _, k := range keys[action] {
+				if _, ok := obj[k]; !ok {
+					t.Errorf("%s: answer %v has no %q", action, data, k)
+				}
+			}
+		}
 		for i, ck := range checks {
 			r := c.call(ck.action, ck.params, i+100)
+			hasKeys(ck.action, r["data"])
 			if r["status"] != "ok" || r["retcode"] != float64(0) || !ck.check(r) {
 				t.Errorf("%s = %v", ck.action, r)
 			}
@@ -532,13 +564,17 @@ func TestOnebotHTTP(t *testing.T) {
 	if badSig != 0 {
 		t.Errorf("%d pushes had a wrong X-Signature or X-Self-ID", badSig)
 	}
-	var sawEnable, sawPing bool
+	mu.Unlock()
+	o.stop()
+	mu.Lock()
+	var sawEnable, sawPing, sawDisable bool
 	for _, p := range posts {
 		sawEnable = sawEnable || p["meta_event_type"] == "lifecycle" && p["sub_type"] == "enable"
+		sawDisable = sawDisable || p["meta_event_type"] == "lifecycle" && p["sub_type"] == "disable"
 		sawPing = sawPing || p["raw_message"] == "ping" && p["sub_type"] == "friend"
 	}
-	if !sawEnable || !sawPing {
-		t.Errorf("pushes %v: want lifecycle enable and the ping", posts)
+	if !sawEnable || !sawPing || !sawDisable {
+		t.Errorf("pushes %v: want lifecycle enable, the ping, and lifecycle disable at the stop", posts)
 	}
 }
 
@@ -809,5 +845,58 @@ func TestParseOnebotFlags(t *testing.T) {
 		} else if _, ok := err.(*usageError); !ok {
 			t.Errorf("%q: %v is not a usage error", bad, err)
 		}
+	}
+}
+
+// TestOnebotReverseSplit: reverse API and Event clients, two connections
+// with X-Client-Role API and Event: events only on the event one, actions
+// on the API one.
+func TestOnebotReverseSplit(t *testing.T) {
+	type accepted struct {
+		role string
+		c    *wsClient
+	}
+	conns := make(chan accepted, 4)
+	bot := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		conns <- accepted{r.Header.Get("X-Client-Role") + " " + r.URL.Path, newWSClient(t, ws)}
+		<-r.Context().Done()
+	}))
+	t.Cleanup(bot.Close)
+	base := strings.Replace(bot.URL, "http://", "ws://", 1)
+	o := startOnebotSetup(t, func(oc *onebotConfig) {
+		oc.Listen = ""
+		oc.Gateway.Reverse = []onebot.Reverse{{APIURL: base + "/api", EventURL: base + "/event"}}
+	})
+	got := map[string]*wsClient{}
+	for range 2 {
+		select {
+		case a := <-conns:
+			got[a.role] = a.c
+		case <-time.After(waitFor):
+			t.Fatalf("the gateway dialled only %v", got)
+		}
+	}
+	api, ev := got["API /api"], got["Event /event"]
+	if api == nil || ev == nil {
+		t.Fatalf("connections %v: want API /api and Event /event", got)
+	}
+	ev.event("lifecycle connect", func(e map[string]any) bool { return e["sub_type"] == "connect" })
+	if _, err := o.sim.Say(qqsim.Say{Kind: "group", From: aliceQQ, Group: devGroup, Text: "split"}); err != nil {
+		t.Fatal(err)
+	}
+	ev.event("the message on the event connection", isGroupText("split"))
+	if r := api.call("send_group_msg", map[string]any{"group_id": devGroup, "message": "split reply"}, "x"); r["status"] != "ok" {
+		t.Fatalf("send on the API connection = %v", r)
+	}
+	waitSent(t, o.sim, "group", devGroup, "split reply")
+	api.mu.Lock()
+	n := len(api.evs)
+	api.mu.Unlock()
+	if n != 0 {
+		t.Errorf("the API connection got %d events", n)
 	}
 }
