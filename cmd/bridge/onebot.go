@@ -34,10 +34,11 @@ func defaultOnebotConfig() onebotConfig {
 	return onebotConfig{Subjects: schema.Subjects{}, Listen: "127.0.0.1:6700", Durable: "onebot", StoreTTL: 7 * 24 * time.Hour, Replicas: 1, APITimout: 30 * time.Second}
 }
 
-// onebotBucket is the KV bucket of prefix: the prefix with "." and "-" as
-// "_", plus "_onebot" (as the session bucket is named).
+// onebotBucket is the gateway's KV bucket: the session bucket's name with
+// "_onebot" for "_session" ("qq_onebot"), so that schema stays the one place
+// names come from.
 func onebotBucket(s schema.Subjects) string {
-	return strings.NewReplacer(".", "_", "-", "_").Replace(s.Prefix()) + "_onebot"
+	return strings.TrimSuffix(s.SessionBucket(), "_session") + "_onebot"
 }
 
 // parseOnebotFlags reads the flags of `bridge onebot`.

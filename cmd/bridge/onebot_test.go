@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,8 +15,10 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/qqbridge/qqbridge/bus"
 	"github.com/qqbridge/qqbridge/onebot"
 	"github.com/qqbridge/qqbridge/qqsim"
 )
@@ -898,5 +901,67 @@ func TestOnebotReverseSplit(t *testing.T) {
 	api.mu.Unlock()
 	if n != 0 {
 		t.Errorf("the API connection got %d events", n)
+	}
+}
+
+// TestKVStore: the gateway's Store on a real JetStream KV bucket keeps the
+// contract of onebot.Store (the errors the message ids and echo records
+// rely on).
+func TestKVStore(t *testing.T) {
+	srv, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: t.TempDir(), Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	nc := connect(t, srv.ClientURL())
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "qq_onebot", History: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := kvStore{kv}
+	if _, _, err := st.Get(ctx, "msg.1"); !errors.Is(err, onebot.ErrNotFound) {
+		t.Errorf("Get of a missing key: %v", err)
+	}
+	rev, err := st.Create(ctx, "msg.1", []byte("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Create(ctx, "msg.1", []byte("b")); !errors.Is(err, onebot.ErrExists) {
+		t.Errorf("second Create: %v", err)
+	}
+	if _, err := st.Update(ctx, "msg.1", []byte("c"), rev+100); !errors.Is(err, onebot.ErrExists) {
+		t.Errorf("Update at a wrong revision: %v", err)
+	}
+	if _, err := st.Update(ctx, "msg.1", []byte("d"), rev); err != nil {
+		t.Errorf("Update at the revision: %v", err)
+	}
+	if v, _, _ := st.Get(ctx, "msg.1"); string(v) != "d" {
+		t.Errorf("value %q", v)
+	}
+	if keys, err := st.Keys(ctx, "member.5.*"); err != nil || len(keys) != 0 {
+		t.Errorf("Keys of none: %v %v", keys, err)
+	}
+	_ = st.Put(ctx, "member.5.1", []byte("{}"))
+	_ = st.Put(ctx, "member.5.2", []byte("{}"))
+	_ = st.Put(ctx, "member.6.1", []byte("{}"))
+	if keys, err := st.Keys(ctx, "member.5.*"); err != nil || len(keys) != 2 {
+		t.Errorf("Keys = %v %v, want the two of group 5", keys, err)
+	}
+	id, err := onebot.MessageIDOf(ctx, st, onebot.MsgRef{Ref: "931996776:group:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := onebot.MessageIDOf(ctx, st, onebot.MsgRef{Ref: "931996776:group:1"}); again != id {
+		t.Errorf("message_id %d then %d", id, again)
+	}
+	a, _ := onebot.RequestID(ctx, st, []byte(`1`), "send_msg", []byte(`{}`), time.Minute, time.Now())
+	b, _ := onebot.RequestID(ctx, st, []byte(`1`), "send_msg", []byte(`{}`), time.Minute, time.Now())
+	if a != b {
+		t.Errorf("request ids %q then %q for a repeated echo", a, b)
 	}
 }
