@@ -311,7 +311,11 @@ func consumeOnce(ctx context.Context, js jetstream.JetStream, s schema.Subjects,
 			return
 		}
 		if err := gw.Push(ctx, out); err != nil {
-			log.Debug().Err(err).Str("id", ev.ID).Msg("push not delivered; redelivering later")
+			lvl := zerolog.DebugLevel
+			if md, merr := m.Metadata(); merr == nil && md.NumDelivered%30 == 0 {
+				lvl = zerolog.WarnLevel // about every half minute while a target stays away
+			}
+			log.WithLevel(lvl).Err(err).Str("id", ev.ID).Msg("push not delivered; redelivering later (later events wait behind it)")
 			_ = m.NakWithDelay(time.Second)
 			return
 		}
