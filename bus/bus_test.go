@@ -3,9 +3,6 @@ package bus_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/qqbridge/qqbridge/bus"
+	"github.com/qqbridge/qqbridge/natsembed"
 	"github.com/qqbridge/qqbridge/schema"
 )
 
@@ -20,9 +18,9 @@ import (
 // JetStream context connected to it.
 func startJS(t *testing.T) jetstream.JetStream {
 	t.Helper()
-	srv, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: t.TempDir(), Port: -1})
+	srv, err := natsembed.Start(natsembed.Options{DataDir: t.TempDir(), Port: -1})
 	if err != nil {
-		t.Fatalf("StartEmbedded: %v", err)
+		t.Fatalf("natsembed.Start: %v", err)
 	}
 	t.Cleanup(func() {
 		srv.Shutdown()
@@ -44,48 +42,6 @@ func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-func TestStartEmbedded(t *testing.T) {
-	srv, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: t.TempDir(), Port: -1})
-	if err != nil {
-		t.Fatalf("StartEmbedded: %v", err)
-	}
-	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
-	if u := srv.ClientURL(); !strings.HasPrefix(u, "nats://127.0.0.1:") || strings.HasSuffix(u, ":4222") {
-		t.Errorf("ClientURL = %q, want a random port on 127.0.0.1", u)
-	}
-	if !srv.JetStreamEnabled() {
-		t.Error("JetStream is not enabled")
-	}
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	if _, err := js.AccountInfo(testCtx(t)); err != nil {
-		t.Errorf("AccountInfo: %v", err)
-	}
-}
-
-func TestStartEmbeddedRejects(t *testing.T) {
-	cases := []struct {
-		name string
-		opts bus.EmbeddedOptions
-	}{
-		{"no data dir", bus.EmbeddedOptions{Port: -1}},
-		{"bad port", bus.EmbeddedOptions{DataDir: t.TempDir(), Port: -5}},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			srv, err := bus.StartEmbedded(c.opts)
-			if err == nil {
-				srv.Shutdown()
-				t.Fatal("StartEmbedded succeeded")
-			}
-		})
-	}
 }
 
 func TestEnsureStreams(t *testing.T) {
@@ -363,21 +319,4 @@ func TestLeaderLeaseSemantics(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-func ExampleStartEmbedded() {
-	dir, err := os.MkdirTemp("", "qqbridge-example")
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer os.RemoveAll(dir)
-	srv, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: dir, Port: -1})
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
-	fmt.Println(srv.JetStreamEnabled())
-	// Output: true
 }
