@@ -20,6 +20,7 @@ import (
 	"github.com/qqbridge/qqbridge/directory"
 	"github.com/qqbridge/qqbridge/egress"
 	"github.com/qqbridge/qqbridge/ingress"
+	"github.com/qqbridge/qqbridge/natsembed"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/session"
 )
@@ -76,7 +77,7 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 		if port == 0 {
 			port = -1 // any free port
 		}
-		b.ns, err = bus.StartEmbedded(bus.EmbeddedOptions{DataDir: cfg.DataDir, Host: host, Port: port})
+		b.ns, err = natsembed.Start(natsembed.Options{DataDir: cfg.DataDir, Host: host, Port: port})
 		if err != nil {
 			return nil, fmt.Errorf("embedded nats-server: %w", err)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/qqbridge/qqbridge/bus"
+	"github.com/qqbridge/qqbridge/natsembed"
 	"github.com/qqbridge/qqbridge/qqsim"
 )
 
@@ -184,7 +185,7 @@ func waitSimLogin(t *testing.T, sim *qqsim.Server, state string) {
 func TestSendQueuedWithoutBridge(t *testing.T) {
 	sim, simURL := newSim(t)
 	cfg := testConfig(t, simURL)
-	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: t.TempDir(), Port: -1})
+	ns, err := natsembed.Start(natsembed.Options{DataDir: t.TempDir(), Port: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
