@@ -109,8 +109,9 @@ func StreamConfigs(s schema.Subjects, o StreamOptions) []jetstream.StreamConfig 
 
 // EnsureStreams creates the bridge's three streams (see StreamConfigs) or
 // updates them to the given options. It is idempotent and safe to run from
-// several replicas at once: a stream another replica created in between is
-// updated instead.
+// several replicas at once: creating a stream that exists with the same
+// configuration is a no-op, and one that exists with another is updated. It
+// makes one try; Setup waits for JetStream and tries again.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, s schema.Subjects, o StreamOptions) error {
 	for _, cfg := range StreamConfigs(s, o) {
 		if err := ensureStream(ctx, js, cfg); err != nil {
@@ -121,22 +122,25 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, s schema.Subject
 }
 
 func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
+	// Create first, update only a stream that exists with another
+	// configuration: creating an identical stream is a no-op, while on a
+	// cluster an update racing with another replica's create of the same new
+	// stream leaves both requests unanswered.
 	var err error
 	for range 3 {
-		if _, err = js.UpdateStream(ctx, cfg); err == nil {
-			return nil
-		}
-		if !errors.Is(err, jetstream.ErrStreamNotFound) {
-			break
-		}
 		if _, err = js.CreateStream(ctx, cfg); err == nil {
 			return nil
 		}
 		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			break
 		}
-		// Another replica created it with a different configuration a moment
-		// ago: update it to ours.
+		if _, err = js.UpdateStream(ctx, cfg); err == nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			break
+		}
+		// Deleted in between: create it again.
 	}
 	return fmt.Errorf("bus: stream %s: %w", cfg.Name, err)
 }
@@ -228,19 +232,20 @@ func LeaderKV(ctx context.Context, js jetstream.JetStream, s schema.Subjects, re
 }
 
 func ensureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	// Create first, as ensureStream does, for the same reason.
 	var err error
 	for range 3 {
 		var kv jetstream.KeyValue
-		if kv, err = js.UpdateKeyValue(ctx, cfg); err == nil {
-			return kv, nil
-		}
-		if !errors.Is(err, jetstream.ErrBucketNotFound) {
-			break
-		}
 		if kv, err = js.CreateKeyValue(ctx, cfg); err == nil {
 			return kv, nil
 		}
 		if !errors.Is(err, jetstream.ErrBucketExists) && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			break
+		}
+		if kv, err = js.UpdateKeyValue(ctx, cfg); err == nil {
+			return kv, nil
+		}
+		if !errors.Is(err, jetstream.ErrBucketNotFound) {
 			break
 		}
 	}

@@ -1,16 +1,14 @@
 package bus_test
 
 import (
-	"context"
 	"errors"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/qqbridge/qqbridge/bus"
-	"github.com/qqbridge/qqbridge/natsembed"
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/schema"
 )
 
@@ -18,35 +16,13 @@ import (
 // JetStream context connected to it.
 func startJS(t *testing.T) jetstream.JetStream {
 	t.Helper()
-	srv, err := natsembed.Start(natsembed.Options{DataDir: t.TempDir(), Port: -1})
-	if err != nil {
-		t.Fatalf("natsembed.Start: %v", err)
-	}
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatalf("jetstream: %v", err)
-	}
+	_, js := testenv.StartNATS(t).Connect()
 	return js
-}
-
-func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 func TestEnsureStreams(t *testing.T) {
 	js := startJS(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	prefixes := []struct {
 		prefix              string
 		in, out, result     string
@@ -122,7 +98,7 @@ func TestEnsureStreams(t *testing.T) {
 
 func TestEnsureStreamsUpdates(t *testing.T) {
 	js := startJS(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	s, _ := schema.NewSubjects("qq")
 	if err := bus.EnsureStreams(ctx, js, s, bus.StreamOptions{}); err != nil {
 		t.Fatal(err)
@@ -146,7 +122,7 @@ func TestEnsureStreamsUpdates(t *testing.T) {
 // acknowledged messages are gone.
 func TestStreamsBehave(t *testing.T) {
 	js := startJS(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	s, _ := schema.NewSubjects("qq")
 	if err := bus.EnsureStreams(ctx, js, s, bus.StreamOptions{}); err != nil {
 		t.Fatal(err)
@@ -196,7 +172,7 @@ func TestStreamsBehave(t *testing.T) {
 
 func TestBuckets(t *testing.T) {
 	js := startJS(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	s, _ := schema.NewSubjects("qq")
 	type open func() (jetstream.KeyValue, error)
 	cases := []struct {
@@ -244,7 +220,7 @@ func TestBuckets(t *testing.T) {
 
 func TestBucketsConcurrent(t *testing.T) {
 	js := startJS(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	s, _ := schema.NewSubjects("acct7")
 	var wg sync.WaitGroup
 	errs := make(chan error, 12)
@@ -279,7 +255,7 @@ func TestBucketsConcurrent(t *testing.T) {
 func TestLeaderKVRejectsShortTTL(t *testing.T) {
 	js := startJS(t)
 	s, _ := schema.NewSubjects("qq")
-	if _, err := bus.LeaderKV(testCtx(t), js, s, 1, 500*time.Millisecond); err == nil {
+	if _, err := bus.LeaderKV(testenv.Context(t), js, s, 1, 500*time.Millisecond); err == nil {
 		t.Fatal("LeaderKV accepted a TTL below one second")
 	}
 }
@@ -289,7 +265,7 @@ func TestLeaderKVRejectsShortTTL(t *testing.T) {
 // key is gone after the bucket's TTL so that Create succeeds again.
 func TestLeaderLeaseSemantics(t *testing.T) {
 	js := startJS(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	s, _ := schema.NewSubjects("qq")
 	kv, err := bus.LeaderKV(ctx, js, s, 1, time.Second)
 	if err != nil {
