@@ -91,17 +91,13 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 		return nil, err
 	}
 	s := cfg.Subjects
-	if err := bus.EnsureStreams(ctx, b.js, s, bus.StreamOptions{Replicas: cfg.Replicas}); err != nil {
-		return nil, err
-	}
-	sessionKV, err := bus.SessionKV(ctx, b.js, s, cfg.Replicas)
+	// Waits (logging "waiting for JetStream: <reason>") while JetStream is not
+	// ready, as on a cluster that has just started.
+	buckets, err := bus.Setup(ctx, b.js, bus.SetupConfig{Subjects: s, Replicas: cfg.Replicas, LeaderTTL: cfg.LeaderTTL, Log: log})
 	if err != nil {
 		return nil, err
 	}
-	sentKV, err := bus.SentKV(ctx, b.js, s, cfg.Replicas)
-	if err != nil {
-		return nil, err
-	}
+	sessionKV, sentKV := buckets.Session, buckets.Sent
 
 	opts := []qqclient.Option{qqclient.WithPollTimeout(cfg.PollTimeout), qqclient.WithQRPollInterval(cfg.QRPollInterval)}
 	if cfg.QQEndpoint != "" {
@@ -122,6 +118,7 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 		Format:    cfg.Codec,
 		QRFormat:  session.QRFormatCodec, // a schema.QR in the codec, as docs/events.md says
 		LeaderTTL: cfg.LeaderTTL,
+		LeaderKV:  buckets.Leader,
 	})
 	if err != nil {
 		return nil, err
