@@ -191,9 +191,14 @@ func IsEvent(subject, text string) func(*nats.Msg) bool {
 	}
 }
 
-// IsResult matches a send result whose id is id.
-func IsResult(id string) func(*nats.Msg) bool {
+// IsResult matches a send result (on <prefix>.result.<kind>) whose id is
+// id.
+func IsResult(s schema.Subjects, id string) func(*nats.Msg) bool {
+	head := strings.TrimSuffix(s.ResultWildcard(), ">")
 	return func(m *nats.Msg) bool {
+		if !strings.HasPrefix(m.Subject, head) {
+			return false
+		}
 		r, ok := DecodeResult(m)
 		return ok && r.ID == id
 	}
