@@ -53,10 +53,13 @@ type Bridge interface {
 	Logs() string
 }
 
-// Run runs every scenario against env, in order, on one world: an embedded
-// NATS server, a simulator and one bridge.
+// Run runs every scenario against env: first a bridge started before
+// JetStream is there, then, in order on one world (an embedded NATS server, a
+// simulator and one bridge), the life of a bridge from its QR login to its
+// stop.
 func Run(t *testing.T, env Env) {
-	w := newWorld(t, env)
+	t.Run("StartsBeforeJetStream", func(t *testing.T) { startsBeforeJetStream(t, env) })
+	w := newWorld(t, env, testenv.StartNATS(t))
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("bridge logs:\n%s", w.bridge.Logs())
@@ -95,11 +98,10 @@ type world struct {
 	qrs      int               // QR messages at the first login
 }
 
-func newWorld(t *testing.T, env Env) *world {
+func newWorld(t *testing.T, env Env, n *testenv.NATS) *world {
 	t.Helper()
-	w := &world{env: env}
+	w := &world{env: env, nats: n}
 	w.s, _ = schema.NewSubjects(schema.DefaultPrefix)
-	w.nats = testenv.StartNATS(t)
 	w.nc, w.js = w.nats.Connect()
 	// Subscribed before the bridge starts: the scenarios see every message.
 	w.rec = testenv.Record(t, w.nc, w.s.Prefix()+".>")
@@ -134,6 +136,32 @@ func (w *world) probe(path string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// startsBeforeJetStream is defect 12 seen from outside: a bridge started
+// against a NATS server whose JetStream is not there yet waits for it (and
+// says so) instead of exiting, is not ready meanwhile, and carries on once
+// JetStream is on.
+func startsBeforeJetStream(t *testing.T, env Env) {
+	n := testenv.StartNATSWith(t, testenv.NATSOptions{NoJetStream: true})
+	w := newWorld(t, env, n)
+	defer func() {
+		if t.Failed() {
+			t.Logf("bridge logs:\n%s", w.bridge.Logs())
+		}
+	}()
+	testenv.Eventually(t, `the bridge logging "waiting for JetStream"`, func() bool {
+		return strings.Contains(w.bridge.Logs(), "waiting for JetStream: ")
+	})
+	if code, body := w.probe("/readyz"); code == http.StatusOK {
+		t.Errorf("/readyz answers 200 while the bridge waits for JetStream: %s", body)
+	}
+	n.EnableJetStream()
+	testenv.WaitState(w.rec, w.s, 0, schema.StateAwaitingScan)
+	testenv.Eventually(t, "/readyz answering 200", func() bool { code, _ := w.probe("/readyz"); return code == http.StatusOK })
+	if err := w.bridge.Stop(); err != nil {
+		t.Errorf("the bridge did not exit cleanly: %v", err)
+	}
 }
 
 func qrLoginGoesOnline(t *testing.T, w *world) {
