@@ -41,6 +41,7 @@ func startInProcess(t *testing.T, args []string) *inProcessBridge {
 	b := &inProcessBridge{cancel: cancel, out: &syncBuffer{}, done: make(chan struct{})}
 	go func() {
 		b.err = run(ctx, args, b.out, b.out)
+		exitCode(b.err, b.out) // prints the error as main does
 		close(b.done)
 	}()
 	t.Cleanup(func() { _ = b.Stop() })
