@@ -1,7 +1,6 @@
 package acceptance_test
 
 import (
-	"bytes"
 	"errors"
 	"net/http"
 	"os"
@@ -77,7 +76,7 @@ func (p *processes) StartBridge(t *testing.T, args []string) acceptance.Bridge {
 type process struct {
 	t    *testing.T
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testenv.LogBuffer
 	done chan struct{}
 	err  error
 	once sync.Once
@@ -93,7 +92,7 @@ func start(t *testing.T, bin string, args ...string) *process {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	out := &syncBuffer{}
+	out := &testenv.LogBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
@@ -139,21 +138,3 @@ func (p *process) Stop() error {
 }
 
 func (p *process) Logs() string { return p.out.String() }
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(b []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(b)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}

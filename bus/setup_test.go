@@ -40,25 +40,7 @@ func (w *waits) list() []bus.Wait {
 	return append([]bus.Wait(nil), w.all...)
 }
 
-// syncLog is a log sink safe for concurrent writers.
-type syncLog struct {
-	mu sync.Mutex
-	sb strings.Builder
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.sb.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.sb.String()
-}
-
-func setupConfig(s schema.Subjects, replicas int, w *waits, log *syncLog) bus.SetupConfig {
+func setupConfig(s schema.Subjects, replicas int, w *waits, log *testenv.LogBuffer) bus.SetupConfig {
 	return bus.SetupConfig{
 		Subjects: s, Replicas: replicas, LeaderTTL: 2 * time.Second,
 		MaxBackoff: time.Second,
@@ -103,7 +85,7 @@ func TestSetupFreshCluster(t *testing.T) {
 	}
 	s, _ := schema.NewSubjects("qq")
 	ctx := testenv.Context(t)
-	log := &syncLog{}
+	log := &testenv.LogBuffer{}
 	type out struct {
 		b   bus.Buckets
 		err error
@@ -138,7 +120,7 @@ func TestSetupWaitsForQuorum(t *testing.T) {
 	c.Start(0)
 	s, _ := schema.NewSubjects("acct-1.qq")
 	ctx := testenv.Context(t)
-	log := &syncLog{}
+	log := &testenv.LogBuffer{}
 	ws := []*waits{newWaits(), newWaits()}
 	errs := make([]error, 2)
 	bks := make([]bus.Buckets, 2)
@@ -187,7 +169,7 @@ func TestSetupWaitsForJetStream(t *testing.T) {
 	_, js := n.Connect()
 	s, _ := schema.NewSubjects("qq")
 	ctx := testenv.Context(t)
-	w, log := newWaits(), &syncLog{}
+	w, log := newWaits(), &testenv.LogBuffer{}
 	done := make(chan error, 1)
 	var b bus.Buckets
 	go func() {
@@ -221,7 +203,7 @@ func TestSetupStopsWithContext(t *testing.T) {
 	w := newWaits()
 	done := make(chan error, 1)
 	go func() {
-		_, err := bus.Setup(ctx, js, setupConfig(s, 1, w, &syncLog{}))
+		_, err := bus.Setup(ctx, js, setupConfig(s, 1, w, &testenv.LogBuffer{}))
 		done <- err
 	}()
 	select {
@@ -246,7 +228,7 @@ func TestSetupRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := newWaits()
-	_, err := bus.Setup(ctx, js, setupConfig(s, 1, w, &syncLog{}))
+	_, err := bus.Setup(ctx, js, setupConfig(s, 1, w, &testenv.LogBuffer{}))
 	if !errors.Is(err, bus.ErrSetup) {
 		t.Fatalf("Setup: %v, want ErrSetup", err)
 	}
@@ -261,7 +243,7 @@ func TestSetupRefuses(t *testing.T) {
 func TestSetupRejectsShortLeaderTTL(t *testing.T) {
 	js := startJS(t)
 	s, _ := schema.NewSubjects("qq")
-	cfg := setupConfig(s, 1, newWaits(), &syncLog{})
+	cfg := setupConfig(s, 1, newWaits(), &testenv.LogBuffer{})
 	cfg.LeaderTTL = 100 * time.Millisecond
 	if _, err := bus.Setup(testenv.Context(t), js, cfg); !errors.Is(err, bus.ErrSetup) {
 		t.Fatalf("Setup with a leader TTL of 100ms: %v, want ErrSetup", err)

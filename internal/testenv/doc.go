@@ -14,7 +14,8 @@
 //     session state on <prefix>.session.state, WaitN for N messages), WaitSent
 //     for a record in /_sim/sent, Eventually for anything else. Each wait is
 //     bounded by WaitTimeout and fails the test with what it saw; none
-//     measures time.
+//     measures time. LogBuffer collects a component's log or a process's
+//     output and waits for a line in it.
 //
 // testenv is for tests only: it links the nats-server (through natsembed)
 // and qqsim. Package qqsim's own in-package tests cannot use it (testenv
