@@ -38,7 +38,7 @@ func (inProcess) StartBridge(t *testing.T, args []string) acceptance.Bridge {
 func startInProcess(t *testing.T, args []string) *inProcessBridge {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &inProcessBridge{cancel: cancel, out: &syncBuffer{}, done: make(chan struct{})}
+	b := &inProcessBridge{cancel: cancel, out: &testenv.LogBuffer{}, done: make(chan struct{})}
 	go func() {
 		b.err = run(ctx, args, b.out, b.out)
 		exitCode(b.err, b.out) // prints the error as main does
@@ -51,7 +51,7 @@ func startInProcess(t *testing.T, args []string) *inProcessBridge {
 // inProcessBridge is a bridge run by startInProcess.
 type inProcessBridge struct {
 	cancel context.CancelFunc
-	out    *syncBuffer
+	out    *testenv.LogBuffer
 	done   chan struct{}
 	err    error
 	once   sync.Once
