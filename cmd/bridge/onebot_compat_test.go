@@ -9,8 +9,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -164,34 +162,4 @@ func startNodeScript(t *testing.T, dir, script string, env []string) *syncBuffer
 		}
 	})
 	return out
-}
-
-// simSent reports whether qqsim's GET /_sim/sent has text for kind and stable.
-func simSent(t *testing.T, simURL, kind string, stable int64, text string) bool {
-	t.Helper()
-	resp, err := http.Get(simURL + "/_sim/sent")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var sent []qqsim.SentRecord
-	if err := json.NewDecoder(resp.Body).Decode(&sent); err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range sent {
-		if s.Kind == kind && s.Stable == stable && s.Text == text {
-			return true
-		}
-	}
-	return false
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -18,7 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/qqbridge/qqbridge/bus"
+	"github.com/qqbridge/qqbridge/natsembed"
 	"github.com/qqbridge/qqbridge/onebot"
 	"github.com/qqbridge/qqbridge/qqsim"
 )
@@ -908,7 +909,7 @@ func TestOnebotReverseSplit(t *testing.T) {
 // contract of onebot.Store (the errors the message ids and echo records
 // rely on).
 func TestKVStore(t *testing.T) {
-	srv, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: t.TempDir(), Port: -1})
+	srv, err := natsembed.Start(natsembed.Options{DataDir: t.TempDir(), Port: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -964,4 +965,35 @@ func TestKVStore(t *testing.T) {
 	if a != b {
 		t.Errorf("request ids %q then %q for a repeated echo", a, b)
 	}
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// simSent reports whether qqsim's GET /_sim/sent has text for kind and stable.
+func simSent(t *testing.T, simURL, kind string, stable int64, text string) bool {
+	t.Helper()
+	resp, err := http.Get(simURL + "/_sim/sent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var sent []qqsim.SentRecord
+	if err := json.NewDecoder(resp.Body).Decode(&sent); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sent {
+		if s.Kind == kind && s.Stable == stable && s.Text == text {
+			return true
+		}
+	}
+	return false
 }
