@@ -96,8 +96,11 @@ type pollAnswer struct {
 	events  []Event
 }
 
-// decodePollAnswer decodes the body of a poll2 answer. Only a body that is not a JSON object
-// with a retcode, or a retcode-0 answer whose result is not an array, is an error.
+// decodePollAnswer decodes the body of a poll2 answer. It is lenient: trailing commas (as the
+// seeds print them) are accepted, and an answer that is still not JSON keeps every result
+// item that is, the others becoming Events with Err wrapping ErrSkippedItem. Only a body
+// without a readable retcode, or a retcode-0 answer whose result is not an array, is an
+// error.
 func decodePollAnswer(body []byte) (pollAnswer, error) {
 	var e struct {
 		Retcode *flexInt        `json:"retcode"`
@@ -105,7 +108,11 @@ func decodePollAnswer(body []byte) (pollAnswer, error) {
 		P       flexString      `json:"p"`
 	}
 	if err := json.Unmarshal(body, &e); err != nil {
-		return pollAnswer{}, protocolError("poll2", "answer is not a JSON object")
+		e.Retcode, e.Result, e.P = nil, nil, ""
+		fixed := stripTrailingCommas(body)
+		if len(fixed) == len(body) || json.Unmarshal(fixed, &e) != nil {
+			return salvagePollAnswer(body)
+		}
 	}
 	if e.Retcode == nil {
 		return pollAnswer{}, protocolError("poll2", "answer has no retcode")
