@@ -169,7 +169,7 @@ func (s *Server) poll(w http.ResponseWriter, c *call) {
 	s.mu.Lock()
 	if ans, _ := s.pollStepLocked(sess, 0, false, false); ans != nil {
 		s.mu.Unlock()
-		writeJSON(w, ans)
+		writeAnswer(w, ans)
 		return
 	}
 	if !sess.online {
@@ -192,7 +192,7 @@ func (s *Server) poll(w http.ResponseWriter, c *call) {
 		}
 		if ans, taken := s.pollStepLocked(sess, gen, true, final); ans != nil {
 			s.mu.Unlock()
-			writeJSON(w, ans)
+			writeAnswer(w, ans)
 			if len(taken) > 0 && ctx.Err() != nil {
 				s.mu.Lock()
 				s.pending = append(taken, s.pending...)
@@ -243,7 +243,8 @@ func settle(ctx context.Context) bool {
 func (s *Server) pollStepLocked(sess *session, gen int64, held, final bool) (any, []pendingItem) {
 	if held && gen != sess.pollGen {
 		s.count("polls_superseded")
-		return rcMsg{Retcode: rcPollEmpty}, nil
+		ans, _ := s.emptyPollLocked()
+		return ans, nil
 	}
 	switch sess.state {
 	case sessKicked:
@@ -273,7 +274,8 @@ func (s *Server) pollStepLocked(sess *session, gen int64, held, final bool) (any
 		return nil, nil
 	}
 	if s.closed {
-		return rcMsg{Retcode: rcPollEmpty}, nil
+		ans, _ := s.emptyPollLocked()
+		return ans, nil
 	}
 	if cr := sess.creds; cr.renew != "" {
 		cr.ptwebqq, cr.renew = cr.renew, ""
@@ -295,8 +297,9 @@ func (s *Server) pollStepLocked(sess *session, gen int64, held, final bool) (any
 		return result{Result: items}, taken
 	}
 	if final {
-		s.count("polls_102")
-		return rcMsg{Retcode: rcPollEmpty}, nil
+		ans, counter := s.emptyPollLocked()
+		s.count(counter)
+		return ans, nil
 	}
 	return nil, nil
 }

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Runs a real SmartQQ client of 2017-2018, pandolia/qqbot, against cmd/qqsim in its
+# default profile, with only its host names changed (qqbot_hosts.py), and checks that
+# it logs in, lists its contacts, receives a friend, a group and a discussion message
+# and replies to each. The client's code is not part of this repository: give a
+# checkout of it.
+#
+# usage: scripts/realclient/run-qqbot.sh QQBOT_CHECKOUT [RECORDING.jsonl]
+#
+# Needs Debian's python3 with python3-requests and python3-apscheduler
+# (apt-get install -y python3-requests python3-apscheduler). Everything runs on
+# 127.0.0.1; the client is refused any other host. With RECORDING, qqsim's --record
+# output (what the client sent, issued values as placeholders) is written there.
+set -euo pipefail
+
+checkout=${1:?usage: run-qqbot.sh QQBOT_CHECKOUT [RECORDING.jsonl]}
+recording=${2:-}
+[ -f "$checkout/qqbot/basicqsession.py" ] || { echo "run-qqbot: $checkout is not a pandolia/qqbot checkout" >&2; exit 2; }
+checkout=$(cd "$checkout" && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+python=${PYTHON:-/usr/bin/python3}
+"$python" -c 'import requests, apscheduler' 2>/dev/null || {
+  echo "run-qqbot: $python lacks requests or apscheduler (apt-get install -y python3-requests python3-apscheduler)" >&2; exit 2; }
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+port=${QQSIM_PORT:-$((20000 + RANDOM % 20000))}
+sim="http://127.0.0.1:$port"
+(cd "$repo" && go build -o "$work/qqsim" ./cmd/qqsim)
+# QQSIM_FLAGS adds qqsim flags (QQSIM_FLAGS="--profile 2015 --strict" shows what the
+# write-ups' rules do to this client).
+# shellcheck disable=SC2086
+"$work/qqsim" --listen "127.0.0.1:$port" --poll-hold 3s --qr-ttl 300s --record "$work/recording.jsonl" ${QQSIM_FLAGS:-} \
+  >"$work/qqsim.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do curl -fsS "$sim/_sim/state" >/dev/null 2>&1 && break; sleep 0.1; done
+
+state() { curl -fsS "$sim/_sim/state" | "$python" -c 'import json,sys; print(json.load(sys.stdin)["login"])'; }
+sent() { curl -fsS "$sim/_sim/sent"; }
+fail() {
+  echo "run-qqbot: FAIL: $*" >&2
+  echo "--- qqsim log (tail)" >&2; tail -n 30 "$work/qqsim.log" >&2 || true
+  echo "--- qqbot log (tail)" >&2; tail -n 60 "$work/qqbot.log" >&2 || true
+  exit 1
+}
+wait_for() { # seconds, description, command...
+  local secs=$1 what=$2; shift 2
+  for _ in $(seq $((secs * 10))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  fail "$what"
+}
+
+mkdir -p "$work/bench" "$work/plugins" "$work/marks"
+cp "$here/qqsim_reply.py" "$work/plugins/"
+QQSIM_MARKS="$work/marks" HOME="$work" "$python" "$here/qqbot_hosts.py" "$checkout" "$sim" "$work/bench" "$work/plugins" \
+  >"$work/qqbot.log" 2>&1 </dev/null &
+pids+=($!)
+
+wait_for 60 "the client showed no QR code" sh -c "[ \"\$(curl -fsS $sim/_sim/state | $python -c 'import json,sys; print(json.load(sys.stdin)[\"login\"])')\" = qr_waiting ]"
+sleep 4
+curl -fsS -X POST "$sim/_sim/qr/scan" >/dev/null
+sleep 4
+curl -fsS -X POST "$sim/_sim/qr/confirm" >/dev/null
+wait_for 60 "the client did not log in" sh -c "[ \"\$(curl -fsS $sim/_sim/state | $python -c 'import json,sys; print(json.load(sys.stdin)[\"login\"])')\" = online ]"
+echo "run-qqbot: logged in"
+wait_for 90 "the client did not list its contacts" test -s "$work/marks/contacts.json"
+echo "run-qqbot: contacts: $(cat "$work/marks/contacts.json")"
+
+say() { # json, expected kind, expected text
+  curl -fsS -X POST -H 'Content-Type: application/json' -d "$1" "$sim/_sim/messages" >/dev/null
+  wait_for 90 "no $2 reply \"$3\"" sh -c "curl -fsS $sim/_sim/sent | $python -c '
+import json, sys
+want_kind, want_text = sys.argv[1], sys.argv[2]
+sys.exit(0 if any(r[\"kind\"] == want_kind and r[\"text\"] == want_text for r in json.load(sys.stdin)) else 1)' '$2' '$3'"
+  echo "run-qqbot: $2 reply: $3"
+}
+say '{"kind":"friend","from":123456,"text":"ping friend"}' friend "pong ping friend"
+say '{"kind":"group","from":3524125,"group":987654,"text":"ping group"}' group "pong ping group"
+say '{"kind":"discuss","from":2468024,"did":1008611,"text":"ping discuss"}' discuss "pong ping discuss"
+
+# Empty polls in each of the 2018 forms (HTTP 504, retcode 0, retcode 0 with
+# errmsg "error"): the client must keep polling through them.
+counter() { curl -fsS "$sim/_sim/state" | "$python" -c 'import json,sys; print(json.load(sys.stdin)["counters"].get(sys.argv[1], 0))' "$1"; }
+if [ -z "${QQSIM_FLAGS:-}" ]; then
+  wait_for 60 "no empty polls of every form" sh -c "[ \$(curl -fsS $sim/_sim/state | $python -c 'import json,sys; c=json.load(sys.stdin)[\"counters\"]; print(min(c.get(k,0) for k in (\"polls_504\",\"polls_0\",\"polls_0_error\")))') -ge 1 ]"
+  before=$(counter poll2)
+  wait_for 30 "the client stopped polling after the empty polls" sh -c "[ \$(curl -fsS $sim/_sim/state | $python -c 'import json,sys; print(json.load(sys.stdin)[\"counters\"].get(\"poll2\",0))') -gt $before ]"
+  echo "run-qqbot: empty polls (504, 0, 0 with errmsg error) survived"
+fi
+
+if [ -n "$recording" ]; then
+  cp "$work/recording.jsonl" "$recording"
+  echo "run-qqbot: recording ($(wc -l <"$recording") requests) in $recording"
+fi
+echo "run-qqbot: PASS: pandolia/qqbot logged in, listed contacts and replied to a friend, a group and a discussion"
