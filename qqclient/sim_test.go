@@ -899,3 +899,113 @@ func TestSimConcurrentUse(t *testing.T) {
 		t.Errorf("%d distinct sends, want 10", len(ids))
 	}
 }
+
+// simProfiles are the services the client must work against: each era qqsim plays,
+// with and without the write-ups' strict header checks, seed 004's form of the QR
+// confirmation, and each empty-poll form on its own.
+var simProfiles = []struct {
+	name string
+	set  func(*qqsim.Config)
+}{
+	{"2018", func(*qqsim.Config) {}},
+	{"2018 strict", func(c *qqsim.Config) { c.Strict = true }},
+	{"2015", func(c *qqsim.Config) { c.Profile = qqsim.Profile2015 }},
+	{"2015 strict", func(c *qqsim.Config) { c.Profile = qqsim.Profile2015; c.Strict = true }},
+	{"2015 seed-004 confirmation", func(c *qqsim.Config) { c.Profile = qqsim.Profile2015; c.SeedConfirm = true }},
+	{"2018 seed-004 confirmation", func(c *qqsim.Config) { c.SeedConfirm = true }},
+	{"2018 empty polls 504", func(c *qqsim.Config) { c.EmptyPoll = qqsim.EmptyPoll504 }},
+	{"2018 empty polls retcode 0", func(c *qqsim.Config) { c.EmptyPoll = qqsim.EmptyPollNoResult }},
+	{"2018 empty polls errmsg error", func(c *qqsim.Config) { c.EmptyPoll = qqsim.EmptyPollError }},
+}
+
+// TestSimProfiles runs the client's whole life against every profile: QR login,
+// contacts, empty polls of the profile's forms, messages of each kind, sends of each
+// kind (twice, so that both success forms of the 2018 profile come), and a re-login.
+func TestSimProfiles(t *testing.T) {
+	for _, p := range simProfiles {
+		t.Run(p.name, func(t *testing.T) {
+			cfg := simConfig()
+			cfg.Echo = false
+			p.set(&cfg)
+			e := newSimEnv(t, cfg)
+			c := e.client()
+			ctx := testCtx(t)
+			s := e.login(ctx, c)
+			if s.UIN != selfQQ || s.PtWebQQ == "" {
+				t.Fatalf("session uin %d", s.UIN)
+			}
+
+			friends, err := c.Friends(ctx)
+			if err != nil || len(friends) != 3 {
+				t.Fatalf("Friends = %d, %v", len(friends), err)
+			}
+			groups, err := c.Groups(ctx)
+			if err != nil || len(groups) != 2 {
+				t.Fatalf("Groups = %d, %v", len(groups), err)
+			}
+			if gi, err := c.GroupInfo(ctx, groups[0].Code); err != nil || len(gi.Members) == 0 {
+				t.Fatalf("GroupInfo = %+v, %v", gi, err)
+			}
+			discs, err := c.Discussions(ctx)
+			if err != nil || len(discs) != 1 {
+				t.Fatalf("Discussions = %d, %v", len(discs), err)
+			}
+
+			// Empty polls, in whatever form the profile ends them, are empty polls.
+			for i := 0; i < 4; i++ {
+				evs, err := c.Poll(ctx)
+				if err != nil || len(evs) != 0 {
+					t.Fatalf("empty poll %d = %v, %v", i, evs, err)
+				}
+			}
+			counters := e.sim.State().Counters
+			if n := counters["polls_102"] + counters["polls_504"] + counters["polls_0"] + counters["polls_0_error"]; n < 4 {
+				t.Errorf("the simulator counted %d empty polls, want 4", n)
+			}
+
+			for _, say := range []qqsim.Say{
+				{Kind: "friend", From: aliceQQ, Text: "f"},
+				{Kind: "group", From: bobQQ, Group: devGroup, Text: "g"},
+				{Kind: "discuss", From: carolQQ, DID: lunchDID, Text: "d"},
+			} {
+				if _, err := e.sim.Say(say); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var texts []string
+			for _, ev := range pollUntil(t, ctx, c, 3) {
+				if ev.Message == nil {
+					t.Fatalf("event %+v", ev)
+				}
+				texts = append(texts, string(ev.Type)+":"+ev.Message.Text())
+			}
+			if strings.Join(texts, " ") != "message:f group_message:g discu_message:d" {
+				t.Errorf("messages = %v", texts)
+			}
+
+			st := e.sim.State()
+			targets := []qqclient.Target{
+				{Kind: qqclient.TargetFriend, UIN: st.Friends[aliceQQ]},
+				{Kind: qqclient.TargetGroup, UIN: st.Groups[devGroup]},
+				{Kind: qqclient.TargetDiscuss, UIN: st.Discussions[lunchDID]},
+			}
+			for round := 0; round < 2; round++ {
+				for _, tg := range targets {
+					if err := c.SendPart(ctx, tg, []qqclient.Segment{qqclient.TextSegment("hi")}); err != nil {
+						t.Fatalf("SendPart %s: %v", tg.Kind, err)
+					}
+				}
+			}
+			if n := len(e.sim.Sent()); n != 6 {
+				t.Errorf("%d messages sent, want 6", n)
+			}
+
+			if _, err := c.Relogin(ctx); err != nil {
+				t.Fatalf("Relogin: %v", err)
+			}
+			if _, err := c.Friends(ctx); err != nil {
+				t.Errorf("Friends after Relogin: %v", err)
+			}
+		})
+	}
+}
