@@ -60,6 +60,12 @@ type Config struct {
 	// SeedConfirm answers a confirmed QR code in seed 004's form,
 	// ptuiCB('66','0','','0','<check_sig URL>',''), instead of ptuiCB('0',…).
 	SeedConfirm bool
+	// FileTTL is how long a file offer can be taken or refused; then get_file2 and
+	// refuse_file2 answer {"retcode":102}; default 60s.
+	FileTTL time.Duration
+	// TransferLatency delays the answers of get_offpic2 and get_file2, as the slow
+	// picture and file servers did (seed 002: 10–45 s); default none.
+	TransferLatency time.Duration
 	// Record, when set, receives one JSON line per request (protocol, page and
 	// control API alike): method, host, path, query, headers, cookies and form, with
 	// every value the simulator issued (tokens, cookies, session numbers) replaced by
@@ -82,6 +88,9 @@ type Say struct {
 	Text string `json:"text"`
 	// Faces are face numbers sent after the text.
 	Faces []int `json:"faces,omitempty"`
+	// Pictures are pictures sent after the faces, by name: offpic items in friend
+	// and temporary chats, cface items in groups and discussions.
+	Pictures []string `json:"pictures,omitempty"`
 }
 
 // SentRecord is one message a client sent, decoded.

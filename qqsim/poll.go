@@ -11,8 +11,9 @@ import (
 // pendingItem is one poll2 result item waiting for a poller: a message in stable
 // form (rendered with the session numbers current at delivery) or a raw item.
 type pendingItem struct {
-	raw json.RawMessage
-	msg *stableMsg
+	raw  json.RawMessage
+	msg  *stableMsg
+	file *fileOffer
 }
 
 // stableMsg is a message with stable numbers only.
@@ -35,6 +36,7 @@ type segment struct {
 	text   string
 	face   int
 	isFace bool
+	pic    *picture // a picture segment
 }
 
 // defaultFont is the font the web client's contacts had.
@@ -71,13 +73,15 @@ func escapeEntities(s string) string {
 
 // wireContent renders segments as a received content array: the font first, then
 // text (entity-escaped) and faces in order.
-func wireContent(font json.RawMessage, segs []segment) []any {
+func wireContent(kind string, font json.RawMessage, segs []segment) []any {
 	if len(font) == 0 {
 		font = json.RawMessage(defaultFont)
 	}
 	out := []any{[]any{"font", font}}
 	for _, sg := range segs {
-		if sg.isFace {
+		if sg.pic != nil {
+			out = append(out, pictureItem(kind, sg.pic))
+		} else if sg.isFace {
 			out = append(out, []any{"face", sg.face})
 		} else {
 			out = append(out, escapeEntities(sg.text))
@@ -100,7 +104,7 @@ func (s *Server) renderLocked(m *stableMsg, n *numbers) pollItem {
 		"msg_id2": m.msgID2,
 		"time":    m.time.Unix(),
 		"to_uin":  self,
-		"content": wireContent(m.font, m.segs),
+		"content": wireContent(m.kind, m.font, m.segs),
 	}
 	echo := m.from == self
 	switch m.kind {
@@ -289,6 +293,8 @@ func (s *Server) pollStepLocked(sess *session, gen int64, held, final bool) (any
 		for _, p := range taken {
 			if p.raw != nil {
 				items = append(items, p.raw)
+			} else if p.file != nil {
+				items = append(items, s.fileItemLocked(p.file, sess.num))
 			} else {
 				items = append(items, s.renderLocked(p.msg, sess.num))
 			}

@@ -94,6 +94,9 @@ func protocolEndpoints() map[string]endpoint {
 		{"get_friend_info2", http.MethodGet, hostS, needClientID | needPSession | needVF, (*Server).friendInfo},
 		{"get_self_info2", http.MethodGet, hostS, 0, (*Server).selfInfo},
 		{"get_discus_list", http.MethodGet, hostS, needClientID | needPSession | needVF, (*Server).discusList},
+		{"get_offpic2", http.MethodGet, hostD1, needClientID | needPSession, (*Server).getOffpic2},
+		{"get_file2", http.MethodGet, hostD1, needClientID | needPSession, (*Server).getFile2},
+		{"refuse_file2", http.MethodGet, hostD1, needClientID | needPSession, (*Server).refuseFile2},
 	}
 	m := map[string]endpoint{}
 	for _, e := range list {
@@ -108,6 +111,8 @@ func protocolEndpoints() map[string]endpoint {
 		}
 		m[path] = e
 	}
+	// Seed 002 fetches pictures from w.qq.com/d/channel/get_offpic2.
+	m["/d/channel/get_offpic2"] = m["/channel/get_offpic2"]
 	return m
 }
 
@@ -205,6 +210,9 @@ func (s *Server) serveProtocol(w http.ResponseWriter, r *http.Request, ep endpoi
 			t.Stop()
 			return
 		}
+	}
+	if slowEndpoints[ep.name] && !wait(r.Context(), s.cfg.TransferLatency) {
+		return
 	}
 	if fail502 {
 		s.mu.Lock()

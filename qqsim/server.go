@@ -45,6 +45,12 @@ type Server struct {
 	emptyPolls int64 // empty polls answered (EmptyPollCycle)
 	sends      int64 // sends answered (the 2018 profile alternates the success forms)
 
+	pictures  map[string]*picture  // by offpic file_path
+	files     map[int64]*fileOffer // by lcid
+	lastLCID  int64
+	blobs     map[string]blob // by rkey
+	transfers []Transfer
+
 	rec *recorder // nil without Config.Record
 }
 
@@ -65,6 +71,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = 48 * time.Hour
+	}
+	if cfg.FileTTL <= 0 {
+		cfg.FileTTL = 60 * time.Second
 	}
 	if cfg.RateLimit == 0 {
 		cfg.RateLimit = 20
@@ -101,6 +110,10 @@ func New(cfg Config) (*Server, error) {
 		counters:  map[string]int64{},
 		nextMsgID: 20000 + rng.Int64N(30000),
 		groupSeq:  map[string]int64{},
+		pictures:  map[string]*picture{},
+		files:     map[int64]*fileOffer{},
+		blobs:     map[string]blob{},
+		lastLCID:  20000 + rng.Int64N(10000),
 	}, nil
 }
 
@@ -116,6 +129,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, "/_sim/") {
 		s.serveControl(w, r)
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, "/blob/") {
+		s.serveBlob(w, r)
 		return
 	}
 	ep, ok := s.endpoints[r.URL.Path]

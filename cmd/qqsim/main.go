@@ -50,6 +50,8 @@ type options struct {
 	emptyPoll  qqsim.EmptyPoll
 	seedConf   bool
 	record     string
+	fileTTL    time.Duration
+	latency    time.Duration
 }
 
 // parseFlags reads and checks the flags.
@@ -69,6 +71,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.strict, "strict", false, "add the write-ups' pedantic header checks (exact http Referer and Origin, browser User-Agent, one method per call)")
 	emptyPoll := fs.String("empty-poll", "", "how an empty held poll ends: 102, 504, 0, error or cycle; empty: the profile's (2015: 102, 2018: cycle)")
 	fs.BoolVar(&o.seedConf, "seed-confirm", false, "answer a confirmed QR code in seed 004's form ptuiCB('66',…,'<check_sig URL>','')")
+	fs.DurationVar(&o.fileTTL, "file-ttl", 60*time.Second, "how long a file offer can be taken or refused (then retcode 102)")
+	fs.DurationVar(&o.latency, "transfer-latency", 0, "delay of get_offpic2 and get_file2 answers (the real servers took 10-45s)")
 	fs.StringVar(&o.record, "record", "", "append one JSON line per request (values the simulator issued replaced by placeholders) to this file")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -89,10 +93,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"--qr-ttl", o.qrTTL}, {"--poll-hold", o.pollHold}, {"--session-ttl", o.sessionTTL}} {
+	}{{"--qr-ttl", o.qrTTL}, {"--poll-hold", o.pollHold}, {"--session-ttl", o.sessionTTL}, {"--file-ttl", o.fileTTL}} {
 		if d.v <= 0 {
 			return o, fmt.Errorf("%s must be a positive duration such as 90s, got %v", d.name, d.v)
 		}
+	}
+	if o.latency < 0 {
+		return o, fmt.Errorf("--transfer-latency must not be negative, got %v", o.latency)
 	}
 	if o.rateLimit == 0 {
 		return o, errors.New("--rate-limit 0 would refuse every request; give a positive rate, or a negative one for no limit")
@@ -114,17 +121,19 @@ func run(args []string, stderr io.Writer) error {
 	}
 	logger := log.New(stderr, "", log.LstdFlags)
 	cfg := qqsim.Config{
-		QRTTL:       o.qrTTL,
-		PollHold:    o.pollHold,
-		SessionTTL:  o.sessionTTL,
-		RateLimit:   o.rateLimit,
-		Echo:        o.echo,
-		BaseURL:     o.baseURL,
-		Logf:        logger.Printf,
-		Profile:     o.profile,
-		Strict:      o.strict,
-		EmptyPoll:   o.emptyPoll,
-		SeedConfirm: o.seedConf,
+		QRTTL:           o.qrTTL,
+		PollHold:        o.pollHold,
+		SessionTTL:      o.sessionTTL,
+		RateLimit:       o.rateLimit,
+		Echo:            o.echo,
+		BaseURL:         o.baseURL,
+		Logf:            logger.Printf,
+		Profile:         o.profile,
+		Strict:          o.strict,
+		EmptyPoll:       o.emptyPoll,
+		SeedConfirm:     o.seedConf,
+		FileTTL:         o.fileTTL,
+		TransferLatency: o.latency,
 	}
 	if o.record != "" {
 		f, err := os.OpenFile(o.record, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)

@@ -43,6 +43,8 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--base-url", "http://h/path"}, "--base-url"},
 		{[]string{"--nope"}, "flag provided but not defined"},
 		{[]string{"--profile", "2016"}, "--profile"},
+		{[]string{"--file-ttl", "0s"}, "--file-ttl"},
+		{[]string{"--transfer-latency", "-1s"}, "--transfer-latency"},
 		{[]string{"--empty-poll", "103"}, "--empty-poll"},
 		{[]string{"extra"}, "unexpected argument"},
 	}
