@@ -1009,3 +1009,90 @@ func TestSimProfiles(t *testing.T) {
 		})
 	}
 }
+
+// TestSimPicturesAndFiles: a friend's picture is decoded and fetched (get_offpic2 and its
+// 302), a group picture is decoded, a file offer is taken (get_file2 and its 302) and
+// another refused, in each era's profile; an expired offer is ErrOfferExpired.
+func TestSimPicturesAndFiles(t *testing.T) {
+	for _, p := range simProfiles[:4] {
+		t.Run(p.name, func(t *testing.T) {
+			cfg := simConfig()
+			p.set(&cfg)
+			e := newSimEnv(t, cfg)
+			c := e.client()
+			ctx := testCtx(t)
+			e.login(ctx, c)
+			if _, err := e.sim.Say(qqsim.Say{Kind: "friend", From: aliceQQ, Text: "cat", Pictures: []string{"cat.png"}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.sim.Say(qqsim.Say{Kind: "group", From: bobQQ, Group: devGroup, Pictures: []string{"dog.jpg"}}); err != nil {
+				t.Fatal(err)
+			}
+			evs := pollUntil(t, ctx, c, 2)
+			fm, gm := evs[0].Message, evs[1].Message
+			if fm == nil || len(fm.Pictures) != 1 || fm.Pictures[0].Kind != qqclient.PictureOffPic || fm.Pictures[0].Index != 1 {
+				t.Fatalf("friend message = %+v", evs[0])
+			}
+			if gm == nil || len(gm.Pictures) != 1 || gm.Pictures[0].Kind != qqclient.PictureCFace || gm.Pictures[0].Name == "" || gm.Pictures[0].FileID == 0 {
+				t.Fatalf("group message = %+v", evs[1])
+			}
+			png, err := c.Picture(ctx, fm.FromUIN, fm.Pictures[0].FilePath)
+			if err != nil || !bytes.HasPrefix(png, []byte("\x89PNG")) {
+				t.Fatalf("Picture = %d bytes, %v", len(png), err)
+			}
+			if _, err := c.Picture(ctx, fm.FromUIN, "/no-such-picture"); !errors.Is(err, qqclient.ErrBadRequest) {
+				t.Errorf("Picture of an unknown path: %v", err)
+			}
+
+			for _, name := range []string{"qt.png", "no.txt"} {
+				if _, err := e.sim.OfferFile(qqsim.FileOffer{From: aliceQQ, Name: name, Text: "content of " + name}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			evs = pollUntil(t, ctx, c, 2)
+			var offers []qqclient.FileOffer
+			for _, ev := range evs {
+				if ev.Type != qqclient.PollFileMessage || ev.Notice == nil || ev.Notice.File == nil {
+					t.Fatalf("event = %+v, want a file offer", ev)
+				}
+				offers = append(offers, *ev.Notice.File)
+			}
+			data, err := c.AcceptFile(ctx, offers[0])
+			if err != nil || string(data) != "content of qt.png" {
+				t.Fatalf("AcceptFile = %q, %v", data, err)
+			}
+			if err := c.RefuseFile(ctx, offers[1]); err != nil {
+				t.Fatalf("RefuseFile: %v", err)
+			}
+			if _, err := c.AcceptFile(ctx, offers[0]); !errors.Is(err, qqclient.ErrOfferExpired) {
+				t.Errorf("AcceptFile of a taken offer: %v, want ErrOfferExpired", err)
+			}
+			var actions []string
+			for _, tr := range e.sim.Transfers() {
+				actions = append(actions, tr.Kind+" "+tr.Action)
+			}
+			if strings.Join(actions, ", ") != "picture fetched, picture downloaded, file fetched, file downloaded, file refused, file expired" {
+				t.Errorf("transfers = %v", actions)
+			}
+		})
+	}
+	t.Run("expired offer", func(t *testing.T) {
+		cfg := simConfig()
+		cfg.FileTTL = time.Millisecond
+		e := newSimEnv(t, cfg)
+		c := e.client()
+		ctx := testCtx(t)
+		e.login(ctx, c)
+		if _, err := e.sim.OfferFile(qqsim.FileOffer{From: aliceQQ, Name: "late.zip"}); err != nil {
+			t.Fatal(err)
+		}
+		offer := pollUntil(t, ctx, c, 1)[0].Notice.File
+		time.Sleep(5 * time.Millisecond) // past the offer's life
+		if err := c.RefuseFile(ctx, *offer); !errors.Is(err, qqclient.ErrOfferExpired) {
+			t.Errorf("RefuseFile: %v, want ErrOfferExpired", err)
+		}
+		if _, err := c.AcceptFile(ctx, *offer); !errors.Is(err, qqclient.ErrOfferExpired) {
+			t.Errorf("AcceptFile: %v, want ErrOfferExpired", err)
+		}
+	})
+}
