@@ -55,7 +55,7 @@ type Config struct {
 	// client; real clients of the era did not pass them all.
 	Strict bool
 	// EmptyPoll is how a held poll with nothing to deliver ends; "" = the profile's
-	// (2015: 102; 2018: EmptyPollCycle).
+	// (2015: 102; 2018: EmptyPollJSON).
 	EmptyPoll EmptyPoll
 	// SeedConfirm answers a confirmed QR code in seed 004's form,
 	// ptuiCB('66','0','','0','<check_sig URL>',''), instead of ptuiCB('0',…).

@@ -17,7 +17,7 @@ const (
 	// Profile2018 is the service as the clients of 2017–2018 saw it (the default): the
 	// ptlogin cookies on ptqrlogin's success, https Referers and Origins, no Origin at
 	// all, an empty or "null" ptwebqq, both methods of the contacts calls, empty polls
-	// as HTTP 504 or retcode 0, and both forms of send success.
+	// as retcode 0 (HTTP 504 on demand), and both forms of send success.
 	Profile2018 Profile = "2018"
 	// Profile2015 is the service of the seed write-ups: empty polls are retcode 102,
 	// sends answer errCode (friend, group) or retcode (discussion, temporary chat), the
@@ -47,17 +47,20 @@ const (
 	EmptyPoll504      EmptyPoll = "504"   // HTTP 504 Gateway Timeout (2017–2018)
 	EmptyPollNoResult EmptyPoll = "0"     // {"retcode":0} without result (2017–2018)
 	EmptyPollError    EmptyPoll = "error" // {"retcode":0,"errmsg":"error","retmsg":"ok"} (2017–2018)
-	EmptyPollCycle    EmptyPoll = "cycle" // 504, 0 and error in turn: the 2018 profile's default
-	emptyPollDefault  EmptyPoll = ""      // the profile's
+	EmptyPollCycle    EmptyPoll = "cycle" // 504, 0 and error in turn
+	// EmptyPollJSON: 0 and error in turn, the 2018 profile's default. Not 504: the
+	// last Mojo-Webqq (2019) swallows a 504 of poll2 without ever polling again.
+	EmptyPollJSON    EmptyPoll = "json"
+	emptyPollDefault EmptyPoll = "" // the profile's
 )
 
 // ParseEmptyPoll reads an EmptyPoll name ("" = the profile's default).
 func ParseEmptyPoll(s string) (EmptyPoll, error) {
 	switch e := EmptyPoll(s); e {
-	case emptyPollDefault, EmptyPoll102, EmptyPoll504, EmptyPollNoResult, EmptyPollError, EmptyPollCycle:
+	case emptyPollDefault, EmptyPoll102, EmptyPoll504, EmptyPollNoResult, EmptyPollError, EmptyPollCycle, EmptyPollJSON:
 		return e, nil
 	}
-	return "", fmt.Errorf("qqsim: unknown empty-poll form %q (want 102, 504, 0, error or cycle)", s)
+	return "", fmt.Errorf("qqsim: unknown empty-poll form %q (want 102, 504, 0, error, json or cycle)", s)
 }
 
 // era2018 reports whether the 2018 profile is played.
@@ -70,11 +73,15 @@ func (s *Server) emptyPollLocked() (any, string) {
 	if form == emptyPollDefault {
 		form = EmptyPoll102
 		if s.era2018() {
-			form = EmptyPollCycle
+			form = EmptyPollJSON
 		}
 	}
-	if form == EmptyPollCycle {
+	switch form {
+	case EmptyPollCycle:
 		cycle := []EmptyPoll{EmptyPoll504, EmptyPollNoResult, EmptyPollError}
+		form = cycle[s.emptyPolls%int64(len(cycle))]
+	case EmptyPollJSON:
+		cycle := []EmptyPoll{EmptyPollNoResult, EmptyPollError}
 		form = cycle[s.emptyPolls%int64(len(cycle))]
 	}
 	s.emptyPolls++
@@ -181,6 +188,7 @@ func page(title string) reply {
 
 // pages are the paths of the web pages, by the page's title.
 var pages = map[string]string{
+	"/":               "SmartQQ",
 	"/cgi-bin/login":  "QQ帐号登录",
 	"/cgi-bin/xlogin": "QQ帐号登录",
 	"/proxy.html":     "proxy",

@@ -174,7 +174,7 @@ func TestProfileRules(t *testing.T) {
 				forms = append(forms, a)
 			}
 			return strings.Join(forms, ", ")
-		}, want{"2018": "HTTP 504, rc 0, rc 0 error, HTTP 504", "2018 strict": "HTTP 504, rc 0, rc 0 error, HTTP 504",
+		}, want{"2018": "rc 0, rc 0 error, rc 0, rc 0 error", "2018 strict": "rc 0, rc 0 error, rc 0, rc 0 error",
 			"2015": "rc 102, rc 102, rc 102, rc 102", "2015 strict": "rc 102, rc 102, rc 102, rc 102"}},
 		{"send success forms (friend, twice)", func(t *testing.T, sim *Server, c *tclient) string {
 			c.login(sim)
@@ -194,12 +194,24 @@ func TestProfileRules(t *testing.T) {
 		}, want{"2018": "retcode, errCode", "2018 strict": "retcode, errCode", "2015": "errCode, errCode", "2015 strict": "errCode, errCode"}},
 		{"the login pages", func(t *testing.T, sim *Server, c *tclient) string {
 			var out []string
-			for _, p := range []string{"/cgi-bin/login", "/cgi-bin/xlogin", "/proxy.html", "/cfproxy.html"} {
+			for _, p := range []string{"/", "/cgi-bin/login", "/cgi-bin/xlogin", "/proxy.html", "/cfproxy.html"} {
 				resp, b := c.request(http.MethodGet, p, url.Values{"appid": {"501004106"}}, nil)
 				out = append(out, answerOf(t, resp, b))
 			}
 			return strings.Join(out, ", ")
-		}, want{"": "200, 200, 200, 200"}},
+		}, want{"": "200, 200, 200, 200, 200"}},
+		{"empty polls on demand: cycle", func(t *testing.T, sim *Server, c *tclient) string {
+			c.login(sim)
+			sim.mu.Lock()
+			sim.cfg.EmptyPoll = EmptyPollCycle
+			sim.mu.Unlock()
+			var forms []string
+			for i := 0; i < 3; i++ {
+				resp, b := c.request(http.MethodPost, "/channel/poll2", nil, map[string]any{"ptwebqq": c.ptwebqq, "clientid": 53999199, "psessionid": c.psessionid, "key": ""})
+				forms = append(forms, answerOf(t, resp, b))
+			}
+			return strings.Join(forms, ", ")
+		}, want{"": "HTTP 504, rc 0, rc 0"}},
 
 		// What the real service provably enforced, in every profile.
 		{"ptqrlogin with a wrong ptqrtoken", func(t *testing.T, sim *Server, c *tclient) string {

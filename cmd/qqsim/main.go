@@ -69,7 +69,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.baseURL, "base-url", "", "how the simulator names itself in the check_sig URL (http://host:port); empty: from each request's Host")
 	profile := fs.String("profile", "2018", "the era of the service to play: 2018 (the 2017–2018 clients' service) or 2015 (the seed write-ups)")
 	fs.BoolVar(&o.strict, "strict", false, "add the write-ups' pedantic header checks (exact http Referer and Origin, browser User-Agent, one method per call)")
-	emptyPoll := fs.String("empty-poll", "", "how an empty held poll ends: 102, 504, 0, error or cycle; empty: the profile's (2015: 102, 2018: cycle)")
+	emptyPoll := fs.String("empty-poll", "", "how an empty held poll ends: 102, 504, 0, error, json (0 and error in turn) or cycle (504, 0, error); empty: the profile's (2015: 102, 2018: json)")
 	fs.BoolVar(&o.seedConf, "seed-confirm", false, "answer a confirmed QR code in seed 004's form ptuiCB('66',…,'<check_sig URL>','')")
 	fs.DurationVar(&o.fileTTL, "file-ttl", 60*time.Second, "how long a file offer can be taken or refused (then retcode 102)")
 	fs.DurationVar(&o.latency, "transfer-latency", 0, "delay of get_offpic2 and get_file2 answers (the real servers took 10-45s)")
