@@ -934,6 +934,14 @@ func TestSimProfiles(t *testing.T) {
 			if s.UIN != selfQQ || s.PtWebQQ == "" {
 				t.Fatalf("session uin %d", s.UIN)
 			}
+			// The cookies of ptqrlogin's success (2018) and of check_sig are all kept.
+			names := map[string]bool{}
+			for _, ck := range s.Cookies {
+				names[ck.Name] = true
+			}
+			if !names["skey"] || !names["ptwebqq"] || !names["p_skey"] || names["superuin"] != (cfg.Profile != qqsim.Profile2015) {
+				t.Errorf("session cookies %v", names)
+			}
 
 			friends, err := c.Friends(ctx)
 			if err != nil || len(friends) != 3 {
