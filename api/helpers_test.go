@@ -16,6 +16,7 @@ import (
 	"github.com/qqbridge/qqbridge/directory"
 	"github.com/qqbridge/qqbridge/egress"
 	"github.com/qqbridge/qqbridge/live"
+	"github.com/qqbridge/qqbridge/natsembed"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/qqsim"
 	"github.com/qqbridge/qqbridge/schema"
@@ -58,7 +59,7 @@ func newEnv(t *testing.T, online bool, cfg func(*Config)) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	srv, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: t.TempDir(), Port: -1})
+	srv, err := natsembed.Start(natsembed.Options{DataDir: t.TempDir(), Port: -1})
 	if err != nil {
 		t.Fatalf("StartEmbedded: %v", err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/qqbridge/qqbridge/ingress"
 	"github.com/qqbridge/qqbridge/internal/retry"
 	"github.com/qqbridge/qqbridge/live"
+	"github.com/qqbridge/qqbridge/natsembed"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/session"
 )
@@ -79,7 +80,7 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 		if port == 0 {
 			port = -1 // any free port
 		}
-		b.ns, err = bus.StartEmbedded(bus.EmbeddedOptions{DataDir: cfg.DataDir, Host: host, Port: port})
+		b.ns, err = natsembed.Start(natsembed.Options{DataDir: cfg.DataDir, Host: host, Port: port})
 		if err != nil {
 			return nil, fmt.Errorf("embedded nats-server: %w", err)
 		}
@@ -93,17 +94,13 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 		return nil, err
 	}
 	s := cfg.Subjects
-	if err := bus.EnsureStreams(ctx, b.js, s, bus.StreamOptions{Replicas: cfg.Replicas}); err != nil {
-		return nil, err
-	}
-	sessionKV, err := bus.SessionKV(ctx, b.js, s, cfg.Replicas)
+	// Waits (logging "waiting for JetStream: <reason>") while JetStream is not
+	// ready, as on a cluster that has just started.
+	buckets, err := bus.Setup(ctx, b.js, bus.SetupConfig{Subjects: s, Replicas: cfg.Replicas, LeaderTTL: cfg.LeaderTTL, Log: log})
 	if err != nil {
 		return nil, err
 	}
-	sentKV, err := bus.SentKV(ctx, b.js, s, cfg.Replicas)
-	if err != nil {
-		return nil, err
-	}
+	sessionKV, sentKV := buckets.Session, buckets.Sent
 
 	opts := []qqclient.Option{qqclient.WithPollTimeout(cfg.PollTimeout), qqclient.WithQRPollInterval(cfg.QRPollInterval)}
 	if cfg.QQEndpoint != "" {
@@ -126,6 +123,7 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 		LeaderTTL: cfg.LeaderTTL,
 
 		StateDebounce: cfg.StateDebounce,
+		LeaderKV:      buckets.Leader,
 	})
 	if err != nil {
 		return nil, err

@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/qqbridge/qqbridge/bus"
+	"github.com/qqbridge/qqbridge/natsembed"
 	"github.com/qqbridge/qqbridge/qqsim"
 	"github.com/qqbridge/qqbridge/schema"
 	"github.com/qqbridge/qqbridge/session"
@@ -305,7 +305,7 @@ func TestBridgeStopFinishesSend(t *testing.T) {
 // QR — and nothing said is lost or doubled.
 func TestTwoReplicas(t *testing.T) {
 	sim, simURL := newSim(t)
-	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: t.TempDir(), Port: -1})
+	ns, err := natsembed.Start(natsembed.Options{DataDir: t.TempDir(), Port: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

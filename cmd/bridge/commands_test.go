@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/qqbridge/qqbridge/bus"
+	"github.com/qqbridge/qqbridge/natsembed"
 	"github.com/qqbridge/qqbridge/qqsim"
 	"github.com/qqbridge/qqbridge/schema"
 )
@@ -186,7 +187,7 @@ func waitSimLogin(t *testing.T, sim *qqsim.Server, state string) {
 func TestSendQueuedWithoutBridge(t *testing.T) {
 	sim, simURL := newSim(t)
 	cfg := testConfig(t, simURL)
-	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: t.TempDir(), Port: -1})
+	ns, err := natsembed.Start(natsembed.Options{DataDir: t.TempDir(), Port: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +252,7 @@ func waitAPI(t *testing.T, nc *nats.Conn, s schema.Subjects) {
 func TestSendTimeoutWhileOffline(t *testing.T) {
 	sim, simURL := newSim(t)
 	cfg := testConfig(t, simURL)
-	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: t.TempDir(), Port: -1})
+	ns, err := natsembed.Start(natsembed.Options{DataDir: t.TempDir(), Port: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +288,7 @@ func TestSendTimeoutWhileOffline(t *testing.T) {
 // open; `bridge send` says so, with the deadline it gave, and how to learn the
 // outcome.
 func TestSendNoAnswerSaysMaybeSent(t *testing.T) {
-	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: t.TempDir(), Port: -1})
+	ns, err := natsembed.Start(natsembed.Options{DataDir: t.TempDir(), Port: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,7 @@ type demoConfig struct {
 	ScanAfter  time.Duration // how long the QR is shown before the scripted scan
 	Every      time.Duration // how often a contact says something after the first round trip
 	LogLevel   zerolog.Level
+	OneBot     string // host:port of a OneBot v11 gateway to start too ("" none)
 }
 
 // parseDemoFlags reads the flags of `bridge demo`.
@@ -46,6 +47,7 @@ func (c *cli) parseDemoFlags(args []string) (demoConfig, error) {
 	f.fs.DurationVar(&dc.ScanAfter, "scan-after", 2*time.Second, "how long the QR code is shown before the scripted scan")
 	f.fs.DurationVar(&dc.Every, "every", 5*time.Second, "how often a contact says something once the bridge is online")
 	f.fs.StringVar(&level, "log-level", "warn", "log `level` of the bridge's own logs (stderr)")
+	f.fs.StringVar(&dc.OneBot, "onebot", "", "also start a OneBot v11 gateway (bridge onebot) on this `host:port`, e.g. 127.0.0.1:6700")
 	pos, err := f.parse(args)
 	if err != nil {
 		return dc, err
@@ -190,6 +192,11 @@ func demo(ctx context.Context, dc demoConfig, out io.Writer, log zerolog.Logger)
 	defer stopRun()
 	runErr := make(chan error, 1)
 	go func() { runErr <- b.Run(runCtx) }()
+	if dc.OneBot != "" {
+		if err := startDemoOnebot(runCtx, nc, s, dc.OneBot, log, say); err != nil {
+			say("the OneBot gateway could not start: %v", err)
+		}
+	}
 
 	var wg sync.WaitGroup
 	wg.Add(1)
