@@ -100,6 +100,9 @@ type Config struct {
 	// ShutdownGrace is how long, once Run's ctx ends, ingress still tries to
 	// publish the rest of a batch it polled (default 5s).
 	ShutdownGrace time.Duration
+	// Journal, when set, keeps each poll answer until its events are
+	// published, and replays what a dead leader left (journal.go).
+	Journal *Journal
 }
 
 // Stats counts what an Ingress did since it was made.
@@ -116,6 +119,7 @@ type Stats struct {
 	Truncated  uint64 // events too large for one message, published without their raw value
 	Lost       uint64 // sessions reported lost (not the end of a term)
 	Kicks      uint64 // kicks reported
+	Replayed   uint64 // items replayed from the journal
 }
 
 // Ingress is the poll loop of one account. Run it once; it is not meant to
@@ -127,7 +131,7 @@ type Ingress struct {
 	log    zerolog.Logger
 	recent *recentSet
 
-	polls, items, published, duplicates, repeats, echoes, retries, dropped, split, truncated, lost, kicks atomic.Uint64
+	polls, items, published, duplicates, repeats, echoes, retries, dropped, split, truncated, lost, kicks, replayed atomic.Uint64
 }
 
 // New checks cfg and makes an Ingress.
@@ -183,6 +187,7 @@ func (i *Ingress) Stats() Stats {
 		Polls: i.polls.Load(), Items: i.items.Load(), Published: i.published.Load(),
 		Duplicates: i.duplicates.Load(), Repeats: i.repeats.Load(), Echoes: i.echoes.Load(),
 		Retries: i.retries.Load(), Dropped: i.dropped.Load(), Split: i.split.Load(), Truncated: i.truncated.Load(), Lost: i.lost.Load(), Kicks: i.kicks.Load(),
+		Replayed: i.replayed.Load(),
 	}
 }
 
@@ -254,6 +259,7 @@ func (i *Ingress) pollSession(ctx context.Context, s live.Session, log zerolog.L
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(s.Context(), cancel)()
+	i.replayJournal(ctx, s, log)
 	for {
 		start := time.Now()
 		evs, err := i.cfg.Client.Poll(pctx)
@@ -297,10 +303,12 @@ func (i *Ingress) pollSession(ctx context.Context, s live.Session, log zerolog.L
 			continue
 		}
 		early.Reset()
+		seq := i.journalRecord(ctx, s, evs, log)
 		if err := i.publishBatch(ctx, s, evs, log); err != nil {
 			log.Error().Err(err).Msg("stopped before the batch was published")
 			return polled, stopped
 		}
+		i.journalDone(ctx, seq, log)
 		for _, ev := range evs {
 			if ev.Kick != nil {
 				i.kicks.Add(1)

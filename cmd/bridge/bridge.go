@@ -134,7 +134,12 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 			log.Warn().Err(err).Int64("account", ls.Account).Msg("contact refresh at login failed; names and stable numbers may be missing until the next refresh")
 		}
 	})
+	journal, err := ingress.NewJournal(ctx, b.js, s, cfg.Replicas)
+	if err != nil {
+		return nil, err
+	}
 	if b.in, err = ingress.New(ingress.Config{
+		Journal:  journal, // poll answers kept until published; a new leader replays a dead one's
 		Client:   b.client,
 		Terms:    b.session.LeaderTerms(), // only the leader polls
 		Dir:      b.dir,

@@ -1,0 +1,233 @@
+package ingress
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/qqbridge/qqbridge/internal/retry"
+	"github.com/qqbridge/qqbridge/live"
+	"github.com/qqbridge/qqbridge/qqclient"
+	"github.com/qqbridge/qqbridge/schema"
+)
+
+// DefaultJournalMaxAge is how long a journalled poll answer is kept: well
+// inside the inbound stream's de-duplication window (bus.DefaultDuplicates,
+// 20 minutes), so that a replayed event that was published already is
+// always recognised as a repeat.
+const DefaultJournalMaxAge = 10 * time.Minute
+
+// Journal keeps each non-empty poll answer in JetStream from the moment it
+// is received until all its events are published: one acknowledged publish
+// of the answer's items (as poll2 returned them) on
+// <prefix>.journal.<account> before they are normalised, and a delete once
+// the batch is in the inbound stream. A replica that becomes leader first
+// replays the answers left in the journal — those of a replica that died
+// while it published them — so that what QQ handed to a process that died
+// is lost only when the process died before the journal acknowledged it.
+// The events' ids are deterministic, so the events of a replayed answer
+// that were published already are dropped by the stream (Nats-Msg-Id).
+type Journal struct {
+	js      jetstream.JetStream
+	stream  string
+	subject string // <prefix>.journal
+	timeout time.Duration
+}
+
+// JournalStream returns the name of the journal's stream: the inbound
+// stream's name with "_JOURNAL" ("QQ_IN_JOURNAL").
+func JournalStream(s schema.Subjects) string { return s.StreamIn() + "_JOURNAL" }
+
+// JournalSubject returns the subject of the journal of account.
+func JournalSubject(s schema.Subjects, account int64) string {
+	return s.Prefix() + ".journal." + strconv.FormatInt(account, 10)
+}
+
+// NewJournal creates or updates the journal's stream (file storage,
+// replicas as given, entries kept DefaultJournalMaxAge) and returns the
+// journal.
+func NewJournal(ctx context.Context, js jetstream.JetStream, s schema.Subjects, replicas int) (*Journal, error) {
+	if replicas < 1 {
+		replicas = 1
+	}
+	cfg := jetstream.StreamConfig{
+		Name:        JournalStream(s),
+		Description: "qqbridge poll answers not yet published (ingress journal)",
+		Subjects:    []string{s.Prefix() + ".journal.>"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+		MaxAge:      DefaultJournalMaxAge,
+		Discard:     jetstream.DiscardOld,
+	}
+	b := retry.Backoff(200*time.Millisecond, 5*time.Second)
+	for {
+		_, err := js.CreateOrUpdateStream(ctx, cfg)
+		if err == nil {
+			return &Journal{js: js, stream: cfg.Name, subject: s.Prefix() + ".journal", timeout: DefaultPublishTimeout}, nil
+		}
+		if retry.Sleep(ctx, b.NextBackOff()) != nil {
+			return nil, fmt.Errorf("ingress: journal stream %s: %w", cfg.Name, err)
+		}
+	}
+}
+
+// items is the wire form of a batch: poll2's result items.
+func items(evs []qqclient.Event) ([]byte, error) {
+	out := make([]json.RawMessage, 0, len(evs))
+	for _, ev := range evs {
+		if ev.Type == "" { // an item without poll_type: Raw is the whole item
+			out = append(out, ev.Raw)
+			continue
+		}
+		it, err := json.Marshal(struct {
+			PollType string          `json:"poll_type"`
+			Value    json.RawMessage `json:"value"`
+		}{string(ev.Type), ev.Raw})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, it)
+	}
+	return json.Marshal(out)
+}
+
+// record journals a batch of account and returns its sequence in the
+// journal's stream, retrying until acknowledged or ctx ends (0 then).
+func (j *Journal) record(ctx context.Context, account int64, evs []qqclient.Event, log zerolog.Logger) uint64 {
+	data, err := items(evs)
+	if err != nil {
+		log.Warn().Err(err).Msg("poll answer not journalled: not encodable")
+		return 0
+	}
+	subject := j.subject + "." + strconv.FormatInt(account, 10)
+	b := retry.Backoff(50*time.Millisecond, time.Second)
+	for {
+		actx, cancel := context.WithTimeout(ctx, j.timeout)
+		ack, err := j.js.Publish(actx, subject, data)
+		cancel()
+		if err == nil {
+			return ack.Sequence
+		}
+		if errors.Is(err, nats.ErrMaxPayload) || retry.Sleep(ctx, b.NextBackOff()) != nil {
+			log.Warn().Err(err).Int("items", len(evs)).Msg("poll answer not journalled; publishing it unjournalled")
+			return 0
+		}
+	}
+}
+
+// done deletes a journalled batch whose events are all published. A delete
+// that fails leaves the entry for the next leader, whose replay publishes
+// only repeats.
+func (j *Journal) done(ctx context.Context, seq uint64, log zerolog.Logger) {
+	if seq == 0 {
+		return
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), j.timeout)
+	defer cancel()
+	st, err := j.js.Stream(dctx, j.stream)
+	if err == nil {
+		err = st.DeleteMsg(dctx, seq)
+	}
+	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		log.Warn().Err(err).Uint64("journal_seq", seq).Msg("journal entry not deleted; the next leader replays it (repeats only)")
+	}
+}
+
+// pending returns the journalled batches of account, oldest first, with
+// their sequences.
+func (j *Journal) pending(ctx context.Context, account int64) ([]uint64, [][]qqclient.Event, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	st, err := j.js.Stream(ctx, j.stream)
+	if err != nil {
+		return nil, nil, err
+	}
+	subject := j.subject + "." + strconv.FormatInt(account, 10)
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		return nil, nil, err
+	}
+	var n uint64
+	for _, c := range info.State.Subjects {
+		n += c
+	}
+	if n == 0 {
+		return nil, nil, nil
+	}
+	c, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	if err != nil {
+		return nil, nil, err
+	}
+	var seqs []uint64
+	var batches [][]qqclient.Event
+	for uint64(len(seqs)) < n {
+		m, err := c.Next(jetstream.FetchMaxWait(2 * time.Second))
+		if err != nil {
+			if errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) {
+				break // deleted meanwhile
+			}
+			return seqs, batches, err
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			continue
+		}
+		evs, err := qqclient.DecodeEvents(m.Data())
+		if err != nil {
+			continue // not an array: never written by record
+		}
+		seqs = append(seqs, md.Sequence.Stream)
+		batches = append(batches, evs)
+		if md.NumPending == 0 {
+			break
+		}
+	}
+	return seqs, batches, nil
+}
+
+// replayJournal publishes the journalled batches of s's account, then
+// deletes them; called when a term begins, before the first poll.
+func (i *Ingress) replayJournal(ctx context.Context, s live.Session, log zerolog.Logger) {
+	j := i.cfg.Journal
+	if j == nil {
+		return
+	}
+	seqs, batches, err := j.pending(s.Context(), s.Account)
+	if err != nil && s.Err() == nil && ctx.Err() == nil {
+		log.Warn().Err(err).Msg("journal not read; answers a dead leader left there are not replayed")
+	}
+	for k, evs := range batches {
+		before := i.published.Load()
+		if err := i.publishBatch(ctx, s, evs, log); err != nil {
+			log.Warn().Err(err).Msg("journal replay stopped")
+			return
+		}
+		j.done(ctx, seqs[k], log)
+		i.replayed.Add(uint64(len(evs)))
+		log.Info().Int("items", len(evs)).Uint64("new", i.published.Load()-before).Uint64("journal_seq", seqs[k]).
+			Msg("replayed a poll answer a previous leader journalled and did not finish")
+	}
+}
+
+// journalRecord journals a batch before it is published (0: not journalled).
+func (i *Ingress) journalRecord(ctx context.Context, s live.Session, evs []qqclient.Event, log zerolog.Logger) uint64 {
+	if i.cfg.Journal == nil || len(evs) == 0 {
+		return 0
+	}
+	return i.cfg.Journal.record(ctx, s.Account, evs, log)
+}
+
+// journalDone forgets a batch once it is published.
+func (i *Ingress) journalDone(ctx context.Context, seq uint64, log zerolog.Logger) {
+	if i.cfg.Journal != nil {
+		i.cfg.Journal.done(ctx, seq, log)
+	}
+}
