@@ -64,6 +64,7 @@ type suite struct {
 	injected map[int]time.Time // inbound n → when qqsim was told
 	sentAt   map[int]time.Time // outbound n → when it was published
 	faults   []*fault
+	batch    batchRun // the batch the leader was killed publishing
 	t0       time.Time // traffic began
 	leases   []leaseChange
 }
@@ -149,7 +150,7 @@ func TestChaos(t *testing.T) {
 	defer cancel()
 	go s.watchLeases(ctx)
 
-	faults := []func() *fault{s.killLeader, s.killStreamLeader, s.storm502, s.expireSession, s.killFollower}
+	faults := []func() *fault{s.killLeader, s.killStreamLeader, s.storm502, s.expireSession, s.killFollower, s.killLeaderMidBatch}
 	timeline := *gap/2 + time.Duration(len(faults))*(*gap)
 	s.t0 = time.Now()
 	var traffic sync.WaitGroup
@@ -325,6 +326,84 @@ func (s *suite) killLeader() *fault {
 	return f
 }
 
+// batchRun is the batch of killLeaderMidBatch.
+type batchRun struct {
+	size          int
+	storedAtKill  uint64 // of the batch, when the leader was killed
+	base          int64  // msg_id of its first item
+	killedReplica string
+}
+
+// batchSize is the poll answer the leader is killed publishing.
+const batchSize = 1000
+
+// killLeaderMidBatch hands the leader one poll answer of 1,000 group
+// messages ("chaos-batch-<i>") and kills it -9 once it published some of
+// them but not all; it starts again 2 s later. Without a journal the rest
+// of the answer is lost (QQ handed it over once); with one, the next leader
+// publishes it.
+func (s *suite) killLeaderMidBatch() *fault {
+	f := &fault{name: "kill -9 leader mid-batch", start: time.Now()}
+	i := s.leader()
+	var st struct {
+		Friends map[string]int64 `json:"friends"`
+		Groups  map[string]int64 `json:"groups"`
+	}
+	getJSON(s.simURL+"/_sim/state", &st)
+	gid, uin := st.Groups[strconv.Itoa(groupNo)], st.Friends[strconv.Itoa(member)]
+	if i < 0 || gid == 0 || uin == 0 {
+		f.at, f.note = time.Now(), fmt.Sprintf("(no leader or session numbers: leader %d gid %d uin %d)", i, gid, uin)
+		return f
+	}
+	base := int64(900_000_000)
+	items := make([]map[string]any, batchSize)
+	now := time.Now().Unix()
+	for k := range items {
+		items[k] = map[string]any{"poll_type": "group_message", "value": map[string]any{
+			"msg_id": base + int64(k), "msg_id2": 1000 + k, "msg_type": 43, "time": now,
+			"from_uin": gid, "group_code": gid, "send_uin": uin, "to_uin": account, "seq": k + 1,
+			"content": []any{[]any{"font", map[string]any{"name": "宋体", "size": 10, "style": []int{0, 0, 0}, "color": "000000"}}, fmt.Sprintf("chaos-batch-%d", k)},
+		}}
+	}
+	ctx := context.Background()
+	before := s.streamLast(ctx)
+	if err := postJSON(ctx, s.simURL+"/_sim/events", items, nil); err != nil {
+		f.at, f.note = time.Now(), "(inject: "+err.Error()+")"
+		return f
+	}
+	// Kill once the stream has grown by a tenth of the batch.
+	waitFor(10*time.Second, func() bool { return s.streamLast(ctx) >= before+batchSize/10 })
+	s.bridges[i].kill()
+	f.at = time.Now()
+	grown := s.streamLast(ctx) - before
+	s.mu.Lock()
+	s.batch = batchRun{size: batchSize, storedAtKill: grown, base: base, killedReplica: s.bridges[i].name}
+	s.mu.Unlock()
+	f.note = fmt.Sprintf("(%s killed when QQ_IN had grown by %d)", s.bridges[i].name, grown)
+	go func() {
+		time.Sleep(2 * time.Second)
+		if err := s.bridges[i].start(); err != nil {
+			s.t.Errorf("restart %s: %v", s.bridges[i].name, err)
+		}
+	}()
+	return f
+}
+
+// streamLast is QQ_IN's last sequence (0 when unknown).
+func (s *suite) streamLast(ctx context.Context) uint64 {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	st, err := s.js.Stream(ctx, streamIn)
+	if err != nil {
+		return 0
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return 0
+	}
+	return info.State.LastSeq
+}
+
 // killFollower kills -9 a bridge that does not lead (it may hold sends) and
 // starts it again 2 s later.
 func (s *suite) killFollower() *fault {
@@ -418,11 +497,12 @@ type inbound struct {
 	byN    map[int]int       // chaos-in-<n> → copies in QQ_IN
 	stored map[int]time.Time // chaos-in-<n> → when QQ_IN first stored it
 	echoes map[int]int       // chaos-out-<n> echoes
+	batch  map[int]int       // chaos-batch-<n> → copies
 }
 
 // readIn reads QQ_IN from the start.
 func (s *suite) readIn() (inbound, error) {
-	in := inbound{byN: map[int]int{}, stored: map[int]time.Time{}, echoes: map[int]int{}}
+	in := inbound{byN: map[int]int{}, stored: map[int]time.Time{}, echoes: map[int]int{}, batch: map[int]int{}}
 	err := s.readStream(streamIn, func(m jetstream.Msg) {
 		var ev struct {
 			Text string `json:"text"`
@@ -439,6 +519,8 @@ func (s *suite) readIn() (inbound, error) {
 			}
 		} else if n, ok := number(ev.Text, "chaos-out-"); ok {
 			in.echoes[n]++
+		} else if n, ok := number(ev.Text, "chaos-batch-"); ok {
+			in.batch[n]++
 		}
 	})
 	return in, err
@@ -583,6 +665,22 @@ func (s *suite) report() {
 		len(s.injected), len(s.injected)-len(lost), len(dup), len(lost), len(lostKilled))
 	if len(lost) > 0 {
 		w("  lost: %v", head(lost, 40))
+	}
+	if b := s.batch; b.size > 0 {
+		var blost, bdup int
+		for k := range b.size {
+			switch c := in.batch[k]; {
+			case c == 0:
+				blost++
+			case c > 1:
+				bdup++
+			}
+		}
+		w("batch: the leader (%s) killed publishing one poll answer of %d, %d stored at the kill: stored unique %d, lost %d, duplicated %d",
+			b.killedReplica, b.size, b.storedAtKill, b.size-blost, blost, bdup)
+		if bdup > 0 {
+			t.Errorf("%d messages of the batch stored more than once", bdup)
+		}
 	}
 	w("")
 	w("%-28s %-12s %-14s %s", "fault", "at", "recovery", "")
