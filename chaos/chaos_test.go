@@ -64,7 +64,7 @@ type suite struct {
 	injected map[int]time.Time // inbound n → when qqsim was told
 	sentAt   map[int]time.Time // outbound n → when it was published
 	faults   []*fault
-	batch    batchRun // the batch the leader was killed publishing
+	batch    batchRun  // the batch the leader was killed publishing
 	t0       time.Time // traffic began
 	leases   []leaseChange
 }
