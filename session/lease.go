@@ -27,6 +27,7 @@ func (m *Manager) campaign(ctx context.Context, kv jetstream.KeyValue, first cha
 		stop    context.CancelFunc
 		seen    string
 	)
+	spread := m.cfg.Spread
 	stepDown := func(why string) {
 		if stop == nil {
 			return
@@ -36,6 +37,9 @@ func (m *Manager) campaign(ctx context.Context, kv jetstream.KeyValue, first cha
 		m.mu.Lock()
 		m.term = nil
 		m.mu.Unlock()
+		if spread != nil {
+			spread.Released()
+		}
 		m.logger().Warn().Str("why", why).Msg("leadership lost")
 	}
 	defer func() {
@@ -46,6 +50,9 @@ func (m *Manager) campaign(ctx context.Context, kv jetstream.KeyValue, first cha
 		m.mu.Lock()
 		m.term = nil
 		m.mu.Unlock()
+		if spread != nil {
+			defer spread.Released()
+		}
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), period)
 		defer cancel()
 		if err := kv.Delete(rctx, bus.LeaderKey, jetstream.LastRevision(rev)); err != nil {
@@ -68,6 +75,20 @@ func (m *Manager) campaign(ctx context.Context, kv jetstream.KeyValue, first cha
 			switch {
 			case err == nil:
 				rev, renewed = r, time.Now()
+				if spread != nil && spread.ShouldYield() {
+					// Another replica has room: hand the lease over
+					// (delete at our revision; it takes it at its next try).
+					stop()
+					stop = nil
+					m.mu.Lock()
+					m.term = nil
+					m.mu.Unlock()
+					if err := kv.Delete(opCtx, bus.LeaderKey, jetstream.LastRevision(rev)); err != nil {
+						m.logger().Warn().Err(err).Msg("handed-back lease not deleted; it expires by itself")
+					}
+					spread.Released()
+					m.logger().Info().Msg("leadership handed back to spread the accounts")
+				}
 			case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, jetstream.ErrKeyNotFound):
 				stepDown("the lease expired or was taken")
 			case ctx.Err() != nil:
@@ -76,11 +97,16 @@ func (m *Manager) campaign(ctx context.Context, kv jetstream.KeyValue, first cha
 			default:
 				m.logger().Warn().Err(err).Msg("lease renewal failed; retrying")
 			}
+		} else if spread != nil && !spread.MayTake() {
+			// This replica leads its share of accounts already.
 		} else {
 			r, err := kv.Create(opCtx, bus.LeaderKey, []byte(m.id))
 			switch {
 			case err == nil:
 				rev, renewed = r, time.Now()
+				if spread != nil {
+					spread.Taken()
+				}
 				stop = m.startTerm(ctx)
 				m.logger().Info().Msg("leadership taken")
 			case errors.Is(err, jetstream.ErrKeyExists):

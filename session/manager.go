@@ -55,7 +55,10 @@
 // Resume the session the leader saved (key "session"), so that they can
 // send, and they never log in themselves. When the leader stops it releases
 // the lease; when it dies the lease expires; either way a follower takes over
-// within LeaderTTL + LeaderTTL/6 and resumes the saved session. A login request made
+// within LeaderTTL + LeaderTTL/6 and resumes the saved session. With
+// Config.Spread (a *Spread shared by a replica's Managers of several
+// accounts), a replica takes a lease only within its share of the accounts
+// and hands one back when another replica has room (spread.go). A login request made
 // on a follower is forwarded to the leader through key "login" of the
 // session bucket.
 //
@@ -72,7 +75,8 @@
 // sessions and the reports about them; run.go the Run loop and the bucket
 // watches; follow.go a follower's resume of the leader's session; lead.go the
 // leader's login state machine; publish.go the state and QR events and the
-// saved session; lease.go the leadership lease; saved.go the saved session's
+// saved session; lease.go the leadership lease; spread.go the spreading of
+// many accounts' leases over the replicas; saved.go the saved session's
 // encoding.
 package session
 
@@ -184,6 +188,11 @@ type Config struct {
 	// LeaderTTL is the lifetime of the leadership lease (default
 	// DefaultLeaderTTL, at least 1s). All replicas must use the same value.
 	LeaderTTL time.Duration
+	// Spread, when set, is asked before the lease is taken and after each
+	// renewal, so that the leases of a replica's accounts spread over the
+	// replicas (a *Spread shared by all the replica's Managers); nil: take
+	// the lease whenever it is free.
+	Spread LeaseSpread
 	// QRTTL is how long QQ accepts a QR code, for its expires_at; default
 	// 120s.
 	QRTTL time.Duration
