@@ -241,6 +241,17 @@ func (s *Spread) Released() {
 	s.mu.Unlock()
 }
 
+// SetAccounts changes the number of accounts every replica serves (an
+// account was added to all of them).
+func (s *Spread) SetAccounts(n int) {
+	if n < 1 {
+		return
+	}
+	s.mu.Lock()
+	s.cfg.Accounts = n
+	s.mu.Unlock()
+}
+
 // Held is the number of leases this replica holds.
 func (s *Spread) Held() int {
 	s.mu.Lock()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -16,12 +17,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/qqbridge/qqbridge/api"
-	"github.com/qqbridge/qqbridge/bus"
 	"github.com/qqbridge/qqbridge/directory"
 	"github.com/qqbridge/qqbridge/egress"
 	"github.com/qqbridge/qqbridge/ingress"
 	"github.com/qqbridge/qqbridge/internal/retry"
-	"github.com/qqbridge/qqbridge/live"
 	"github.com/qqbridge/qqbridge/natsembed"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/session"
@@ -44,6 +43,10 @@ type Bridge struct {
 	in      *ingress.Ingress
 	out     *egress.Egress
 	api     *api.API
+
+	accounts  []*account      // every account; the fields above are the first one's
+	spread    *session.Spread // with --accounts: the leases spread over the replicas
+	replicaID string
 
 	httpLn  net.Listener // nil without --http
 	httpSrv *http.Server
@@ -93,91 +96,40 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 	if b.js, err = jetstream.New(b.nc); err != nil {
 		return nil, err
 	}
-	s := cfg.Subjects
-	// Waits (logging "waiting for JetStream: <reason>") while JetStream is not
-	// ready, as on a cluster that has just started.
-	buckets, err := bus.Setup(ctx, b.js, bus.SetupConfig{Subjects: s, Replicas: cfg.Replicas, LeaderTTL: cfg.LeaderTTL, Log: log})
-	if err != nil {
-		return nil, err
-	}
-	sessionKV, sentKV := buckets.Session, buckets.Sent
-
-	opts := []qqclient.Option{qqclient.WithPollTimeout(cfg.PollTimeout), qqclient.WithQRPollInterval(cfg.QRPollInterval)}
-	if cfg.QQEndpoint != "" {
-		opts = append(opts, qqclient.WithBaseURL(cfg.QQEndpoint))
-	}
-	if b.client, err = qqclient.New(opts...); err != nil {
-		return nil, fmt.Errorf("QQ client: %w", err)
-	}
-	key := session.DeriveKey(cfg.SessionKey) // nil without a key: the session package warns at each save
-	b.session, err = session.New(session.Config{
-		Client:    b.client,
-		NC:        b.nc,
-		JS:        b.js,
-		KV:        sessionKV,
-		Subjects:  s,
-		Key:       key,
-		Log:       log.With().Str("component", "session").Logger(),
-		Format:    cfg.Codec,
-		QRFormat:  session.QRFormatCodec, // a schema.QR in the codec, as docs/events.md says
-		LeaderTTL: cfg.LeaderTTL,
-
-		StateDebounce: cfg.StateDebounce,
-		LeaderKV:      buckets.Leader,
-	})
-	if err != nil {
-		return nil, err
-	}
-	b.dir = directory.New(b.client, log) // it names itself (component)
-	b.session.OnOnline(func(ls live.Session) {
-		if err := b.dir.Refresh(ls.Context()); err != nil && ls.Err() == nil {
-			log.Warn().Err(err).Int64("account", ls.Account).Msg("contact refresh at login failed; names and stable numbers may be missing until the next refresh")
+	specs := []accountSpec{flagAccount(cfg)}
+	if cfg.AccountsFile != "" {
+		data, err := os.ReadFile(cfg.AccountsFile)
+		if err != nil {
+			return nil, fmt.Errorf("--accounts: %w", err)
 		}
-	})
-	journal, err := ingress.NewJournal(ctx, b.js, s, cfg.Replicas)
-	if err != nil {
-		return nil, err
+		if specs, err = parseAccounts(data, cfg, os.LookupEnv, os.ReadFile); err != nil {
+			return nil, fmt.Errorf("--accounts %s: %w", cfg.AccountsFile, err)
+		}
 	}
-	if b.in, err = ingress.New(ingress.Config{
-		Journal:  journal, // poll answers kept until published; a new leader replays a dead one's
-		Client:   b.client,
-		Terms:    b.session.LeaderTerms(), // only the leader polls
-		Dir:      b.dir,
-		JS:       b.js,
-		Subjects: s,
-		Codec:    cfg.Codec,
-		Log:      log,
-		MinHold:  cfg.PollMinHold,
-		// MaxPayload: the server's limit, known once connected.
-		MaxPayload: int(b.nc.MaxPayload()),
-	}); err != nil {
-		return nil, err
+	b.replicaID = newReplicaID()
+	if cfg.AccountsFile != "" {
+		// Many accounts: their leases spread over the replicas.
+		if b.spread, err = session.NewSpread(ctx, session.SpreadConfig{
+			JS: b.js, ReplicaID: b.replicaID, Accounts: len(specs), TTL: cfg.LeaderTTL, Replicas: cfg.Replicas,
+			Log: log.With().Str("component", "spread").Logger(),
+		}); err != nil {
+			return nil, err
+		}
 	}
-	if b.out, err = egress.New(egress.Config{
-		Client:   b.client,
-		Sessions: b.session.Sessions(),
-		Dir:      b.dir,
-		JS:       b.js,
-		SentKV:   sentKV,
-		Subjects: s,
-		Codec:    cfg.Codec,
-		Log:      egressLog,
-		Rate:     cfg.Rate,
-		Burst:    cfg.Burst,
-	}); err != nil {
-		return nil, err
+	var spread session.LeaseSpread
+	if b.spread != nil {
+		spread = b.spread
 	}
-	if b.api, err = api.New(api.Config{
-		NC:       b.nc,
-		Sender:   b.out,
-		Contacts: b.dir,
-		Session:  b.session,
-		Subjects: s,
-		Codec:    cfg.Codec,
-		Log:      egressLog,
-	}); err != nil {
-		return nil, err
+	for _, spec := range specs {
+		a, err := wireAccount(ctx, cfg, spec, b.nc, b.js, spread, b.replicaID, egressLog)
+		if err != nil {
+			return nil, fmt.Errorf("account %s: %w", spec.Subjects.Prefix(), err)
+		}
+		b.accounts = append(b.accounts, a)
 	}
+	// The first account's components, for the health endpoints, the demo and tests.
+	first := b.accounts[0]
+	b.client, b.session, b.dir, b.in, b.out, b.api = first.client, first.session, first.dir, first.in, first.out, first.api
 	if cfg.HTTPAddr != "" {
 		if b.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return nil, fmt.Errorf("--http %s: %w", cfg.HTTPAddr, err)
@@ -283,27 +235,16 @@ func (b *Bridge) Run(ctx context.Context) error {
 		}()
 		b.log.Info().Str("http", b.HTTPAddr()).Msg("health endpoints /healthz and /readyz")
 	}
-	sessWG.Add(2)
-	go func() {
-		defer sessWG.Done()
-		failed("session", b.session.Run(sessCtx))
-	}()
-	go func() {
-		defer sessWG.Done()
-		b.dir.Run(sessCtx, b.cfg.DirectoryRefresh)
-	}()
-	if _, err := b.api.Start(workCtx); err != nil {
-		failed("API service", err)
+	run := &accountRun{sessCtx: sessCtx, workCtx: workCtx, failed: failed, refresh: b.cfg.DirectoryRefresh}
+	if b.spread != nil {
+		sessWG.Go(func() { b.spread.Run(sessCtx) })
 	}
-	workWG.Add(2)
-	go func() {
-		defer workWG.Done()
-		failed("ingress", b.in.Run(workCtx))
-	}()
-	go func() {
-		defer workWG.Done()
-		failed("egress", b.out.Run(workCtx))
-	}()
+	for _, a := range b.accounts {
+		run.start(a)
+	}
+	if b.cfg.AccountsFile != "" {
+		workWG.Go(func() { b.watchAccounts(workCtx, run) })
+	}
 	b.setRunning(true)
 
 	var runErr error
@@ -317,11 +258,11 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.setRunning(false)
 
 	stopWork()
-	if !waitTimeout(func() { workWG.Wait(); b.api.Wait() }, b.cfg.ShutdownTimeout) {
+	if !waitTimeout(func() { workWG.Wait(); run.waitWork() }, b.cfg.ShutdownTimeout) {
 		b.log.Warn().Dur("timeout", b.cfg.ShutdownTimeout).Msg("sends still in flight at the shutdown timeout; they are recorded and retried by the next bridge")
 	}
 	stopSession()
-	if !waitTimeout(sessWG.Wait, 10*time.Second) {
+	if !waitTimeout(func() { run.sessWG.Wait(); sessWG.Wait() }, 10*time.Second) {
 		b.log.Warn().Msg("the session manager did not stop in time")
 	}
 	b.close()

@@ -24,6 +24,8 @@ type config struct {
 	Subjects schema.Subjects
 	Codec    schema.Codec // inbound events and session messages
 
+	AccountsFile string // --accounts: a JSON list of accounts (accounts.go); "" = the one account of the flags
+
 	HTTPAddr string // /healthz and /readyz; "" = no HTTP listener
 
 	SessionKey string // encrypts the saved session in KV; "" = plaintext (logged as a warning)
@@ -105,6 +107,7 @@ func (c *cli) parseRunFlags(args []string) (config, error) {
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "`directory` of the embedded nats-server's JetStream store (only without --nats)")
 	fs.StringVar(&cfg.QQEndpoint, "qq-endpoint", "", "one base `URL` for every QQ host, e.g. a qqsim at http://127.0.0.1:8080; empty: the real SmartQQ hosts")
 	fs.StringVar(&prefix, "prefix", schema.DefaultPrefix, "subject `prefix` (one per QQ account); also names the streams and buckets")
+	fs.StringVar(&cfg.AccountsFile, "accounts", "", "JSON `file` listing the accounts to serve (prefix, session key reference, rate; see docs/operations.md); watched for added accounts; empty: the one account of --prefix")
 	fs.StringVar(&format, "format", "json", "encoding of published events and session messages: json or msgpack")
 	fs.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "`host:port` for /healthz and /readyz; empty: no HTTP listener")
 	fs.StringVar(&cfg.SessionKey, "session-key", "", "`secret` that encrypts the saved session in the KV bucket (AES-GCM); empty: stored in plaintext")
