@@ -102,11 +102,19 @@ func NewSpread(ctx context.Context, cfg SpreadConfig) (*Spread, error) {
 		cfg.Replicas = 1
 	}
 	kvc := jetstream.KeyValueConfig{Bucket: SpreadBucket, Description: "qqbridge replicas and the leases each holds", TTL: cfg.TTL, Storage: jetstream.MemoryStorage, Replicas: cfg.Replicas, History: 1}
-	kv, err := cfg.JS.CreateOrUpdateKeyValue(ctx, kvc)
-	if err != nil {
-		return nil, fmt.Errorf("session: bucket %s: %w", SpreadBucket, err)
+	// Replicas starting together race to create the bucket on a new
+	// cluster; a loser retries.
+	b := retry.Backoff(200*time.Millisecond, 5*time.Second)
+	for {
+		kv, err := cfg.JS.CreateOrUpdateKeyValue(ctx, kvc)
+		if err == nil {
+			return &Spread{cfg: cfg, kv: kv, peers: map[string]peer{}}, nil
+		}
+		cfg.Log.Warn().Err(err).Msg("replica bucket not ready; retrying")
+		if retry.Sleep(ctx, b.NextBackOff()) != nil {
+			return nil, fmt.Errorf("session: bucket %s: %w", SpreadBucket, err)
+		}
 	}
-	return &Spread{cfg: cfg, kv: kv, peers: map[string]peer{}}, nil
 }
 
 // Run heartbeats and watches the peers until ctx ends; then it deletes this
