@@ -477,15 +477,20 @@ func (s *suite) expireSession() *fault {
 }
 
 // settle waits until no inbound message is pending in qqsim and every send
-// has a result, or until -drain passes.
+// has a result, and every message said is stored or none more was for 15 s
+// (a lost one never comes), or until -drain passes.
 func (s *suite) settle() {
 	end := time.Now().Add(*drain)
+	stored, since := -1, time.Now()
 	for time.Now().Before(end) {
 		var st struct{ Pending int }
 		getJSON(s.simURL+"/_sim/state", &st)
 		in, _ := s.readIn()
 		res := s.readResults()
-		if st.Pending == 0 && len(in.byN) >= len(s.injected) && len(res) >= len(s.sentAt) {
+		if len(in.byN) != stored {
+			stored, since = len(in.byN), time.Now()
+		}
+		if st.Pending == 0 && len(res) >= len(s.sentAt) && (len(in.byN) >= len(s.injected) || time.Since(since) > 15*time.Second) {
 			return
 		}
 		time.Sleep(2 * time.Second)
