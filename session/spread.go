@@ -51,8 +51,9 @@ type Spread struct {
 	held      int
 	peers     map[string]peer // replica id → its last heartbeat
 	lastYield time.Time
-	yielding  bool // a Manager was told to yield and has not released yet
-	ready     bool // the watch delivered the peers already there
+	yielding  bool      // a Manager was told to yield and has not released yet
+	ready     bool      // the watch delivered the peers already there
+	started   time.Time // Run began: replicas starting together announce themselves within TTL/2
 }
 
 type peer struct {
@@ -120,6 +121,9 @@ func NewSpread(ctx context.Context, cfg SpreadConfig) (*Spread, error) {
 // Run heartbeats and watches the peers until ctx ends; then it deletes this
 // replica's entry so that the others count without it at once.
 func (s *Spread) Run(ctx context.Context) {
+	s.mu.Lock()
+	s.started = time.Now()
+	s.mu.Unlock()
 	var wg sync.WaitGroup
 	wg.Go(func() { s.watch(ctx) })
 	t := time.NewTicker(s.cfg.TTL / 3)
@@ -204,12 +208,14 @@ func (s *Spread) quotaLocked(live int) int {
 	return (s.cfg.Accounts + live - 1) / live
 }
 
-// MayTake: the peers are known and this replica holds fewer leases than the
-// quota.
+// MayTake: the peers are known, Run began TTL/2 ago (so that replicas
+// started together see each other before the first takes everything), and
+// this replica holds fewer leases than the quota.
 func (s *Spread) MayTake() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.ready && s.held < s.quotaLocked(len(s.liveLocked()))
+	return s.ready && !s.started.IsZero() && time.Since(s.started) >= s.cfg.TTL/2 &&
+		s.held < s.quotaLocked(len(s.liveLocked()))
 }
 
 // ShouldYield: more leases than the quota, another live replica below it,

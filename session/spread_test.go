@@ -48,7 +48,7 @@ func TestSpreadQuota(t *testing.T) {
 	b, _ := e.startSpread("b", 6, ttl)
 	c, stopC := e.startSpread("c", 6, ttl)
 	eventually(t, "all see three replicas", func() bool {
-		return len(a.Peers()) == 3 && len(b.Peers()) == 3 && len(c.Peers()) == 3
+		return len(a.Peers()) == 3 && len(b.Peers()) == 3 && len(c.Peers()) == 3 && a.MayTake() && b.MayTake() && c.MayTake()
 	})
 	for _, sp := range []*session.Spread{a, b, c} {
 		if got := take(sp, 6); got != 2 {
@@ -72,7 +72,7 @@ func TestSpreadQuota(t *testing.T) {
 		pa, pb := a.Peers(), b.Peers()
 		_, okA := pa["c"]
 		_, okB := pb["c"]
-		return okA && okB && len(c2.Peers()) == 3
+		return okA && okB && len(c2.Peers()) == 3 && c2.MayTake()
 	})
 	for name, sp := range map[string]*session.Spread{"a": a, "b": b} {
 		if !sp.ShouldYield() {
