@@ -97,16 +97,16 @@ func (m *Manager) campaign(ctx context.Context, kv jetstream.KeyValue, first cha
 			default:
 				m.logger().Warn().Err(err).Msg("lease renewal failed; retrying")
 			}
-		} else if spread != nil && !spread.MayTake() {
+		} else if spread != nil && !spread.Reserve() {
 			// This replica leads its share of accounts already.
 		} else {
 			r, err := kv.Create(opCtx, bus.LeaderKey, []byte(m.id))
+			if err != nil && spread != nil {
+				spread.Released() // the reservation
+			}
 			switch {
 			case err == nil:
 				rev, renewed = r, time.Now()
-				if spread != nil {
-					spread.Taken()
-				}
 				stop = m.startTerm(ctx)
 				m.logger().Info().Msg("leadership taken")
 			case errors.Is(err, jetstream.ErrKeyExists):

@@ -22,15 +22,17 @@ const SpreadBucket = "qqbridge_replicas"
 // serve them (Config.Spread). Its methods must be safe for concurrent use;
 // all the Managers of one replica share one LeaseSpread.
 type LeaseSpread interface {
-	// MayTake reports whether this replica may take one more lease now.
-	MayTake() bool
+	// Reserve reports whether this replica may take one more lease now and,
+	// if so, counts it as held (so that Managers asking at the same time do
+	// not exceed the share together); a Manager that then fails to take the
+	// lease calls Released.
+	Reserve() bool
 	// ShouldYield is asked by a leader after each renewal: true tells it to
 	// release its lease so that a replica with room takes it. At most one
 	// of the replica's Managers gets true at a time.
 	ShouldYield() bool
-	// Taken and Released tell the policy that a Manager of this replica took
-	// or no longer holds its lease.
-	Taken()
+	// Released tells the policy that a Manager of this replica no longer
+	// holds (or did not get) the lease it reserved.
 	Released()
 }
 
@@ -208,14 +210,18 @@ func (s *Spread) quotaLocked(live int) int {
 	return (s.cfg.Accounts + live - 1) / live
 }
 
-// MayTake: the peers are known, Run began TTL/2 ago (so that replicas
+// Reserve: the peers are known, Run began TTL/2 ago (so that replicas
 // started together see each other before the first takes everything), and
-// this replica holds fewer leases than the quota.
-func (s *Spread) MayTake() bool {
+// this replica holds fewer leases than the quota; the lease is then counted.
+func (s *Spread) Reserve() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.ready && !s.started.IsZero() && time.Since(s.started) >= s.cfg.TTL/2 &&
+	ok := s.ready && !s.started.IsZero() && time.Since(s.started) >= s.cfg.TTL/2 &&
 		s.held < s.quotaLocked(len(s.liveLocked()))
+	if ok {
+		s.held++
+	}
+	return ok
 }
 
 // ShouldYield: more leases than the quota, another live replica below it,
@@ -238,7 +244,7 @@ func (s *Spread) ShouldYield() bool {
 	return false
 }
 
-// Taken counts a lease.
+// Taken counts a lease taken without Reserve (tests).
 func (s *Spread) Taken() {
 	s.mu.Lock()
 	s.held++

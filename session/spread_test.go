@@ -2,6 +2,8 @@ package session_test
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,11 +33,41 @@ func (e *env) startSpread(id string, accounts int, ttl time.Duration) (*session.
 // take takes leases on sp while it may, up to n, and returns how many.
 func take(sp *session.Spread, n int) int {
 	k := 0
-	for k < n && sp.MayTake() {
-		sp.Taken()
+	for k < n && sp.Reserve() {
 		k++
 	}
 	return k
+}
+
+// ready reports whether sp may take a lease, without keeping one.
+func ready(sp *session.Spread) bool {
+	if sp.Reserve() {
+		sp.Released()
+		return true
+	}
+	return false
+}
+
+// TestSpreadConcurrentReserve: Managers asking at once never exceed the
+// share together.
+func TestSpreadConcurrentReserve(t *testing.T) {
+	e := newEnv(t, qqsim.Config{})
+	sp, _ := e.startSpread("a", 4, 2*time.Second)
+	_, _ = e.startSpread("b", 4, 2*time.Second)
+	eventually(t, "a sees b", func() bool { return len(sp.Peers()) == 2 && ready(sp) })
+	var wg sync.WaitGroup
+	var got atomic.Int32
+	for range 16 {
+		wg.Go(func() {
+			if sp.Reserve() {
+				got.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if got.Load() != 2 || sp.Held() != 2 {
+		t.Errorf("16 Managers at once reserved %d (held %d), want 2 of 4 accounts on 2 replicas", got.Load(), sp.Held())
+	}
 }
 
 // TestSpreadQuota: 6 accounts on 3 replicas: each may take 2; when one
@@ -48,7 +80,7 @@ func TestSpreadQuota(t *testing.T) {
 	b, _ := e.startSpread("b", 6, ttl)
 	c, stopC := e.startSpread("c", 6, ttl)
 	eventually(t, "all see three replicas", func() bool {
-		return len(a.Peers()) == 3 && len(b.Peers()) == 3 && len(c.Peers()) == 3 && a.MayTake() && b.MayTake() && c.MayTake()
+		return len(a.Peers()) == 3 && len(b.Peers()) == 3 && len(c.Peers()) == 3 && ready(a) && ready(b) && ready(c)
 	})
 	for _, sp := range []*session.Spread{a, b, c} {
 		if got := take(sp, 6); got != 2 {
@@ -72,7 +104,7 @@ func TestSpreadQuota(t *testing.T) {
 		pa, pb := a.Peers(), b.Peers()
 		_, okA := pa["c"]
 		_, okB := pb["c"]
-		return okA && okB && len(c2.Peers()) == 3 && c2.MayTake()
+		return okA && okB && len(c2.Peers()) == 3 && ready(c2)
 	})
 	for name, sp := range map[string]*session.Spread{"a": a, "b": b} {
 		if !sp.ShouldYield() {
@@ -85,8 +117,9 @@ func TestSpreadQuota(t *testing.T) {
 		if sp.ShouldYield() {
 			t.Errorf("%s yields again at its quota", name)
 		}
-		if sp.MayTake() {
+		if sp.Reserve() {
 			t.Errorf("%s may take a lease back at its quota", name)
+			sp.Released()
 		}
 	}
 	if got := take(c2, 6); got != 2 {
