@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/schema"
 )
@@ -13,14 +14,14 @@ import (
 // The default world of the simulator (qqsim.DefaultWorld), as a consumer
 // would name it.
 const (
-	alice   = 123456   // friend, member of Dev chat with a card, discussion member
-	bob     = 3524125  // friend, member of both groups without a card
-	hey     = 1301948  // friend, member of 周末爬山
-	carol   = 2468024  // not a friend: member of Dev chat with a card, discussion member
-	dave    = 7654321  // not a friend: member of 周末爬山
-	devChat = 987654   // group with cards
-	hiking  = 55443322 // group where nobody set a card
-	lunch   = 1008611  // discussion (the simulator's stable id)
+	alice   = testenv.Alice   // friend, member of Dev chat with a card, discussion member
+	bob     = testenv.Bob     // friend, member of both groups without a card
+	hey     = testenv.Hey     // friend, member of 周末爬山
+	carol   = testenv.Carol   // not a friend: member of Dev chat with a card, discussion member
+	dave    = testenv.Dave    // not a friend: member of 周末爬山
+	devChat = testenv.DevChat // group with cards
+	hiking  = testenv.Hiking  // group where nobody set a card
+	lunch   = testenv.Lunch   // discussion (the simulator's stable id)
 )
 
 func TestRefreshLoadsLists(t *testing.T) {
