@@ -5,34 +5,33 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/qqsim"
 )
 
 // Numbers of qqsim.DefaultWorld.
 const (
-	selfQQ   = 931996776
-	aliceQQ  = 123456
-	bobQQ    = 3524125
-	heyQQ    = 1301948
-	carolQQ  = 2468024
-	daveQQ   = 7654321
-	devGroup = 987654
-	hikeGrp  = 55443322
-	lunchDID = 1008611
+	selfQQ   = testenv.Self
+	aliceQQ  = testenv.Alice
+	bobQQ    = testenv.Bob
+	heyQQ    = testenv.Hey
+	carolQQ  = testenv.Carol
+	daveQQ   = testenv.Dave
+	devGroup = testenv.DevChat
+	hikeGrp  = testenv.Hiking
+	lunchDID = testenv.Lunch
 )
 
 // simEnv is a simulator on a loopback listener and a client pointed at it.
 type simEnv struct {
 	t   *testing.T
-	sim *qqsim.Server
-	url string
+	sim *testenv.Sim
 }
 
 // simConfig is the default test configuration: short hold, no rate limit.
@@ -42,21 +41,14 @@ func simConfig() qqsim.Config {
 
 func newSimEnv(t *testing.T, cfg qqsim.Config) *simEnv {
 	t.Helper()
-	sim, err := qqsim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(sim)
-	t.Cleanup(ts.Close)
-	t.Cleanup(sim.Close) // runs first: held polls answer at once
-	return &simEnv{t: t, sim: sim, url: ts.URL}
+	return &simEnv{t: t, sim: testenv.StartSim(t, cfg)}
 }
 
 // client makes a client of the simulator with short test timings.
 func (e *simEnv) client(opts ...qqclient.Option) *qqclient.Client {
 	e.t.Helper()
 	base := []qqclient.Option{
-		qqclient.WithBaseURL(e.url),
+		qqclient.WithBaseURL(e.sim.URL),
 		qqclient.WithQRPollInterval(10 * time.Millisecond),
 		qqclient.WithPollTimeout(5 * time.Second),
 		qqclient.WithRequestTimeout(5 * time.Second),
