@@ -197,6 +197,17 @@ func (c *SimControl) SentMatching(match func(qqsim.SentRecord) bool) []qqsim.Sen
 	return out
 }
 
+// SentTexts returns the texts of the records of /_sim/sent of kind to
+// stable (a QQ number, group number or discussion id), oldest first.
+func (c *SimControl) SentTexts(kind string, stable int64) []string {
+	c.t.Helper()
+	var out []string
+	for _, r := range c.SentMatching(func(r qqsim.SentRecord) bool { return r.Kind == kind && r.Stable == stable }) {
+		out = append(out, r.Text)
+	}
+	return out
+}
+
 // WaitSent polls /_sim/sent until a record matches and returns it.
 func (c *SimControl) WaitSent(what string, match func(qqsim.SentRecord) bool) qqsim.SentRecord {
 	c.t.Helper()
