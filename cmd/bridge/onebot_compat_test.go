@@ -9,11 +9,11 @@ package main
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -62,11 +62,12 @@ func TestOnebotKoishi(t *testing.T) {
 				o = startOnebotSetup(t, nil)
 				env = append(env, "ONEBOT_ENDPOINT=ws://"+o.gw.Addr+"/")
 			default:
-				port := freePort(t)
-				env = append(env, "ONEBOT_PORT="+strconv.Itoa(port))
+				addr := testenv.FreeAddr(t)
+				_, port, _ := net.SplitHostPort(addr)
+				env = append(env, "ONEBOT_PORT="+port)
 				o = startOnebotSetup(t, func(oc *onebotConfig) {
 					oc.Listen = ""
-					oc.Gateway.Reverse = []onebot.Reverse{{URL: "ws://127.0.0.1:" + strconv.Itoa(port) + "/onebot"}}
+					oc.Gateway.Reverse = []onebot.Reverse{{URL: "ws://" + addr + "/onebot"}}
 				})
 			}
 			out := startNodeBot(t, dir, env)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -183,13 +182,7 @@ func bearer() http.Header { return http.Header{"Authorization": {"Bearer " + obT
 
 // countSent counts the simulator's received messages of kind to stable with text.
 func countSent(sim *testenv.Sim, kind string, stable int64, text string) int {
-	n := 0
-	for _, s := range sim.Control.SentTexts(kind, stable) {
-		if s == text {
-			n++
-		}
-	}
-	return n
+	return len(sim.Control.SentMatching(testenv.SentText(kind, stable, text)))
 }
 
 // TestOnebotForwardWS: a bot on the forward WebSocket gets lifecycle and a
@@ -643,8 +636,8 @@ func TestOnebotReverseWS(t *testing.T) {
 // the bridge is online.
 func startDemoWithOnebot(t *testing.T) (*testenv.LogBuffer, string, string) {
 	t.Helper()
-	obAddr := "127.0.0.1:" + fmt.Sprint(freePort(t))
-	simAddr := "127.0.0.1:" + fmt.Sprint(freePort(t))
+	obAddr := testenv.FreeAddr(t)
+	simAddr := testenv.FreeAddr(t)
 	out := &testenv.LogBuffer{}
 	dc, err := (&cli{stderr: io.Discard, lookupEnv: func(string) (string, bool) { return "", false }}).parseDemoFlags(
 		[]string{"--onebot", obAddr, "--sim-listen", simAddr, "--nats-listen", "127.0.0.1:0", "--scan-after", "10ms", "--every", "1h"})
@@ -682,13 +675,7 @@ func TestDemoOnebot(t *testing.T) {
 	if r := c.call("send_group_msg", map[string]any{"group_id": e["group_id"], "message": "from the demo's gateway"}, 1); r["status"] != "ok" {
 		t.Fatalf("send = %v", r)
 	}
-	deadline := time.Now().Add(testenv.WaitTimeout)
-	for !simSent(t, simURL, "group", devGroup, "from the demo's gateway") {
-		if time.Now().After(deadline) {
-			t.Fatal("the demo's simulator never received the send")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.NewSimControl(t, simURL).WaitSent("the send through the demo's gateway", testenv.SentText("group", devGroup, "from the demo's gateway"))
 }
 
 // TestOnebotNotices: heartbeats carry the session's status; a buddy's status
@@ -958,33 +945,8 @@ func TestKVStore(t *testing.T) {
 	}
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // simSent reports whether qqsim's GET /_sim/sent has text for kind and stable.
 func simSent(t *testing.T, simURL, kind string, stable int64, text string) bool {
 	t.Helper()
-	resp, err := http.Get(simURL + "/_sim/sent")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var sent []qqsim.SentRecord
-	if err := json.NewDecoder(resp.Body).Decode(&sent); err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range sent {
-		if s.Kind == kind && s.Stable == stable && s.Text == text {
-			return true
-		}
-	}
-	return false
+	return len(testenv.NewSimControl(t, simURL).SentMatching(testenv.SentText(kind, stable, text))) > 0
 }
