@@ -26,7 +26,7 @@ const (
 
 func TestRefreshLoadsLists(t *testing.T) {
 	e := newEnv(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	d := New(e.c, testLog(t))
 	if got := d.Friends(); len(got) != 0 {
 		t.Fatalf("Friends before Refresh = %v, want none", got)
@@ -68,7 +68,7 @@ func TestRefreshLoadsLists(t *testing.T) {
 
 func TestInboundLookups(t *testing.T) {
 	e := newEnv(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	d := New(e.c, testLog(t))
 	if err := d.Refresh(ctx); err != nil {
 		t.Fatalf("Refresh: %v", err)
@@ -145,7 +145,7 @@ func TestInboundLookups(t *testing.T) {
 
 func TestQQNumbersResolvedOncePerSession(t *testing.T) {
 	e := newEnv(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	d := New(e.c, testLog(t))
 	if err := d.Refresh(ctx); err != nil {
 		t.Fatalf("Refresh: %v", err)
@@ -176,7 +176,7 @@ func TestQQNumbersResolvedOncePerSession(t *testing.T) {
 
 func TestOutboundLookups(t *testing.T) {
 	e := newEnv(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	d := New(e.c, testLog(t))
 	if err := d.Refresh(ctx); err != nil {
 		t.Fatalf("Refresh: %v", err)
@@ -216,7 +216,7 @@ func TestOutboundLookups(t *testing.T) {
 
 func TestReloginNewSessionNumbers(t *testing.T) {
 	e := newEnv(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	d := New(e.c, testLog(t))
 	if err := d.Refresh(ctx); err != nil {
 		t.Fatalf("Refresh: %v", err)
@@ -260,7 +260,7 @@ func TestReloginNewSessionNumbers(t *testing.T) {
 
 func TestInboundRefreshesAfterRelogin(t *testing.T) {
 	e := newEnv(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	d := New(e.c, testLog(t), WithMissRefresh(time.Hour))
 	if err := d.Refresh(ctx); err != nil {
 		t.Fatalf("Refresh: %v", err)
@@ -277,7 +277,7 @@ func TestInboundRefreshesAfterRelogin(t *testing.T) {
 
 func TestRefreshErrors(t *testing.T) {
 	e := newEnv(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	d := New(e.c, testLog(t))
 	if err := d.Refresh(ctx); err != nil {
 		t.Fatalf("Refresh: %v", err)
@@ -301,7 +301,7 @@ func TestRefreshErrors(t *testing.T) {
 func TestRunRefreshesPeriodically(t *testing.T) {
 	e := newEnv(t)
 	d := New(e.c, testLog(t))
-	ctx, cancel := context.WithCancel(testCtx(t))
+	ctx, cancel := context.WithCancel(testenv.Context(t))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -322,7 +322,7 @@ func TestRunRefreshesPeriodically(t *testing.T) {
 
 func TestResolveFriends(t *testing.T) {
 	e := newEnv(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	d := New(e.c, testLog(t))
 	if err := d.Refresh(ctx); err != nil {
 		t.Fatalf("Refresh: %v", err)
@@ -348,7 +348,7 @@ func TestResolveFriends(t *testing.T) {
 
 func TestMissRefreshAndNegativeCache(t *testing.T) {
 	e := newEnv(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	const stranger = 4000000001
 	count := func(name string) int64 { return e.sim.State().Counters[name] }
 
