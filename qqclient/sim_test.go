@@ -60,12 +60,6 @@ func (e *simEnv) client(opts ...qqclient.Option) *qqclient.Client {
 	return c
 }
 
-func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // loginResult is what a LoginQR run ended with.
 type loginResult struct {
 	sess *qqclient.Session
@@ -165,7 +159,7 @@ func checkNoSecrets(t *testing.T, err error, s *qqclient.Session) {
 func TestSimLoginQR(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	s := e.login(ctx, c)
 	if s.UIN != selfQQ || s.PtWebQQ == "" || s.VFWebQQ == "" || s.PSessionID == "" || len(s.Cookies) < 5 {
 		t.Fatalf("session = uin %d, %d cookies, empty values", s.UIN, len(s.Cookies))
@@ -193,7 +187,7 @@ func TestSimLoginQR(t *testing.T) {
 func TestSimLoginStepByStep(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	qr, err := c.FetchQR(ctx)
 	if err != nil || len(qr.PNG) == 0 {
 		t.Fatalf("FetchQR: %v", err)
@@ -240,7 +234,7 @@ func TestSimLoginQRExpired(t *testing.T) {
 			}
 			e := newSimEnv(t, cfg)
 			c := e.client()
-			ctx := testCtx(t)
+			ctx := testenv.Context(t)
 			events, done := startLogin(ctx, c)
 			if ev := nextEvent(t, events); ev.Step != qqclient.LoginQRReady {
 				t.Fatalf("first event %v", ev.Step)
@@ -267,7 +261,7 @@ func TestSimLoginQRExpired(t *testing.T) {
 func TestSimContacts(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	e.login(ctx, c)
 	st := e.sim.State()
 	uinOf := st.Friends
@@ -381,7 +375,7 @@ func TestSimContacts(t *testing.T) {
 func TestSimPollKinds(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	e.login(ctx, c)
 	st := e.sim.State()
 
@@ -492,7 +486,7 @@ func wantContent(t *testing.T, segs ...qqclient.Segment) string {
 func TestSimSendKinds(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	e.login(ctx, c)
 	st := e.sim.State()
 
@@ -554,7 +548,7 @@ func TestSimSendKinds(t *testing.T) {
 func TestSimSendLongMessageSplit(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	e.login(ctx, c)
 	target := qqclient.Target{Kind: qqclient.TargetFriend, UIN: e.sim.State().Friends[bobQQ]}
 
@@ -600,7 +594,7 @@ func TestSimSendLongMessageSplit(t *testing.T) {
 func TestSimSessionLostAndRelogin(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	first := e.login(ctx, c)
 	oldUIN := e.sim.State().Friends[aliceQQ]
 
@@ -635,7 +629,7 @@ func TestSimSessionLostAndRelogin(t *testing.T) {
 func TestSimKick(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	s := e.login(ctx, c)
 	e.sim.Kick()
 	evs, err := c.Poll(ctx)
@@ -658,7 +652,7 @@ func TestSimKick(t *testing.T) {
 func TestSimChaos(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	s := e.login(ctx, c)
 	friend := qqclient.Target{Kind: qqclient.TargetFriend, UIN: e.sim.State().Friends[aliceQQ]}
 	hello := []qqclient.Segment{qqclient.TextSegment("hello")}
@@ -713,7 +707,7 @@ func TestSimChaos(t *testing.T) {
 
 func TestSimEmptyPolls(t *testing.T) {
 	e := newSimEnv(t, simConfig())
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	c := e.client()
 	e.login(ctx, c)
 	t.Run("102 after the hold", func(t *testing.T) {
@@ -746,7 +740,7 @@ func TestSimEmptyPolls(t *testing.T) {
 func TestSimPtWebQQRenewed(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	before := e.login(ctx, c)
 	if err := e.sim.RenewPtWebQQ(); err != nil {
 		t.Fatal(err)
@@ -782,7 +776,7 @@ func TestSimPtWebQQRenewed(t *testing.T) {
 
 func TestSimSaveResume(t *testing.T) {
 	e := newSimEnv(t, simConfig())
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	c1 := e.client()
 	e.login(ctx, c1)
 	s, _ := c1.Session()
@@ -838,7 +832,7 @@ func TestSimResumeAfterCookiesExpired(t *testing.T) {
 	cfg := simConfig()
 	cfg.SessionTTL = 500 * time.Millisecond
 	e := newSimEnv(t, cfg)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	c := e.client()
 	s := e.login(ctx, c)
 	for e.sim.State().Login != "expired" {
@@ -860,7 +854,7 @@ func TestSimResumeAfterCookiesExpired(t *testing.T) {
 func TestSimConcurrentUse(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	e.login(ctx, c)
 	st := e.sim.State()
 	var wg sync.WaitGroup
@@ -921,7 +915,7 @@ func TestSimProfiles(t *testing.T) {
 			p.set(&cfg)
 			e := newSimEnv(t, cfg)
 			c := e.client()
-			ctx := testCtx(t)
+			ctx := testenv.Context(t)
 			s := e.login(ctx, c)
 			if s.UIN != selfQQ || s.PtWebQQ == "" {
 				t.Fatalf("session uin %d", s.UIN)
@@ -1020,7 +1014,7 @@ func TestSimPicturesAndFiles(t *testing.T) {
 			p.set(&cfg)
 			e := newSimEnv(t, cfg)
 			c := e.client()
-			ctx := testCtx(t)
+			ctx := testenv.Context(t)
 			e.login(ctx, c)
 			if _, err := e.sim.Say(qqsim.Say{Kind: "friend", From: aliceQQ, Text: "cat", Pictures: []string{"cat.png"}}); err != nil {
 				t.Fatal(err)
@@ -1081,7 +1075,7 @@ func TestSimPicturesAndFiles(t *testing.T) {
 		cfg.FileTTL = time.Millisecond
 		e := newSimEnv(t, cfg)
 		c := e.client()
-		ctx := testCtx(t)
+		ctx := testenv.Context(t)
 		e.login(ctx, c)
 		if _, err := e.sim.OfferFile(qqsim.FileOffer{From: aliceQQ, Name: "late.zip"}); err != nil {
 			t.Fatal(err)
