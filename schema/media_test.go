@@ -3,6 +3,8 @@ package schema
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -154,4 +156,25 @@ func FuzzParseFileOffer(f *testing.F) {
 			t.Fatalf("token of %+v does not parse back: %+v, %v", o, back, err)
 		}
 	})
+}
+
+// TestMediaDocs: docs/events.md names every picture and file type, state,
+// reason and name.
+func TestMediaDocs(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "events.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Subjects{}
+	for _, w := range []string{
+		TypeMediaStored, TypeMediaFailed, TypeFileOffer, TypeFileReceived, SegmentImage,
+		ImagePending, ImageStored, ImageFailed,
+		ReasonTooLarge, ReasonUnsupported, ReasonUnavailable, ReasonFetchFailed, ReasonOfferExpired,
+		s.MediaBucket(), s.StreamMediaJobs(), s.MediaJobs(), s.API("file", "accept"), s.API("file", "refuse"),
+		"can_send_image",
+	} {
+		if !bytes.Contains(doc, []byte(w)) {
+			t.Errorf("docs/events.md does not mention %q", w)
+		}
+	}
 }
