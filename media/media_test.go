@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -45,6 +47,8 @@ type env struct {
 	media  *media.Media
 	events *testenv.Recorder
 	blobs  *blobLog
+	logs   *testenv.LogBuffer
+	secret string // the session's psessionid: never in a log
 }
 
 // blobLog keeps the bodies qqsim served under /blob/ (the picture and file
@@ -127,7 +131,8 @@ func newEnv(t *testing.T, simCfg func(*qqsim.Config), cfg func(*media.Config)) *
 	t.Cleanup(endTerm)
 	var src session
 	src.s = live.New(term, s.UIN, 1, src)
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
+	logs := &testenv.LogBuffer{}
+	log := zerolog.New(zerolog.MultiLevelWriter(zerolog.NewTestWriter(t), logs)).Level(zerolog.DebugLevel)
 	dir := directory.New(client, log)
 	_ = dir.Refresh(lctx)
 	mc := media.Config{Client: client, Sessions: src, JS: js, Store: store, Subjects: subj, Log: log,
@@ -143,7 +148,16 @@ func newEnv(t *testing.T, simCfg func(*qqsim.Config), cfg func(*media.Config)) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, subj: subj, nc: nc, js: js, store: store, sim: sim, client: client, media: m, blobs: blobs}
+	e := &env{t: t, subj: subj, nc: nc, js: js, store: store, sim: sim, client: client, media: m, blobs: blobs,
+		logs: logs, secret: s.PSessionID}
+	if e.secret == "" {
+		t.Fatal("no psessionid after the login")
+	}
+	t.Cleanup(func() {
+		if strings.Contains(logs.String(), e.secret) {
+			t.Error("the psessionid is in the log")
+		}
+	})
 	e.events = testenv.Record(t, nc, subj.InWildcard())
 	rctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -362,5 +376,30 @@ func TestFileOfferExpired(t *testing.T) {
 	}
 	if _, err := e.media.Accept(testenv.Context(t), "not-an-offer"); !errors.Is(err, schema.ErrInvalidRequest) {
 		t.Errorf("bad token: %v", err)
+	}
+}
+
+// TestPictureUnavailable: QQ refuses a picture (an unknown file_path):
+// media.failed unavailable, and neither the log nor the event holds the
+// session's psessionid (which the fetch URL carries).
+func TestPictureUnavailable(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	uin := e.sim.State().Friends[testenv.Alice]
+	item := fmt.Sprintf(`{"poll_type":"message","value":{"msg_id":7001,"from_uin":%d,"to_uin":%d,"msg_type":9,"reply_ip":1,"time":1450687625,`+
+		`"content":[["font",{"name":"宋体","size":10,"style":[0,0,0],"color":"000000"}],"gone",["offpic",{"success":1,"file_path":"/nope"}]]}}`,
+		uin, testenv.Self)
+	if err := e.sim.Inject([]json.RawMessage{json.RawMessage(item)}); err != nil {
+		t.Fatal(err)
+	}
+	_, msg := e.event(schema.TypeMessageFriend, textIs("gone"))
+	_, f := e.event(schema.TypeMediaFailed, refIs(images(msg)[0].Ref))
+	if f.Image.Reason != schema.ReasonUnavailable {
+		t.Errorf("reason %q, want unavailable", f.Image.Reason)
+	}
+	e.logs.WaitFor(t, "QQ did not serve the picture")
+	for _, m := range e.events.Msgs() {
+		if bytes.Contains(m.Data, []byte(e.secret)) {
+			t.Errorf("an event on %s holds the psessionid", m.Subject)
+		}
 	}
 }

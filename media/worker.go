@@ -21,24 +21,43 @@ const pullWait = 10 * time.Second
 // Run takes the picture jobs of stream Subjects.StreamMediaJobs() (made by
 // bus.SetupMedia) through the durable consumer Config.Consumer, at most
 // Concurrency at a time, until ctx ends; then the jobs in hand are handed
-// back and Run returns nil (Wait waits for them). It returns an error only
-// when the consumer cannot be set up.
+// back and Run returns nil (Wait waits for them). A consumer that cannot be
+// set up is retried; Run returns an error only when the job stream does not
+// exist.
 func (m *Media) Run(ctx context.Context) error {
 	s := m.cfg.Subjects
-	cons, err := m.cfg.JS.CreateOrUpdateConsumer(ctx, s.StreamMediaJobs(), jetstream.ConsumerConfig{
+	cfg := jetstream.ConsumerConfig{
 		Durable:       m.cfg.Consumer,
 		Description:   "qqbridge media: fetches the pictures of received messages",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       m.cfg.FetchTimeout + 30*time.Second, // kept in progress between attempts
 		MaxDeliver:    m.cfg.MaxDeliver,
 		MaxAckPending: m.cfg.Concurrency,
-	})
-	if err != nil {
-		return fmt.Errorf("media: consumer %s on %s: %w", m.cfg.Consumer, s.StreamMediaJobs(), err)
+	}
+	bo := retry.Backoff(100*time.Millisecond, 5*time.Second)
+	var cons jetstream.Consumer
+	for attempt := 1; ; attempt++ {
+		var err error
+		if cons, err = m.cfg.JS.CreateOrUpdateConsumer(ctx, s.StreamMediaJobs(), cfg); err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil // stopped before it started
+		}
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("media: consumer %s on %s: %w", m.cfg.Consumer, s.StreamMediaJobs(), err)
+		}
+		// Pictures wait in the stream meanwhile; the rest of the bridge goes on.
+		if attempt == 1 || attempt%20 == 0 {
+			m.log.Warn().Err(err).Int("attempt", attempt).Msg("the picture job consumer cannot be set up yet; retrying")
+		}
+		if retry.Sleep(ctx, bo.NextBackOff()) != nil {
+			return nil
+		}
 	}
 	m.log.Info().Str("stream", s.StreamMediaJobs()).Int("concurrency", m.cfg.Concurrency).Msg("media worker running")
 	slots := make(chan struct{}, m.cfg.Concurrency)
-	bo := retry.Backoff(100*time.Millisecond, 5*time.Second)
+	bo.Reset()
 	for {
 		select {
 		case <-ctx.Done():
