@@ -207,8 +207,8 @@ func (m *Media) Enqueue(ctx context.Context, e *schema.Event, msg *qqclient.Mess
 			continue
 		}
 		data, _ := json.Marshal(&j)
-		msg := &nats.Msg{Subject: m.cfg.Subjects.MediaJobs(), Data: data, Header: nats.Header{schema.HeaderMsgID: {j.Ref}}}
-		if err := m.publish(ctx, msg); err != nil {
+		jm := &nats.Msg{Subject: m.cfg.Subjects.MediaJobs(), Data: data, Header: nats.Header{schema.HeaderMsgID: {j.Ref}}}
+		if err := m.publish(ctx, jm); err != nil {
 			return err
 		}
 	}

@@ -54,12 +54,25 @@ type env struct {
 // blobLog keeps the bodies qqsim served under /blob/ (the picture and file
 // bytes behind the 302s).
 type blobLog struct {
-	mu     sync.Mutex
-	bodies [][]byte
+	mu       sync.Mutex
+	bodies   [][]byte
+	fetching int // get_offpic2 requests in flight
+	most     int // the most at once
 }
 
 func (b *blobLog) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/get_offpic2") {
+			b.mu.Lock()
+			b.fetching++
+			b.most = max(b.most, b.fetching)
+			b.mu.Unlock()
+			defer func() {
+				b.mu.Lock()
+				b.fetching--
+				b.mu.Unlock()
+			}()
+		}
 		if !strings.HasPrefix(r.URL.Path, "/blob/") {
 			next.ServeHTTP(w, r)
 			return
@@ -401,5 +414,22 @@ func TestPictureUnavailable(t *testing.T) {
 		if bytes.Contains(m.Data, []byte(e.secret)) {
 			t.Errorf("an event on %s holds the psessionid", m.Subject)
 		}
+	}
+}
+
+// TestConcurrencyBound: with Concurrency 2, no more than two pictures are
+// fetched at once, and all five are stored.
+func TestConcurrencyBound(t *testing.T) {
+	e := newEnv(t, func(c *qqsim.Config) { c.TransferLatency = 300 * time.Millisecond }, func(c *media.Config) { c.Concurrency = 2 })
+	e.sim.Control.Say(qqsim.Say{Kind: "friend", From: testenv.Alice, Text: "five", Pictures: []string{"1", "2", "3", "4", "5"}})
+	_, msg := e.event(schema.TypeMessageFriend, textIs("five"))
+	for _, img := range images(msg) {
+		e.event(schema.TypeMediaStored, refIs(img.Ref))
+	}
+	e.blobs.mu.Lock()
+	most := e.blobs.most
+	e.blobs.mu.Unlock()
+	if most > 2 || most < 1 {
+		t.Errorf("%d pictures fetched at once, want at most 2", most)
 	}
 }

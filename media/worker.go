@@ -18,6 +18,9 @@ import (
 // pullWait is how long one pull request waits for a job.
 const pullWait = 10 * time.Second
 
+// maxAckPending bounds the jobs in hand across all replicas.
+const maxAckPending = 256
+
 // Run takes the picture jobs of stream Subjects.StreamMediaJobs() (made by
 // bus.SetupMedia) through the durable consumer Config.Consumer, at most
 // Concurrency at a time, until ctx ends; then the jobs in hand are handed
@@ -27,12 +30,14 @@ const pullWait = 10 * time.Second
 func (m *Media) Run(ctx context.Context) error {
 	s := m.cfg.Subjects
 	cfg := jetstream.ConsumerConfig{
-		Durable:       m.cfg.Consumer,
-		Description:   "qqbridge media: fetches the pictures of received messages",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       m.cfg.FetchTimeout + 30*time.Second, // kept in progress between attempts
-		MaxDeliver:    m.cfg.MaxDeliver,
-		MaxAckPending: m.cfg.Concurrency,
+		Durable:     m.cfg.Consumer,
+		Description: "qqbridge media: fetches the pictures of received messages",
+		AckPolicy:   jetstream.AckExplicitPolicy,
+		AckWait:     m.cfg.FetchTimeout + 30*time.Second, // kept in progress between attempts
+		MaxDeliver:  m.cfg.MaxDeliver,
+		// The bound per replica is Concurrency (the slots below); this one
+		// is the same on every replica, so that they do not rewrite it.
+		MaxAckPending: maxAckPending,
 	}
 	bo := retry.Backoff(100*time.Millisecond, 5*time.Second)
 	var cons jetstream.Consumer
