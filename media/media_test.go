@@ -49,6 +49,7 @@ type env struct {
 	blobs  *blobLog
 	logs   *testenv.LogBuffer
 	secret string // the session's psessionid: never in a log
+	mcfg   media.Config
 }
 
 // blobLog keeps the bodies qqsim served under /blob/ (the picture and file
@@ -108,6 +109,13 @@ func (session) Kicked(uint64, string)                         {}
 
 func newEnv(t *testing.T, simCfg func(*qqsim.Config), cfg func(*media.Config)) *env {
 	t.Helper()
+	return newEnvWorker(t, simCfg, cfg, true)
+}
+
+// newEnvWorker is newEnv; without worker the media worker does not run
+// (Enqueue does: ingress hands it the pictures).
+func newEnvWorker(t *testing.T, simCfg func(*qqsim.Config), cfg func(*media.Config), worker bool) *env {
+	t.Helper()
 	ctx := testenv.Context(t)
 	n := testenv.StartNATS(t)
 	nc, js := n.Connect()
@@ -161,7 +169,7 @@ func newEnv(t *testing.T, simCfg func(*qqsim.Config), cfg func(*media.Config)) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, subj: subj, nc: nc, js: js, store: store, sim: sim, client: client, media: m, blobs: blobs,
+	e := &env{t: t, subj: subj, nc: nc, js: js, store: store, sim: sim, client: client, media: m, blobs: blobs, mcfg: mc,
 		logs: logs, secret: s.PSessionID}
 	if e.secret == "" {
 		t.Fatal("no psessionid after the login")
@@ -178,6 +186,9 @@ func newEnv(t *testing.T, simCfg func(*qqsim.Config), cfg func(*media.Config)) *
 	go func() { defer wg.Done(); _ = in.Run(rctx) }()
 	go func() {
 		defer wg.Done()
+		if !worker {
+			return
+		}
 		if err := m.Run(rctx); err != nil {
 			t.Errorf("media Run: %v", err)
 		}
@@ -432,4 +443,74 @@ func TestConcurrencyBound(t *testing.T) {
 	if most > 2 || most < 1 {
 		t.Errorf("%d pictures fetched at once, want at most 2", most)
 	}
+}
+
+// TestJobsWait: a picture whose worker is down (a crash, a stop) waits in
+// the job stream, and another worker (another replica) stores it later;
+// a job done twice (redelivered after its object was stored) publishes
+// the same media.stored, which the stream de-duplicates.
+func TestJobsWait(t *testing.T) {
+	e := newEnvWorker(t, nil, nil, false)
+	e.sim.Control.Say(qqsim.Say{Kind: "friend", From: testenv.Alice, Text: "later", Pictures: []string{"p.png"}})
+	_, msg := e.event(schema.TypeMessageFriend, textIs("later"))
+	ref := images(msg)[0].Ref
+	ctx := testenv.Context(t)
+	stream, err := e.js.Stream(ctx, e.subj.StreamMediaJobs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, "the job in the stream", func() bool {
+		info, err := stream.Info(ctx)
+		return err == nil && info.State.Msgs == 1
+	})
+	if n := e.events.Count(func(m *nats.Msg) bool { return strings.HasPrefix(m.Subject, "qq.in.media.") }); n != 0 {
+		t.Fatalf("%d media events without a worker", n)
+	}
+	run := func(name string) {
+		cfg := e.mcfg
+		m, err := media.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rctx, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- m.Run(rctx) }()
+		t.Cleanup(func() {
+			stop()
+			if err := <-done; err != nil {
+				t.Errorf("%s: Run: %v", name, err)
+			}
+			m.Wait()
+		})
+	}
+	run("replica 2")
+	_, st := e.event(schema.TypeMediaStored, refIs(ref))
+	if got := e.object(ref); sum(got) != st.Image.SHA256 {
+		t.Error("the stored object does not match the event")
+	}
+	// The same job again: the object is there, so the same event comes, and
+	// the stream keeps it once.
+	data, _ := json.Marshal(map[string]any{"ref": ref, "event": msg.ID, "subject": "qq.in.media.123456", "account": msg.Account,
+		"from_uin": msg.From.UIN, "file_path": "/gone"})
+	if _, err := e.js.PublishMsg(ctx, &nats.Msg{Subject: e.subj.MediaJobs(), Data: data}); err != nil {
+		t.Fatal(err)
+	}
+	e.events.WaitN(2, "media.stored twice on the subject", func(m *nats.Msg) bool { return schema.HeaderValue(m.Header, schema.HeaderMsgID) == ref })
+	in, err := e.js.Stream(ctx, e.subj.StreamIn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := countSubject(t, in, "qq.in.media.123456"); n != 1 {
+		t.Errorf("%d media events kept in the stream, want 1 (de-duplicated)", n)
+	}
+}
+
+// countSubject counts the messages of stream on subject.
+func countSubject(t *testing.T, s jetstream.Stream, subject string) uint64 {
+	t.Helper()
+	info, err := s.Info(testenv.Context(t), jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Subjects[subject]
 }
