@@ -48,12 +48,14 @@ func (numbersOnly) Discuss(did int64) schema.DiscussRef { return schema.DiscussR
 //
 //   - message, group_message, discu_message, sess_message: message.* events
 //     with the sender (and group or discussion) resolved through dir, the
-//     text with entities unescaped, the segments, and Picture set when the
-//     server left nothing but the font (a picture it stripped).
+//     text with entities unescaped, the segments (each picture a pending
+//     image segment named schema.ImageRef(event id, n)), and Picture set when
+//     the server left nothing but the font (a picture it stripped).
+//   - file_message offering a file (mode "recv"): file.offer.
 //   - buddies_status_change: status.buddy; input_notify: input.notify.
 //   - kick_message: system.kick with the reason (the caller reports the kick
 //     to the session too).
-//   - file_message, tips, system_message, sys_g_msg, any unknown poll_type
+//   - other file_messages, tips, system_message, sys_g_msg, any unknown poll_type
 //     and any item that could not be decoded: system.<kind> with the wire
 //     value in Raw.
 //
