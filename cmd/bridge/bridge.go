@@ -22,6 +22,7 @@ import (
 	"github.com/qqbridge/qqbridge/ingress"
 	"github.com/qqbridge/qqbridge/internal/retry"
 	"github.com/qqbridge/qqbridge/live"
+	"github.com/qqbridge/qqbridge/media"
 	"github.com/qqbridge/qqbridge/natsembed"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/session"
@@ -44,6 +45,7 @@ type Bridge struct {
 	in      *ingress.Ingress
 	out     *egress.Egress
 	api     *api.API
+	media   *media.Media
 
 	httpLn  net.Listener // nil without --http
 	httpSrv *http.Server
@@ -134,6 +136,9 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 			log.Warn().Err(err).Int64("account", ls.Account).Msg("contact refresh at login failed; names and stable numbers may be missing until the next refresh")
 		}
 	})
+	if b.media, err = newMedia(ctx, b.js, b.client, b.session.Sessions(), s, cfg.Codec, cfg.Replicas, cfg.Media, log); err != nil {
+		return nil, err
+	}
 	if b.in, err = ingress.New(ingress.Config{
 		Client:   b.client,
 		Terms:    b.session.LeaderTerms(), // only the leader polls
@@ -145,6 +150,7 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 		MinHold:  cfg.PollMinHold,
 		// MaxPayload: the server's limit, known once connected.
 		MaxPayload: int(b.nc.MaxPayload()),
+		Media:      b.media, // the pictures of each message: fetched and stored apart
 	}); err != nil {
 		return nil, err
 	}
@@ -170,6 +176,7 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 		Subjects: s,
 		Codec:    cfg.Codec,
 		Log:      egressLog,
+		Files:    b.media,
 	}); err != nil {
 		return nil, err
 	}
@@ -290,10 +297,14 @@ func (b *Bridge) Run(ctx context.Context) error {
 	if _, err := b.api.Start(workCtx); err != nil {
 		failed("API service", err)
 	}
-	workWG.Add(2)
+	workWG.Add(3)
 	go func() {
 		defer workWG.Done()
 		failed("ingress", b.in.Run(workCtx))
+	}()
+	go func() {
+		defer workWG.Done()
+		failed("media", b.media.Run(workCtx))
 	}()
 	go func() {
 		defer workWG.Done()
@@ -312,7 +323,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.setRunning(false)
 
 	stopWork()
-	if !waitTimeout(func() { workWG.Wait(); b.api.Wait() }, b.cfg.ShutdownTimeout) {
+	if !waitTimeout(func() { workWG.Wait(); b.api.Wait(); b.media.Wait() }, b.cfg.ShutdownTimeout) {
 		b.log.Warn().Dur("timeout", b.cfg.ShutdownTimeout).Msg("sends still in flight at the shutdown timeout; they are recorded and retried by the next bridge")
 	}
 	stopSession()

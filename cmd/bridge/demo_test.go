@@ -35,6 +35,8 @@ func TestDemo(t *testing.T) {
 				"message.friend from Bob (3524125): ping",
 				"the API answered qq.api.send.friend: sent friend",
 				`qqsim received a friend message for 3524125: "echo: ping"`,
+				"message.friend from Bob (3524125): my cat:[image pending image/931996776:friend:",
+				"media.stored from Bob (3524125): stored image/931996776:friend:",
 			} {
 				out.WaitFor(t, want)
 			}
