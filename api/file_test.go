@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/qqbridge/qqbridge/bus"
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/media"
 	"github.com/qqbridge/qqbridge/qqsim"
 	"github.com/qqbridge/qqbridge/schema"
@@ -24,7 +25,7 @@ var _ Files = (*media.Media)(nil)
 func fileEnv(t *testing.T) (*env, jetstream.ObjectStore) {
 	t.Helper()
 	e := newEnv(t, true, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitTimeout)
 	defer cancel()
 	js, err := jetstream.New(e.nc)
 	if err != nil {
