@@ -29,7 +29,7 @@ const (
 
 	DefaultInMaxBytes     = 1 << 30 // 1 GiB
 	DefaultInMaxMsgs      = 1_000_000
-	DefaultOutMaxBytes    = 256 << 20 // 256 MiB
+	DefaultOutMaxBytes    = 64 << 20 // 64 MiB
 	DefaultOutMaxMsgs     = 100_000
 	DefaultOutMaxAge      = 24 * time.Hour
 	DefaultResultMaxBytes = 256 << 20

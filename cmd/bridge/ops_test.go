@@ -500,3 +500,22 @@ func TestLeastPrivilege(t *testing.T) {
 		t.Errorf("the bridge met a permissions violation:\n%s", rb.logs)
 	}
 }
+
+// TestStreamLimitsDoNotFit: stream limits larger than the server's JetStream
+// store end the start with an error that names the flags.
+func TestStreamLimitsDoNotFit(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: t.TempDir(), JetStreamMaxStore: 100 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	defer srv.Shutdown()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	rc := startCommand(t, nil, "run", "--nats", srv.ClientURL(), "--http", "", "--in-max-bytes", "1GiB", "--log-format", "json")
+	if err := rc.waitDone(t); err == nil || !strings.Contains(err.Error(), "insufficient storage") || !strings.Contains(err.Error(), "--in-max-bytes") {
+		t.Errorf("error %v", err)
+	}
+}

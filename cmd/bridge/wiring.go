@@ -70,11 +70,18 @@ func (b *Bridge) natsOptions() []nats.Option {
 // JetStream on a server that has it.
 const codeNotEnabledForAccount = 10039
 
+// codeInsufficientStorage is the JetStream API error of a stream whose
+// MaxBytes the servers cannot reserve.
+const codeInsufficientStorage = 10047
+
 // setupError words the errors of bus.Setup an operator must act on.
 func setupError(err error) error {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) && apiErr.ErrorCode == codeNotEnabledForAccount {
 		return fmt.Errorf("%w for the bridge's account (the server answered %q): give the account JetStream (jetstream: enabled in its account config)", bus.ErrJetStreamDisabled, apiErr.Description)
+	}
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == codeInsufficientStorage {
+		return fmt.Errorf("%w: the stream limits (--in-max-bytes, --out-max-bytes, --result-max-bytes, times --replicas) do not fit in the JetStream store of the servers: lower them or raise max_file_store", err)
 	}
 	return err
 }
