@@ -214,7 +214,7 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 		Codec:    cfg.Codec,
 		Log:      egressLog,
 		Version:  b.version.Module,
-		Metadata: b.serviceMetadata(),
+		Metadata: b.serviceMetadata(ctx),
 	}); err != nil {
 		return nil, err
 	}

@@ -163,6 +163,11 @@ func TestStatusPageAndMetrics(t *testing.T) {
 		if !strings.Contains(body, `"replica":"replica-a"`) && !strings.Contains(body, `"replica":"replica-b"`) {
 			t.Errorf("$SRV.INFO names no replica: %s", body)
 		}
+		// A bridge started after this login announces the account too.
+		md := rb2.b.serviceMetadata(context.Background())
+		if md["account"] != fmt.Sprint(sim.WorldView().Self.QQ) || md["replica"] != "replica-b" {
+			t.Errorf("metadata after the login: %v", md)
+		}
 	})
 	t.Run("connection names", func(t *testing.T) {
 		cz, err := rb.b.ns.Connz(&server.ConnzOptions{})

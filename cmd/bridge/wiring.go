@@ -87,15 +87,21 @@ func setupError(err error) error {
 }
 
 // serviceMetadata annotates the micro service: the build, the prefix, the
-// replica and, when known at start (a restored session), the account.
-func (b *Bridge) serviceMetadata() map[string]string {
+// replica and, when one is known at start, the account: the QQ number of the
+// last state in the session bucket (a bridge that ran before).
+func (b *Bridge) serviceMetadata(ctx context.Context) map[string]string {
 	md := map[string]string{
 		"version": b.version.Short(),
 		"prefix":  b.cfg.Subjects.Prefix(),
 		"replica": b.replica,
 	}
-	if acct := b.session.State().Account; acct != 0 {
-		md["account"] = strconv.FormatInt(acct, 10)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if e, err := b.buckets.Session.Get(ctx, schema.SessionKeyState); err == nil {
+		var st schema.SessionState
+		if b.cfg.Codec.Unmarshal(e.Value(), &st) == nil && st.Account != 0 {
+			md["account"] = strconv.FormatInt(st.Account, 10)
+		}
 	}
 	return md
 }
