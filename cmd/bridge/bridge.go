@@ -123,7 +123,7 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 		log.Info().Str("nats", url).Str("data_dir", cfg.DataDir).Msg("embedded nats-server with JetStream started")
 	}
 	b.setPhase("connecting to NATS")
-	if b.nc, err = connectNATS(ctx, url, b.natsOptions(), log); err != nil {
+	if b.nc, err = connectNATS(ctx, url, b.natsOptions(), log, func(err error) { b.setPhase("connecting to NATS: " + err.Error()) }); err != nil {
 		return nil, err
 	}
 	if b.js, err = jetstream.New(b.nc); err != nil {
@@ -227,7 +227,7 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 // connectNATS connects to url, retrying with backoff until it succeeds or ctx ends;
 // once connected it reconnects forever. Connection events are logged with the URL
 // redacted (no credentials).
-func connectNATS(ctx context.Context, url string, extra []nats.Option, log zerolog.Logger) (*nats.Conn, error) {
+func connectNATS(ctx context.Context, url string, extra []nats.Option, log zerolog.Logger, onRetry func(error)) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
@@ -257,6 +257,9 @@ func connectNATS(ctx context.Context, url string, extra []nats.Option, log zerol
 		}
 		wait := bo.NextBackOff()
 		log.Warn().Err(err).Dur("retry_in", wait).Msg("cannot connect to NATS")
+		if onRetry != nil {
+			onRetry(err)
+		}
 		if retry.Sleep(ctx, wait) != nil {
 			return nil, fmt.Errorf("connect to NATS: %w (last error: %v)", ctx.Err(), err)
 		}

@@ -524,3 +524,28 @@ func TestStreamLimitsDoNotFit(t *testing.T) {
 		t.Errorf("error %v", err)
 	}
 }
+
+// TestReadyWhileConnecting: with NATS unreachable the HTTP port answers at
+// once: /healthz 200, /readyz 503 saying that it connects, and why it failed.
+func TestReadyWhileConnecting(t *testing.T) {
+	addr := freeAddr(t)
+	rc := startCommand(t, nil, "run", "--nats", "nats://"+freeAddr(t), "--http", addr, "--log-format", "json")
+	base := "http://" + addr
+	var st healthStatus
+	eventually(t, "/readyz saying it connects to NATS", func() bool {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		st = healthStatus{}
+		getJSON(t, base+"/readyz", &st)
+		return strings.HasPrefix(st.Error, "starting: connecting to NATS: ") && strings.Contains(st.Error, "no servers available")
+	})
+	if code := getJSON(t, base+"/healthz", &st); code != 200 || !st.OK {
+		t.Errorf("/healthz while connecting: %d %+v", code, st)
+	}
+	if err := rc.stop(t); err != nil {
+		t.Errorf("a stop while connecting: %v", err)
+	}
+}
