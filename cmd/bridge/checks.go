@@ -36,14 +36,18 @@ func weakKeyReason(key string) string {
 	return ""
 }
 
-// checkSessionKey trims the key in place and refuses a weak one; an empty key
+// checkSessionKey refuses a weak key; an empty (or all white space) key
 // is allowed (the saved session is stored in plaintext, with a warning).
 func (f *flagSet) checkSessionKey(name string, key *string) error {
-	*key = strings.TrimSpace(*key)
-	if *key == "" {
+	// Judged without surrounding white space, but used as given: a key with a
+	// trailing newline (a Secret made from a file) keeps opening the sessions
+	// it sealed.
+	trimmed := strings.TrimSpace(*key)
+	if trimmed == "" {
+		*key = ""
 		return nil
 	}
-	if r := weakKeyReason(*key); r != "" {
+	if r := weakKeyReason(trimmed); r != "" {
 		return f.badf(name, "too weak (%s); make one with: head -c 32 /dev/urandom | base64", r)
 	}
 	return nil

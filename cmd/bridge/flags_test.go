@@ -99,11 +99,13 @@ func TestParseRunFlags(t *testing.T) {
 			},
 		},
 		{
+			// The key is judged without the white space but used as given, so
+			// that the sessions it sealed still open.
 			name: "nkey and a key with spaces around",
 			args: []string{"--nats", "tls://n:4222", "--nats-nkey", seed, "--session-key", "  " + goodKey + "\n"},
 			check: func(t *testing.T, cfg config) {
-				if cfg.NATSNkey != seed || cfg.SessionKey != goodKey {
-					t.Errorf("nkey %q key trimmed %v", cfg.NATSNkey, cfg.SessionKey == goodKey)
+				if cfg.NATSNkey != seed || cfg.SessionKey != "  "+goodKey+"\n" {
+					t.Errorf("nkey %q, key kept as given %v", cfg.NATSNkey, cfg.SessionKey == "  "+goodKey+"\n")
 				}
 			},
 		},
