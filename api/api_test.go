@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/qqsim"
 	"github.com/qqbridge/qqbridge/schema"
 )
@@ -240,7 +241,7 @@ func TestDeadline(t *testing.T) {
 	})
 	t.Run("in time", func(t *testing.T) {
 		reply := e.request(subject, mustJSON(t, schema.Request{To: schema.Target{QQ: alice}, Text: "in time"}),
-			nats.Header{HeaderDeadline: {time.Now().Add(waitFor).UTC().Format(time.RFC3339Nano)}})
+			nats.Header{HeaderDeadline: {time.Now().Add(testenv.WaitTimeout).UTC().Format(time.RFC3339Nano)}})
 		if res := decodeResult(t, reply); !res.OK {
 			t.Fatalf("result %+v (error %+v), want ok", res, res.Error)
 		}
@@ -325,6 +326,30 @@ func TestNewRejects(t *testing.T) {
 		mutate(&cfg)
 		if _, err := New(cfg); !errors.Is(err, ErrConfig) {
 			t.Errorf("%s: New returned %v, want ErrConfig", name, err)
+		}
+	}
+}
+
+// TestServiceVersionAndMetadata: a semantic Version (with or without v) is
+// announced, anything else falls back to ServiceVersion; the metadata carries
+// what the caller gave and the API contract version.
+func TestServiceVersionAndMetadata(t *testing.T) {
+	for _, tc := range []struct{ version, want string }{
+		{"v1.4.2", "1.4.2"},
+		{"0.0.0-20260101120000-abcdef123456", "0.0.0-20260101120000-abcdef123456"},
+		{"(devel)", ServiceVersion},
+		{"", ServiceVersion},
+	} {
+		e := newEnv(t, false, func(c *Config) {
+			c.Version = tc.version
+			c.Metadata = map[string]string{"prefix": "qq", "replica": "r1", "api": "overridden"}
+		})
+		info := e.svc.Info()
+		if info.Version != tc.want {
+			t.Errorf("Version %q announced %q, want %q", tc.version, info.Version, tc.want)
+		}
+		if info.Metadata["prefix"] != "qq" || info.Metadata["replica"] != "r1" || info.Metadata["api"] != ServiceVersion {
+			t.Errorf("metadata %v", info.Metadata)
 		}
 	}
 }

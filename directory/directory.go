@@ -34,6 +34,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/qqbridge/qqbridge/metrics"
 	"github.com/qqbridge/qqbridge/qqclient"
 )
 
@@ -81,6 +82,7 @@ type Directory struct {
 	log         zerolog.Logger
 	missRefresh time.Duration
 	negativeTTL time.Duration
+	metrics     *metrics.Metrics // WithMetrics; nil: none
 
 	refreshMu sync.Mutex // one Refresh at a time
 

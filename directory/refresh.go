@@ -45,9 +45,10 @@ func (d *Directory) Run(ctx context.Context, every time.Duration) {
 // a list, a lost session or a cancelled ctx returns the error and keeps the
 // previous lists. Without a session it returns an error wrapping
 // qqclient.ErrNotLoggedIn.
-func (d *Directory) Refresh(ctx context.Context) error {
+func (d *Directory) Refresh(ctx context.Context) (err error) {
 	d.refreshMu.Lock()
 	defer d.refreshMu.Unlock()
+	defer func(start time.Time) { d.observeRefresh(start, err) }(time.Now())
 	key, ok := d.sessionKey()
 	d.mu.Lock()
 	d.lastAttempt, d.attemptSess = time.Now(), key

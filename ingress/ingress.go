@@ -60,6 +60,14 @@ type Poller interface {
 	Poll(ctx context.Context) ([]qqclient.Event, error)
 }
 
+// Media takes the pictures of a message event once it is published (the
+// pending image segments normalise made, in order, are msg.Pictures, in
+// order); *media.Media implements it. Enqueue returns an error only when ctx
+// ended first.
+type Media interface {
+	Enqueue(ctx context.Context, e *schema.Event, msg *qqclient.Message) error
+}
+
 // Config configures an Ingress. Client, Terms and JS are required.
 type Config struct {
 	// Client polls; normally the *qqclient.Client of the session manager.
@@ -103,6 +111,9 @@ type Config struct {
 	// Journal, when set, keeps each poll answer until its events are
 	// published, and replays what a dead leader left (journal.go).
 	Journal *Journal
+	// Media, when set, receives the pictures of every published message
+	// that has some; nil leaves their image segments pending.
+	Media Media
 }
 
 // Stats counts what an Ingress did since it was made.
@@ -374,6 +385,11 @@ func (i *Ingress) handle(ctx context.Context, account int64, ev qqclient.Event, 
 	}
 	if err := i.publishEvent(ctx, e, subject, log); err != nil {
 		return err
+	}
+	if i.cfg.Media != nil && ev.Message != nil && len(ev.Message.Pictures) > 0 {
+		if err := i.cfg.Media.Enqueue(ctx, e, ev.Message); err != nil {
+			return err
+		}
 	}
 	i.recent.add(e.ID)
 	return nil

@@ -108,8 +108,9 @@ func ToSchema(segs []Segment) ([]schema.Segment, error) {
 
 // FromSchema maps the content of a qqbridge event to OneBot segments. A
 // message that held only a picture (which QQ strips) becomes one image
-// segment with file "stripped" and no url; segment types this version does
-// not know are skipped.
+// segment with file "stripped" and no url; a picture QQ delivered (an image
+// segment) is an image segment whose file is its object name in the media
+// bucket; segment types this version does not know are skipped.
 func FromSchema(e *schema.Event) []Segment {
 	segs := make([]Segment, 0, len(e.Segments)+1)
 	for _, s := range e.Segments {
@@ -118,6 +119,10 @@ func FromSchema(e *schema.Event) []Segment {
 			segs = append(segs, TextSeg(s.Text))
 		case schema.SegmentFace:
 			segs = append(segs, FaceSeg(s.Face))
+		case schema.SegmentImage:
+			if s.Image != nil {
+				segs = append(segs, Segment{Type: "image", Data: map[string]string{"file": s.Image.Ref}})
+			}
 		}
 	}
 	if len(segs) == 0 && e.Picture {

@@ -5,34 +5,33 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/qqsim"
 )
 
 // Numbers of qqsim.DefaultWorld.
 const (
-	selfQQ   = 931996776
-	aliceQQ  = 123456
-	bobQQ    = 3524125
-	heyQQ    = 1301948
-	carolQQ  = 2468024
-	daveQQ   = 7654321
-	devGroup = 987654
-	hikeGrp  = 55443322
-	lunchDID = 1008611
+	selfQQ   = testenv.Self
+	aliceQQ  = testenv.Alice
+	bobQQ    = testenv.Bob
+	heyQQ    = testenv.Hey
+	carolQQ  = testenv.Carol
+	daveQQ   = testenv.Dave
+	devGroup = testenv.DevChat
+	hikeGrp  = testenv.Hiking
+	lunchDID = testenv.Lunch
 )
 
 // simEnv is a simulator on a loopback listener and a client pointed at it.
 type simEnv struct {
 	t   *testing.T
-	sim *qqsim.Server
-	url string
+	sim *testenv.Sim
 }
 
 // simConfig is the default test configuration: short hold, no rate limit.
@@ -42,21 +41,14 @@ func simConfig() qqsim.Config {
 
 func newSimEnv(t *testing.T, cfg qqsim.Config) *simEnv {
 	t.Helper()
-	sim, err := qqsim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(sim)
-	t.Cleanup(ts.Close)
-	t.Cleanup(sim.Close) // runs first: held polls answer at once
-	return &simEnv{t: t, sim: sim, url: ts.URL}
+	return &simEnv{t: t, sim: testenv.StartSim(t, cfg)}
 }
 
 // client makes a client of the simulator with short test timings.
 func (e *simEnv) client(opts ...qqclient.Option) *qqclient.Client {
 	e.t.Helper()
 	base := []qqclient.Option{
-		qqclient.WithBaseURL(e.url),
+		qqclient.WithBaseURL(e.sim.URL),
 		qqclient.WithQRPollInterval(10 * time.Millisecond),
 		qqclient.WithPollTimeout(5 * time.Second),
 		qqclient.WithRequestTimeout(5 * time.Second),
@@ -66,12 +58,6 @@ func (e *simEnv) client(opts ...qqclient.Option) *qqclient.Client {
 		e.t.Fatal(err)
 	}
 	return c
-}
-
-func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // loginResult is what a LoginQR run ended with.
@@ -173,7 +159,7 @@ func checkNoSecrets(t *testing.T, err error, s *qqclient.Session) {
 func TestSimLoginQR(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	s := e.login(ctx, c)
 	if s.UIN != selfQQ || s.PtWebQQ == "" || s.VFWebQQ == "" || s.PSessionID == "" || len(s.Cookies) < 5 {
 		t.Fatalf("session = uin %d, %d cookies, empty values", s.UIN, len(s.Cookies))
@@ -201,7 +187,7 @@ func TestSimLoginQR(t *testing.T) {
 func TestSimLoginStepByStep(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	qr, err := c.FetchQR(ctx)
 	if err != nil || len(qr.PNG) == 0 {
 		t.Fatalf("FetchQR: %v", err)
@@ -248,7 +234,7 @@ func TestSimLoginQRExpired(t *testing.T) {
 			}
 			e := newSimEnv(t, cfg)
 			c := e.client()
-			ctx := testCtx(t)
+			ctx := testenv.Context(t)
 			events, done := startLogin(ctx, c)
 			if ev := nextEvent(t, events); ev.Step != qqclient.LoginQRReady {
 				t.Fatalf("first event %v", ev.Step)
@@ -275,7 +261,7 @@ func TestSimLoginQRExpired(t *testing.T) {
 func TestSimContacts(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	e.login(ctx, c)
 	st := e.sim.State()
 	uinOf := st.Friends
@@ -389,7 +375,7 @@ func TestSimContacts(t *testing.T) {
 func TestSimPollKinds(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	e.login(ctx, c)
 	st := e.sim.State()
 
@@ -500,7 +486,7 @@ func wantContent(t *testing.T, segs ...qqclient.Segment) string {
 func TestSimSendKinds(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	e.login(ctx, c)
 	st := e.sim.State()
 
@@ -562,7 +548,7 @@ func TestSimSendKinds(t *testing.T) {
 func TestSimSendLongMessageSplit(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	e.login(ctx, c)
 	target := qqclient.Target{Kind: qqclient.TargetFriend, UIN: e.sim.State().Friends[bobQQ]}
 
@@ -608,7 +594,7 @@ func TestSimSendLongMessageSplit(t *testing.T) {
 func TestSimSessionLostAndRelogin(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	first := e.login(ctx, c)
 	oldUIN := e.sim.State().Friends[aliceQQ]
 
@@ -643,7 +629,7 @@ func TestSimSessionLostAndRelogin(t *testing.T) {
 func TestSimKick(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	s := e.login(ctx, c)
 	e.sim.Kick()
 	evs, err := c.Poll(ctx)
@@ -666,7 +652,7 @@ func TestSimKick(t *testing.T) {
 func TestSimChaos(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	s := e.login(ctx, c)
 	friend := qqclient.Target{Kind: qqclient.TargetFriend, UIN: e.sim.State().Friends[aliceQQ]}
 	hello := []qqclient.Segment{qqclient.TextSegment("hello")}
@@ -721,7 +707,7 @@ func TestSimChaos(t *testing.T) {
 
 func TestSimEmptyPolls(t *testing.T) {
 	e := newSimEnv(t, simConfig())
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	c := e.client()
 	e.login(ctx, c)
 	t.Run("102 after the hold", func(t *testing.T) {
@@ -754,7 +740,7 @@ func TestSimEmptyPolls(t *testing.T) {
 func TestSimPtWebQQRenewed(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	before := e.login(ctx, c)
 	if err := e.sim.RenewPtWebQQ(); err != nil {
 		t.Fatal(err)
@@ -790,7 +776,7 @@ func TestSimPtWebQQRenewed(t *testing.T) {
 
 func TestSimSaveResume(t *testing.T) {
 	e := newSimEnv(t, simConfig())
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	c1 := e.client()
 	e.login(ctx, c1)
 	s, _ := c1.Session()
@@ -846,7 +832,7 @@ func TestSimResumeAfterCookiesExpired(t *testing.T) {
 	cfg := simConfig()
 	cfg.SessionTTL = 500 * time.Millisecond
 	e := newSimEnv(t, cfg)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	c := e.client()
 	s := e.login(ctx, c)
 	for e.sim.State().Login != "expired" {
@@ -868,7 +854,7 @@ func TestSimResumeAfterCookiesExpired(t *testing.T) {
 func TestSimConcurrentUse(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	e.login(ctx, c)
 	st := e.sim.State()
 	var wg sync.WaitGroup
@@ -929,7 +915,7 @@ func TestSimProfiles(t *testing.T) {
 			p.set(&cfg)
 			e := newSimEnv(t, cfg)
 			c := e.client()
-			ctx := testCtx(t)
+			ctx := testenv.Context(t)
 			s := e.login(ctx, c)
 			if s.UIN != selfQQ || s.PtWebQQ == "" {
 				t.Fatalf("session uin %d", s.UIN)
@@ -1028,7 +1014,7 @@ func TestSimPicturesAndFiles(t *testing.T) {
 			p.set(&cfg)
 			e := newSimEnv(t, cfg)
 			c := e.client()
-			ctx := testCtx(t)
+			ctx := testenv.Context(t)
 			e.login(ctx, c)
 			if _, err := e.sim.Say(qqsim.Say{Kind: "friend", From: aliceQQ, Text: "cat", Pictures: []string{"cat.png"}}); err != nil {
 				t.Fatal(err)
@@ -1089,7 +1075,7 @@ func TestSimPicturesAndFiles(t *testing.T) {
 		cfg.FileTTL = time.Millisecond
 		e := newSimEnv(t, cfg)
 		c := e.client()
-		ctx := testCtx(t)
+		ctx := testenv.Context(t)
 		e.login(ctx, c)
 		if _, err := e.sim.OfferFile(qqsim.FileOffer{From: aliceQQ, Name: "late.zip"}); err != nil {
 			t.Fatal(err)

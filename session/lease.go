@@ -40,6 +40,7 @@ func (m *Manager) campaign(ctx context.Context, kv jetstream.KeyValue, first cha
 		if spread != nil {
 			spread.Released()
 		}
+		m.cfg.Metrics.SetLeader(false)
 		m.logger().Warn().Str("why", why).Msg("leadership lost")
 	}
 	defer func() {
@@ -53,6 +54,7 @@ func (m *Manager) campaign(ctx context.Context, kv jetstream.KeyValue, first cha
 		if spread != nil {
 			defer spread.Released()
 		}
+		m.cfg.Metrics.SetLeader(false)
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), period)
 		defer cancel()
 		if err := kv.Delete(rctx, bus.LeaderKey, jetstream.LastRevision(rev)); err != nil {
@@ -87,6 +89,7 @@ func (m *Manager) campaign(ctx context.Context, kv jetstream.KeyValue, first cha
 						m.logger().Warn().Err(err).Msg("handed-back lease not deleted; it expires by itself")
 					}
 					spread.Released()
+					m.cfg.Metrics.SetLeader(false)
 					m.logger().Info().Msg("leadership handed back to spread the accounts")
 				}
 			case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, jetstream.ErrKeyNotFound):
@@ -108,6 +111,7 @@ func (m *Manager) campaign(ctx context.Context, kv jetstream.KeyValue, first cha
 			case err == nil:
 				rev, renewed = r, time.Now()
 				stop = m.startTerm(ctx)
+				m.cfg.Metrics.SetLeader(true)
 				m.logger().Info().Msg("leadership taken")
 			case errors.Is(err, jetstream.ErrKeyExists):
 				if e, gerr := kv.Get(opCtx, bus.LeaderKey); gerr == nil && string(e.Value()) != seen {

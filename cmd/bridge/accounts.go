@@ -3,19 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/qqbridge/qqbridge/api"
@@ -24,6 +21,7 @@ import (
 	"github.com/qqbridge/qqbridge/egress"
 	"github.com/qqbridge/qqbridge/ingress"
 	"github.com/qqbridge/qqbridge/live"
+	"github.com/qqbridge/qqbridge/media"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/schema"
 	"github.com/qqbridge/qqbridge/session"
@@ -146,32 +144,38 @@ func flagAccount(cfg config) accountSpec {
 }
 
 // account is one QQ account's components: its streams and buckets, QQ
-// client, session manager, directory, ingress, egress and API.
+// client, session manager, directory, media store, ingress, egress and API.
 type account struct {
 	spec    accountSpec
+	buckets bus.Buckets
 	client  *qqclient.Client
 	session *session.Manager
 	dir     *directory.Directory
+	media   *media.Media
 	in      *ingress.Ingress
 	out     *egress.Egress
 	api     *api.API
 }
 
 // wireAccount creates or updates one account's streams and buckets and
-// makes its components on the bridge's NATS connection. spread (nil for a
-// single account) and replicaID are shared by all the accounts of a replica.
-func wireAccount(ctx context.Context, cfg config, spec accountSpec, nc *nats.Conn, js jetstream.JetStream, spread session.LeaseSpread, replicaID string, log zerolog.Logger) (*account, error) {
-	egressLog := log // egress names its prefix itself
-	log = log.With().Str("prefix", spec.Subjects.Prefix()).Logger()
+// makes its components on the bridge's NATS connection; the replica's id,
+// metrics and lease spread (nil for a single account) are shared.
+func (b *Bridge) wireAccount(ctx context.Context, spec accountSpec, egressLog zerolog.Logger) (*account, error) {
+	cfg := b.cfg
+	log := b.log.With().Str("prefix", spec.Subjects.Prefix()).Logger()
 	a := &account{spec: spec}
 	s := spec.Subjects
 	// Waits (logging "waiting for JetStream: <reason>") while JetStream is not
 	// ready, as on a cluster that has just started.
-	buckets, err := bus.Setup(ctx, js, bus.SetupConfig{Subjects: s, Replicas: cfg.Replicas, LeaderTTL: cfg.LeaderTTL, Log: log})
+	b.setPhase("setting up the streams and buckets")
+	buckets, err := bus.Setup(ctx, b.js, bus.SetupConfig{
+		Subjects: s, Replicas: cfg.Replicas, Streams: cfg.Streams, LeaderTTL: cfg.LeaderTTL, Log: log,
+		OnWait: func(w bus.Wait) { b.setPhase("waiting for JetStream: " + w.Reason) },
+	})
 	if err != nil {
-		return nil, err
+		return nil, setupError(err)
 	}
-	sessionKV, sentKV := buckets.Session, buckets.Sent
+	a.buckets = buckets
 
 	opts := []qqclient.Option{qqclient.WithPollTimeout(cfg.PollTimeout), qqclient.WithQRPollInterval(cfg.QRPollInterval)}
 	if spec.QQEndpoint != "" {
@@ -180,49 +184,58 @@ func wireAccount(ctx context.Context, cfg config, spec accountSpec, nc *nats.Con
 	if a.client, err = qqclient.New(opts...); err != nil {
 		return nil, fmt.Errorf("QQ client: %w", err)
 	}
+	var spread session.LeaseSpread
+	if b.spread != nil {
+		spread = b.spread
+	}
 	key := session.DeriveKey(spec.SessionKey) // nil without a key: the session package warns at each save
 	a.session, err = session.New(session.Config{
 		Client:    a.client,
-		NC:        nc,
-		JS:        js,
-		KV:        sessionKV,
+		NC:        b.nc,
+		JS:        b.js,
+		KV:        buckets.Session,
 		Subjects:  s,
 		Key:       key,
 		Log:       log.With().Str("component", "session").Logger(),
 		Format:    cfg.Codec,
 		QRFormat:  session.QRFormatCodec, // a schema.QR in the codec, as docs/events.md says
 		LeaderTTL: cfg.LeaderTTL,
-		ReplicaID: replicaID,
-		Spread:    spread,
 
 		StateDebounce: cfg.StateDebounce,
 		LeaderKV:      buckets.Leader,
+		ReplicaID:     b.replica,
+		Metrics:       b.metrics,
+		Spread:        spread,
 	})
 	if err != nil {
 		return nil, err
 	}
-	a.dir = directory.New(a.client, log) // it names itself (component)
+	a.dir = directory.New(a.client, log, directory.WithMetrics(b.metrics)) // it names itself (component)
 	a.session.OnOnline(func(ls live.Session) {
 		if err := a.dir.Refresh(ls.Context()); err != nil && ls.Err() == nil {
 			log.Warn().Err(err).Int64("account", ls.Account).Msg("contact refresh at login failed; names and stable numbers may be missing until the next refresh")
 		}
 	})
-	journal, err := ingress.NewJournal(ctx, js, s, cfg.Replicas)
+	if a.media, err = newMedia(ctx, b.js, a.client, a.session.Sessions(), s, cfg.Codec, cfg.Replicas, cfg.Media, log); err != nil {
+		return nil, err
+	}
+	journal, err := ingress.NewJournal(ctx, b.js, s, cfg.Replicas)
 	if err != nil {
 		return nil, err
 	}
 	if a.in, err = ingress.New(ingress.Config{
-		Journal:  journal, // poll answers kept until published; a new leader replays a dead one's
 		Client:   a.client,
 		Terms:    a.session.LeaderTerms(), // only the leader polls
 		Dir:      a.dir,
-		JS:       js,
+		JS:       b.js,
 		Subjects: s,
 		Codec:    cfg.Codec,
 		Log:      log,
 		MinHold:  cfg.PollMinHold,
 		// MaxPayload: the server's limit, known once connected.
-		MaxPayload: int(nc.MaxPayload()),
+		MaxPayload: int(b.nc.MaxPayload()),
+		Media:      a.media, // the pictures of each message: fetched and stored apart
+		Journal:    journal, // poll answers kept until published; a new leader replays a dead one's
 	}); err != nil {
 		return nil, err
 	}
@@ -230,8 +243,8 @@ func wireAccount(ctx context.Context, cfg config, spec accountSpec, nc *nats.Con
 		Client:   a.client,
 		Sessions: a.session.Sessions(),
 		Dir:      a.dir,
-		JS:       js,
-		SentKV:   sentKV,
+		JS:       b.js,
+		SentKV:   buckets.Sent,
 		Subjects: s,
 		Codec:    cfg.Codec,
 		Log:      egressLog,
@@ -241,17 +254,40 @@ func wireAccount(ctx context.Context, cfg config, spec accountSpec, nc *nats.Con
 		return nil, err
 	}
 	if a.api, err = api.New(api.Config{
-		NC:       nc,
+		NC:       b.nc,
 		Sender:   a.out,
 		Contacts: a.dir,
 		Session:  a.session,
 		Subjects: s,
 		Codec:    cfg.Codec,
 		Log:      egressLog,
+		Files:    a.media,
+		Version:  b.version.Module,
+		Metadata: b.accountMetadata(ctx, a),
 	}); err != nil {
 		return nil, err
 	}
 	return a, nil
+}
+
+// accountMetadata is serviceMetadata for account a: its prefix and, when
+// its session bucket knows it, its QQ number, so that the qq.api services of
+// the accounts of one replica are told apart.
+func (b *Bridge) accountMetadata(ctx context.Context, a *account) map[string]string {
+	md := map[string]string{
+		"version": b.version.Short(),
+		"prefix":  a.spec.Subjects.Prefix(),
+		"replica": b.replica,
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if e, err := a.buckets.Session.Get(ctx, schema.SessionKeyState); err == nil {
+		var st schema.SessionState
+		if b.cfg.Codec.Unmarshal(e.Value(), &st) == nil && st.Account != 0 {
+			md["account"] = strconv.FormatInt(st.Account, 10)
+		}
+	}
+	return md
 }
 
 // accountRun is the bridge's running accounts: Run starts each with start,
@@ -279,6 +315,7 @@ func (r *accountRun) start(a *account) {
 		r.failed("API service "+p, err)
 	}
 	r.workWG.Go(func() { r.failed("ingress "+p, a.in.Run(r.workCtx)) })
+	r.workWG.Go(func() { r.failed("media "+p, a.media.Run(r.workCtx)) })
 	r.workWG.Go(func() { r.failed("egress "+p, a.out.Run(r.workCtx)) })
 }
 
@@ -290,19 +327,8 @@ func (r *accountRun) waitWork() {
 	r.mu.Unlock()
 	for _, a := range accts {
 		a.api.Wait()
+		a.media.Wait()
 	}
-}
-
-// newReplicaID names this process among the replicas (host and a random
-// suffix); all its accounts' session managers and the spread use it.
-func newReplicaID() string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "replica"
-	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return host + "-" + hex.EncodeToString(b)
 }
 
 // watchAccounts looks at the accounts file every accountsReload and starts
@@ -343,7 +369,7 @@ func (b *Bridge) watchAccounts(ctx context.Context, run *accountRun) {
 			if known[p] {
 				continue
 			}
-			a, err := wireAccount(ctx, b.cfg, spec, b.nc, b.js, b.spread, b.replicaID, b.log)
+			a, err := b.wireAccount(ctx, spec, b.log)
 			if err != nil {
 				b.log.Error().Err(err).Str("account_prefix", p).Msg("new account not started")
 				continue

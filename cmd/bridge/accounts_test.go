@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/qqsim"
 	"github.com/qqbridge/qqbridge/schema"
 )
@@ -85,10 +86,11 @@ func TestParseAccounts(t *testing.T) {
 // publishes its messages under its own prefix. A third account added to the
 // file while the bridge runs starts without a restart of the others.
 func TestBridgeManyAccounts(t *testing.T) {
-	sims := make([]*qqsim.Server, 3)
+	sims := make([]*testenv.Sim, 3)
 	urls := make([]string, 3)
 	for i := range sims {
-		sims[i], urls[i] = newSim(t)
+		sims[i] = testenv.StartSim(t, testenv.SimConfig())
+		urls[i] = sims[i].URL
 	}
 	dir := t.TempDir()
 	file := filepath.Join(dir, "accounts.json")
@@ -106,26 +108,26 @@ func TestBridgeManyAccounts(t *testing.T) {
 	cfg.AccountsFile = file
 	cfg.SessionKey = "test-key"
 	rb := wireBridge(t, cfg)
-	nc := connect(t, rb.b.NATSURL())
+	nc := testenv.Connect(t, rb.b.NATSURL())
 	subj := func(i int) schema.Subjects { s, _ := schema.NewSubjects(fmt.Sprintf("acct%d", i+1)); return s }
-	rec := record(t, nc, ">")
+	rec := testenv.Record(t, nc, ">")
 	rb.start(t)
 
 	for i := range 2 {
 		loginByQR(t, sims[i], rec, subj(i))
 	}
 	say := func(i int, text string) {
-		if _, err := sims[i].Say(qqsim.Say{Kind: "group", From: 2468024, Group: 987654, Text: text}); err != nil {
+		if _, err := sims[i].Server.Say(qqsim.Say{Kind: "group", From: 2468024, Group: 987654, Text: text}); err != nil {
 			t.Fatal(err)
 		}
-		rec.waitAfter(t, 0, fmt.Sprintf("account %d's message", i+1), func(m *nats.Msg) bool {
-			return strings.HasPrefix(m.Subject, subj(i).Prefix()+".in.group.") && isEventText(m.Subject, text)(m)
+		rec.WaitFrom(0, fmt.Sprintf("account %d's message", i+1), func(m *nats.Msg) bool {
+			return strings.HasPrefix(m.Subject, subj(i).Prefix()+".in.group.") && eventText(m) == text
 		})
 	}
 	say(0, "to one")
 	say(1, "to two")
-	if n := rec.count(func(m *nats.Msg) bool {
-		return strings.HasPrefix(m.Subject, "acct1.in.") && isEventText(m.Subject, "to two")(m)
+	if n := rec.Count(func(m *nats.Msg) bool {
+		return strings.HasPrefix(m.Subject, "acct1.in.") && eventText(m) == "to two"
 	}); n != 0 {
 		t.Errorf("account 2's message published under acct1 %d times", n)
 	}
@@ -134,4 +136,13 @@ func TestBridgeManyAccounts(t *testing.T) {
 	loginByQR(t, sims[2], rec, subj(2))
 	say(2, "to three")
 	say(0, "one still runs")
+}
+
+// eventText is the text of the event m carries, "" for anything else.
+func eventText(m *nats.Msg) string {
+	ev, err := schema.DecodeEvent(m.Header, m.Data)
+	if err != nil {
+		return ""
+	}
+	return ev.Text
 }

@@ -17,10 +17,13 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/qqbridge/qqbridge/api"
+	"github.com/qqbridge/qqbridge/bus"
 	"github.com/qqbridge/qqbridge/directory"
 	"github.com/qqbridge/qqbridge/egress"
 	"github.com/qqbridge/qqbridge/ingress"
 	"github.com/qqbridge/qqbridge/internal/retry"
+	"github.com/qqbridge/qqbridge/media"
+	"github.com/qqbridge/qqbridge/metrics"
 	"github.com/qqbridge/qqbridge/natsembed"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/session"
@@ -43,17 +46,26 @@ type Bridge struct {
 	in      *ingress.Ingress
 	out     *egress.Egress
 	api     *api.API
-
-	accounts  []*account      // every account; the fields above are the first one's
-	spread    *session.Spread // with --accounts: the leases spread over the replicas
-	replicaID string
+	media   *media.Media
 
 	httpLn  net.Listener // nil without --http
 	httpSrv *http.Server
+	httpErr chan error // the listener's failure, for Run
+
+	replica string           // this replica's ID
+	version buildVersion     // of the binary
+	metrics *metrics.Metrics // served on /metrics
+	buckets bus.Buckets
+	view    statusCache // what the status page shows of the buckets
+
+	accounts []*account      // every account (accounts.go); the fields above are the first one's
+	spread   *session.Spread // with --accounts: the leases spread over the replicas
 
 	mu      sync.Mutex
-	running bool  // between the start of Run and the beginning of the stop
-	failed  error // a component that stopped with an error
+	wired   bool   // every component exists (the fields above are set)
+	phase   string // what the start waits for while not wired, e.g. "waiting for JetStream: …"
+	running bool   // between the start of Run and the beginning of the stop
+	failed  error  // a component that stopped with an error
 }
 
 // wire assembles a bridge from cfg: it starts the embedded nats-server (without
@@ -63,15 +75,40 @@ type Bridge struct {
 func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err error) {
 	egressLog := log // egress names its prefix itself
 	log = log.With().Str("prefix", cfg.Subjects.Prefix()).Logger()
-	b := &Bridge{cfg: cfg, log: log}
+	b := &Bridge{cfg: cfg, log: log, httpErr: make(chan error, 1), version: readBuildVersion(),
+		metrics: metrics.New(cfg.Subjects.Prefix()), replica: cfg.ReplicaID}
+	if b.replica == "" {
+		b.replica = defaultReplicaID()
+	}
+	b.log = log.With().Str("replica", b.replica).Logger()
+	log = b.log
 	defer func() {
 		if err != nil {
 			b.close()
 		}
 	}()
 
+	// The HTTP listener comes first, so that the probes answer while NATS and
+	// JetStream are awaited (/healthz 200, /readyz 503 with the reason).
+	b.setPhase("starting")
+	if cfg.HTTPAddr != "" {
+		if b.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return nil, listenError("--http", cfg.HTTPAddr, err)
+		}
+		b.httpSrv = &http.Server{Handler: b.httpHandler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := b.httpSrv.Serve(b.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				b.httpErr <- err
+			}
+		}()
+		log.Info().Str("http", b.HTTPAddr()).Msg("HTTP: status page /, /metrics, /healthz and /readyz")
+	}
+
 	url := cfg.NATSURL
 	if url == "" {
+		if err := checkFreePort("embedded nats-server: --nats-listen", cfg.NATSListen); err != nil {
+			return nil, err
+		}
 		host, portStr, err := net.SplitHostPort(cfg.NATSListen)
 		if err != nil {
 			return nil, fmt.Errorf("embedded nats-server: listen address %q: %w", cfg.NATSListen, err)
@@ -90,7 +127,8 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 		url = b.ns.ClientURL()
 		log.Info().Str("nats", url).Str("data_dir", cfg.DataDir).Msg("embedded nats-server with JetStream started")
 	}
-	if b.nc, err = connectNATS(ctx, url, cfg.NATSCreds, log); err != nil {
+	b.setPhase("connecting to NATS")
+	if b.nc, err = connectNATS(ctx, url, b.natsOptions(), log, func(err error) { b.setPhase("connecting to NATS: " + err.Error()) }); err != nil {
 		return nil, err
 	}
 	if b.js, err = jetstream.New(b.nc); err != nil {
@@ -105,46 +143,36 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 		if specs, err = parseAccounts(data, cfg, os.LookupEnv, os.ReadFile); err != nil {
 			return nil, fmt.Errorf("--accounts %s: %w", cfg.AccountsFile, err)
 		}
-	}
-	b.replicaID = newReplicaID()
-	if cfg.AccountsFile != "" {
 		// Many accounts: their leases spread over the replicas.
 		if b.spread, err = session.NewSpread(ctx, session.SpreadConfig{
-			JS: b.js, ReplicaID: b.replicaID, Accounts: len(specs), TTL: cfg.LeaderTTL, Replicas: cfg.Replicas,
+			JS: b.js, ReplicaID: b.replica, Accounts: len(specs), TTL: cfg.LeaderTTL, Replicas: cfg.Replicas,
 			Log: log.With().Str("component", "spread").Logger(),
 		}); err != nil {
 			return nil, err
 		}
 	}
-	var spread session.LeaseSpread
-	if b.spread != nil {
-		spread = b.spread
-	}
 	for _, spec := range specs {
-		a, err := wireAccount(ctx, cfg, spec, b.nc, b.js, spread, b.replicaID, egressLog)
+		a, err := b.wireAccount(ctx, spec, egressLog)
 		if err != nil {
 			return nil, fmt.Errorf("account %s: %w", spec.Subjects.Prefix(), err)
 		}
 		b.accounts = append(b.accounts, a)
 	}
-	// The first account's components, for the health endpoints, the demo and tests.
+	// The first account's components, for the status page, the probes, the
+	// demo and tests.
 	first := b.accounts[0]
-	b.client, b.session, b.dir, b.in, b.out, b.api = first.client, first.session, first.dir, first.in, first.out, first.api
-	if cfg.HTTPAddr != "" {
-		if b.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-			return nil, fmt.Errorf("--http %s: %w", cfg.HTTPAddr, err)
-		}
-		b.httpSrv = &http.Server{Handler: b.healthHandler(), ReadHeaderTimeout: 5 * time.Second}
-	}
+	b.buckets, b.client, b.session, b.dir, b.media, b.in, b.out, b.api = first.buckets, first.client, first.session, first.dir, first.media, first.in, first.out, first.api
+	b.mu.Lock()
+	b.wired, b.phase = true, ""
+	b.mu.Unlock()
 	return b, nil
 }
 
 // connectNATS connects to url, retrying with backoff until it succeeds or ctx ends;
 // once connected it reconnects forever. Connection events are logged with the URL
 // redacted (no credentials).
-func connectNATS(ctx context.Context, url, creds string, log zerolog.Logger) (*nats.Conn, error) {
+func connectNATS(ctx context.Context, url string, extra []nats.Option, log zerolog.Logger, onRetry func(error)) (*nats.Conn, error) {
 	opts := []nats.Option{
-		nats.Name("qqbridge"),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
@@ -163,9 +191,7 @@ func connectNATS(ctx context.Context, url, creds string, log zerolog.Logger) (*n
 			ev.Msg("NATS asynchronous error")
 		}),
 	}
-	if creds != "" {
-		opts = append(opts, nats.UserCredentials(creds))
-	}
+	opts = append(opts, extra...)
 	bo := retry.Backoff(500*time.Millisecond, 10*time.Second)
 	for {
 		nc, err := nats.Connect(url, opts...)
@@ -175,6 +201,9 @@ func connectNATS(ctx context.Context, url, creds string, log zerolog.Logger) (*n
 		}
 		wait := bo.NextBackOff()
 		log.Warn().Err(err).Dur("retry_in", wait).Msg("cannot connect to NATS")
+		if onRetry != nil {
+			onRetry(err)
+		}
 		if retry.Sleep(ctx, wait) != nil {
 			return nil, fmt.Errorf("connect to NATS: %w (last error: %v)", ctx.Err(), err)
 		}
@@ -227,14 +256,13 @@ func (b *Bridge) Run(ctx context.Context) error {
 		}
 	}
 	var sessWG, workWG sync.WaitGroup
-	if b.httpSrv != nil {
-		go func() {
-			if err := b.httpSrv.Serve(b.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				failed("health listener", err)
-			}
-		}()
-		b.log.Info().Str("http", b.HTTPAddr()).Msg("health endpoints /healthz and /readyz")
-	}
+	go func() {
+		select {
+		case err := <-b.httpErr:
+			failed("HTTP listener", err)
+		case <-workCtx.Done():
+		}
+	}()
 	run := &accountRun{sessCtx: sessCtx, workCtx: workCtx, failed: failed, refresh: b.cfg.DirectoryRefresh}
 	if b.spread != nil {
 		sessWG.Go(func() { b.spread.Run(sessCtx) })

@@ -97,6 +97,7 @@ func demoScript() []demoLine {
 	return []demoLine{
 		{qqsim.Say{Kind: "group", From: 123456, Group: 987654, Text: "大家好! is the bridge online? ", Faces: []int{14}}, "Alice in group Dev chat"},
 		{qqsim.Say{Kind: "friend", From: 3524125, Text: "ping"}, "Bob, privately"},
+		{qqsim.Say{Kind: "friend", From: 3524125, Text: "my cat:", Pictures: []string{"cat.png"}}, "Bob, privately, with a picture (the bridge stores it in the Object Store qq_media: media.stored)"},
 		{qqsim.Say{Kind: "discuss", From: 2468024, DID: 1008611, Text: "午饭吃什么?"}, "Carol in discussion 午饭吃什么"},
 		{qqsim.Say{Kind: "group", From: 7654321, Group: 55443322, Text: "周末去爬山吗"}, "Dave in group 周末爬山"},
 		{qqsim.Say{Kind: "friend", From: 123456, Text: "<b>markup stays text</b> & so do entities"}, "Alice, privately"},

@@ -9,16 +9,17 @@ package main
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/onebot"
 	"github.com/qqbridge/qqbridge/qqsim"
 )
@@ -61,28 +62,29 @@ func TestOnebotKoishi(t *testing.T) {
 				o = startOnebotSetup(t, nil)
 				env = append(env, "ONEBOT_ENDPOINT=ws://"+o.gw.Addr+"/")
 			default:
-				port := freePort(t)
-				env = append(env, "ONEBOT_PORT="+strconv.Itoa(port))
+				addr := testenv.FreeAddr(t)
+				_, port, _ := net.SplitHostPort(addr)
+				env = append(env, "ONEBOT_PORT="+port)
 				o = startOnebotSetup(t, func(oc *onebotConfig) {
 					oc.Listen = ""
-					oc.Gateway.Reverse = []onebot.Reverse{{URL: "ws://127.0.0.1:" + strconv.Itoa(port) + "/onebot"}}
+					oc.Gateway.Reverse = []onebot.Reverse{{URL: "ws://" + addr + "/onebot"}}
 				})
 			}
 			out := startNodeBot(t, dir, env)
-			out.waitText(t, "bot online")
+			out.WaitFor(t, "bot online")
 			text := "ping " + protocol
 			if _, err := o.sim.Say(qqsim.Say{Kind: "group", From: aliceQQ, Group: devGroup, Text: text}); err != nil {
 				t.Fatal(err)
 			}
 			want := "pong " + protocol + " from koishi"
-			deadline := time.Now().Add(waitFor)
+			deadline := time.Now().Add(testenv.WaitTimeout)
 			for !simSent(t, o.simURL, "group", devGroup, want) {
 				if time.Now().After(deadline) {
 					t.Fatalf("qqsim never received %q; the bot said:\n%s", want, out.String())
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
-			out.waitText(t, "replied "+want)
+			out.WaitFor(t, "replied "+want)
 			t.Logf("koishi over %s:\n%s", protocol, out.String())
 		})
 	}
@@ -94,13 +96,13 @@ func TestOnebotKoishiDemo(t *testing.T) {
 	dir := compatDir(t)
 	_, obAddr, simURL := startDemoWithOnebot(t)
 	out := startNodeBot(t, dir, []string{"ONEBOT_PROTOCOL=ws", "ONEBOT_ENDPOINT=ws://" + obAddr + "/", "ONEBOT_SELF_ID=931996776"})
-	out.waitText(t, "bot online")
+	out.WaitFor(t, "bot online")
 	resp, err := http.Post(simURL+"/_sim/messages", "application/json", strings.NewReader(`{"kind":"group","from":123456,"group":987654,"text":"ping demo"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	deadline := time.Now().Add(waitFor)
+	deadline := time.Now().Add(testenv.WaitTimeout)
 	for !simSent(t, simURL, "group", devGroup, "pong demo from koishi") {
 		if time.Now().After(deadline) {
 			t.Fatalf("the demo's simulator never received the bot's answer; the bot said:\n%s", out.String())
@@ -118,31 +120,31 @@ func TestOnebotCQWebSocket(t *testing.T) {
 	dir := compatDir(t)
 	o := startOnebotSetup(t, func(oc *onebotConfig) { oc.Gateway.MessageFormat = onebot.FormatString })
 	out := startNodeScript(t, dir, "cqws-bot.js", []string{"ONEBOT_ENDPOINT=ws://" + o.gw.Addr, "ONEBOT_TOKEN=" + obToken, "ONEBOT_SELF_ID=931996776"})
-	out.waitText(t, "bot online")
+	out.WaitFor(t, "bot online")
 	if _, err := o.sim.Say(qqsim.Say{Kind: "group", From: aliceQQ, Group: devGroup, Text: "ping cq"}); err != nil {
 		t.Fatal(err)
 	}
 	want := "pong cq from cq-websocket[face 14]"
-	deadline := time.Now().Add(waitFor)
+	deadline := time.Now().Add(testenv.WaitTimeout)
 	for !simSent(t, o.simURL, "group", devGroup, want) {
 		if time.Now().After(deadline) {
 			t.Fatalf("qqsim never received %q; the bot said:\n%s", want, out.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	out.waitText(t, "replied pong cq from cq-websocket")
+	out.WaitFor(t, "replied pong cq from cq-websocket")
 }
 
 // startNodeBot runs bot.js until the test ends.
-func startNodeBot(t *testing.T, dir string, env []string) *syncBuffer {
+func startNodeBot(t *testing.T, dir string, env []string) *testenv.LogBuffer {
 	t.Helper()
 	return startNodeScript(t, dir, "bot.js", env)
 }
 
 // startNodeScript runs a script of onebot/compat until the test ends.
-func startNodeScript(t *testing.T, dir, script string, env []string) *syncBuffer {
+func startNodeScript(t *testing.T, dir, script string, env []string) *testenv.LogBuffer {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &testenv.LogBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, "node", script)
 	cmd.Dir = dir

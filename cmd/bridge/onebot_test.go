@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -19,7 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/qqbridge/qqbridge/natsembed"
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/onebot"
 	"github.com/qqbridge/qqbridge/qqsim"
 )
@@ -28,7 +27,7 @@ const obToken = "test-token"
 
 // onebotSetup is a bridge logged in to qqsim, with a gateway on it.
 type onebotSetup struct {
-	sim    *qqsim.Server
+	sim    *testenv.Sim
 	simURL string
 	gw     *onebotGateway
 	stop   func() // stops the gateway (also done when the test ends)
@@ -39,12 +38,12 @@ type onebotSetup struct {
 // gateway configured by edit.
 func startOnebotSetup(t *testing.T, edit func(*onebotConfig)) *onebotSetup {
 	t.Helper()
-	sim, simURL := newSim(t)
-	cfg := testConfig(t, simURL)
+	sim := testenv.StartSim(t, testenv.SimConfig())
+	cfg := testConfig(t, sim.URL)
 	rb := wireBridge(t, cfg)
 	s := cfg.Subjects
-	nc := connect(t, rb.b.NATSURL())
-	rec := record(t, nc, s.Prefix()+".>")
+	nc := testenv.Connect(t, rb.b.NATSURL())
+	rec := testenv.Record(t, nc, s.Prefix()+".>")
 	rb.start(t)
 	loginByQR(t, sim, rec, s)
 
@@ -58,7 +57,7 @@ func startOnebotSetup(t *testing.T, edit func(*onebotConfig)) *onebotSetup {
 		edit(&oc)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
 	gw, err := startOnebot(ctx, nc, oc, newLogger(logs, zerolog.DebugLevel, logJSON, false))
 	if err != nil {
 		cancel()
@@ -71,7 +70,7 @@ func startOnebotSetup(t *testing.T, edit func(*onebotConfig)) *onebotSetup {
 			t.Logf("gateway logs:\n%s", logs.String())
 		}
 	})
-	return &onebotSetup{sim: sim, simURL: simURL, gw: gw, base: "http://" + gw.Addr, stop: stop}
+	return &onebotSetup{sim: sim, simURL: sim.URL, gw: gw, base: "http://" + gw.Addr, stop: stop}
 }
 
 // wsClient is a bot's WebSocket connection: frames in arrival order, and
@@ -114,7 +113,7 @@ func newWSClient(t *testing.T, ws *websocket.Conn) *wsClient {
 
 func dialWS(t *testing.T, url string, h http.Header) *wsClient {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitTimeout)
 	defer cancel()
 	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: h})
 	if err != nil {
@@ -126,7 +125,7 @@ func dialWS(t *testing.T, url string, h http.Header) *wsClient {
 // event waits for the first event that matches.
 func (c *wsClient) event(what string, match func(map[string]any) bool) map[string]any {
 	c.t.Helper()
-	deadline := time.After(waitFor)
+	deadline := time.After(testenv.WaitTimeout)
 	for {
 		c.mu.Lock()
 		for _, e := range c.evs {
@@ -153,7 +152,7 @@ func (c *wsClient) call(action string, params any, echo any) map[string]any {
 		c.t.Fatal(err)
 	}
 	key := fmt.Sprint(echo)
-	deadline := time.After(waitFor)
+	deadline := time.After(testenv.WaitTimeout)
 	for {
 		c.mu.Lock()
 		r, ok := c.resp[key]
@@ -182,14 +181,8 @@ func isGroupText(text string) func(map[string]any) bool {
 func bearer() http.Header { return http.Header{"Authorization": {"Bearer " + obToken}} }
 
 // countSent counts the simulator's received messages of kind to stable with text.
-func countSent(sim *qqsim.Server, kind string, stable int64, text string) int {
-	n := 0
-	for _, s := range sentTexts(sim, kind, stable) {
-		if s == text {
-			n++
-		}
-	}
-	return n
+func countSent(sim *testenv.Sim, kind string, stable int64, text string) int {
+	return len(sim.Control.SentMatching(testenv.SentText(kind, stable, text)))
 }
 
 // TestOnebotForwardWS: a bot on the forward WebSocket gets lifecycle and a
@@ -240,7 +233,7 @@ func TestOnebotForwardWS(t *testing.T) {
 			t.Fatalf("answer %v", r)
 		}
 		first := r["data"].(map[string]any)["message_id"]
-		waitSent(t, o.sim, "group", devGroup, "pong [face 14]")
+		o.sim.Control.WaitSent("group pong [face 14]", testenv.SentText("group", devGroup, "pong [face 14]"))
 		// The bot reconnects and repeats the send with the same echo.
 		c2 := dialWS(t, wsURL, bearer())
 		r = c2.call("send_group_msg", params, "e-1")
@@ -277,12 +270,12 @@ func TestOnebotForwardWS(t *testing.T) {
 		if r["status"] != "ok" {
 			t.Fatalf("answer %v", r)
 		}
-		waitSent(t, o.sim, "friend", aliceQQ, "[CQ:face,id=14] a&b")
+		o.sim.Control.WaitSent("friend [CQ:face,id=14] a&b", testenv.SentText("friend", aliceQQ, "[CQ:face,id=14] a&b"))
 		r = c.call("send_msg", map[string]any{"message_type": "private", "user_id": aliceQQ, "message": "x[CQ:face,id=1]"}, "p-2")
 		if r["status"] != "ok" {
 			t.Fatalf("answer %v", r)
 		}
-		waitSent(t, o.sim, "friend", aliceQQ, "x[face 1]")
+		o.sim.Control.WaitSent("friend x[face 1]", testenv.SentText("friend", aliceQQ, "x[face 1]"))
 	})
 
 	t.Run("actions", func(t *testing.T) {
@@ -386,12 +379,12 @@ func TestOnebotForwardWS(t *testing.T) {
 		if r["status"] != "async" || r["retcode"] != float64(1) {
 			t.Errorf("async = %v", r)
 		}
-		waitSent(t, o.sim, "group", devGroup, "later")
+		o.sim.Control.WaitSent("group later", testenv.SentText("group", devGroup, "later"))
 		r = c.call("send_group_msg_rate_limited", map[string]any{"group_id": devGroup, "message": "slowly"}, "rl-1")
 		if r["status"] != "async" {
 			t.Errorf("rate limited = %v", r)
 		}
-		waitSent(t, o.sim, "group", devGroup, "slowly")
+		o.sim.Control.WaitSent("group slowly", testenv.SentText("group", devGroup, "slowly"))
 	})
 
 	t.Run("discuss and sess", func(t *testing.T) {
@@ -407,7 +400,7 @@ func TestOnebotForwardWS(t *testing.T) {
 		if r["status"] != "ok" {
 			t.Fatalf("send_discuss_msg = %v", r)
 		}
-		waitSent(t, o.sim, "discuss", 1008611, "noodles")
+		o.sim.Control.WaitSent("discuss noodles", testenv.SentText("discuss", 1008611, "noodles"))
 
 		const carol = 2468024 // not a friend: a temporary chat through Dev chat
 		if _, err := o.sim.Say(qqsim.Say{Kind: "sess", From: carol, Group: devGroup, Text: "psst"}); err != nil {
@@ -422,11 +415,11 @@ func TestOnebotForwardWS(t *testing.T) {
 		if r["status"] != "ok" {
 			t.Fatalf("send_private_msg to a sess contact = %v", r)
 		}
-		waitSent(t, o.sim, "sess", carol, "hello carol")
+		o.sim.Control.WaitSent("sess hello carol", testenv.SentText("sess", carol, "hello carol"))
 	})
 
 	t.Run("access token", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitTimeout)
 		defer cancel()
 		for _, h := range []struct {
 			h    http.Header
@@ -534,11 +527,11 @@ func TestOnebotHTTP(t *testing.T) {
 	if code, m := do("POST", "/send_private_msg", "application/x-www-form-urlencoded", "user_id=123456&message=form+%5BCQ%3Aface%2Cid%3D14%5D", tok); code != 200 || m["status"] != "ok" {
 		t.Errorf("POST form = %d %v", code, m)
 	}
-	waitSent(t, o.sim, "friend", aliceQQ, "form [face 14]")
+	o.sim.Control.WaitSent("friend form [face 14]", testenv.SentText("friend", aliceQQ, "form [face 14]"))
 	if code, m := do("POST", "/send_group_msg", "application/json", `{"group_id":987654,"message":"json body"}`, tok); code != 200 || m["data"].(map[string]any)["message_id"] == nil {
 		t.Errorf("POST JSON = %d %v", code, m)
 	}
-	waitSent(t, o.sim, "group", devGroup, "json body")
+	o.sim.Control.WaitSent("group json body", testenv.SentText("group", devGroup, "json body"))
 	if code, _ := do("POST", "/send_group_msg", "application/json", `{"group_id":`, tok); code != 400 {
 		t.Errorf("bad JSON: %d, want 400", code)
 	}
@@ -559,7 +552,7 @@ func TestOnebotHTTP(t *testing.T) {
 	if _, err := o.sim.Say(qqsim.Say{Kind: "friend", From: aliceQQ, Text: "ping"}); err != nil {
 		t.Fatal(err)
 	}
-	waitSent(t, o.sim, "friend", aliceQQ, "pong")
+	o.sim.Control.WaitSent("friend pong", testenv.SentText("friend", aliceQQ, "pong"))
 	if n := countSent(o.sim, "friend", aliceQQ, "csrf"); n != 0 {
 		t.Errorf("a refused cross-site request sent %d messages", n)
 	}
@@ -611,7 +604,7 @@ func TestOnebotReverseWS(t *testing.T) {
 	var c *wsClient
 	select {
 	case c = <-conns:
-	case <-time.After(waitFor):
+	case <-time.After(testenv.WaitTimeout):
 		t.Fatal("the gateway never dialled the reverse WebSocket")
 	}
 	c.event("lifecycle connect", func(e map[string]any) bool { return e["sub_type"] == "connect" })
@@ -625,7 +618,7 @@ func TestOnebotReverseWS(t *testing.T) {
 	_ = c.ws.Close(websocket.StatusGoingAway, "bot restarts")
 	select {
 	case c = <-conns:
-	case <-time.After(waitFor):
+	case <-time.After(testenv.WaitTimeout):
 		t.Fatal("the gateway did not reconnect")
 	}
 	if _, err := o.sim.Say(qqsim.Say{Kind: "group", From: aliceQQ, Group: devGroup, Text: "over reverse"}); err != nil {
@@ -635,17 +628,17 @@ func TestOnebotReverseWS(t *testing.T) {
 	if r := c.call("send_group_msg", map[string]any{"group_id": e["group_id"], "message": "reverse reply"}, 9); r["status"] != "ok" {
 		t.Fatalf("send over reverse = %v", r)
 	}
-	waitSent(t, o.sim, "group", devGroup, "reverse reply")
+	o.sim.Control.WaitSent("group reverse reply", testenv.SentText("group", devGroup, "reverse reply"))
 }
 
 // startDemoWithOnebot runs `bridge demo --onebot` until the test ends and
 // returns its output, the gateway's host:port and the simulator's URL, once
 // the bridge is online.
-func startDemoWithOnebot(t *testing.T) (*syncBuffer, string, string) {
+func startDemoWithOnebot(t *testing.T) (*testenv.LogBuffer, string, string) {
 	t.Helper()
-	obAddr := "127.0.0.1:" + fmt.Sprint(freePort(t))
-	simAddr := "127.0.0.1:" + fmt.Sprint(freePort(t))
-	out := &syncBuffer{}
+	obAddr := testenv.FreeAddr(t)
+	simAddr := testenv.FreeAddr(t)
+	out := &testenv.LogBuffer{}
 	dc, err := (&cli{stderr: io.Discard, lookupEnv: func(string) (string, bool) { return "", false }}).parseDemoFlags(
 		[]string{"--onebot", obAddr, "--sim-listen", simAddr, "--nats-listen", "127.0.0.1:0", "--scan-after", "10ms", "--every", "1h"})
 	if err != nil {
@@ -658,12 +651,12 @@ func startDemoWithOnebot(t *testing.T) (*syncBuffer, string, string) {
 		cancel()
 		select {
 		case <-done:
-		case <-time.After(waitFor):
+		case <-time.After(testenv.WaitTimeout):
 			t.Error("the demo did not stop")
 		}
 	})
-	out.waitText(t, "OneBot v11 gateway at ws://"+obAddr+"/")
-	out.waitText(t, "state online")
+	out.WaitFor(t, "OneBot v11 gateway at ws://"+obAddr+"/")
+	out.WaitFor(t, "state online")
 	return out, obAddr, "http://" + simAddr
 }
 
@@ -682,13 +675,7 @@ func TestDemoOnebot(t *testing.T) {
 	if r := c.call("send_group_msg", map[string]any{"group_id": e["group_id"], "message": "from the demo's gateway"}, 1); r["status"] != "ok" {
 		t.Fatalf("send = %v", r)
 	}
-	deadline := time.Now().Add(waitFor)
-	for !simSent(t, simURL, "group", devGroup, "from the demo's gateway") {
-		if time.Now().After(deadline) {
-			t.Fatal("the demo's simulator never received the send")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.NewSimControl(t, simURL).WaitSent("the send through the demo's gateway", testenv.SentText("group", devGroup, "from the demo's gateway"))
 }
 
 // TestOnebotNotices: heartbeats carry the session's status; a buddy's status
@@ -725,11 +712,11 @@ func TestOnebotNotices(t *testing.T) {
 // WebSocket (one durable consumer shared) gets each event once, and either
 // replica takes actions.
 func TestOnebotReplicas(t *testing.T) {
-	sim, simURL := newSim(t)
-	cfg := testConfig(t, simURL)
+	sim := testenv.StartSim(t, testenv.SimConfig())
+	cfg := testConfig(t, sim.URL)
 	rb := wireBridge(t, cfg)
-	nc := connect(t, rb.b.NATSURL())
-	rec := record(t, nc, cfg.Subjects.Prefix()+".>")
+	nc := testenv.Connect(t, rb.b.NATSURL())
+	rec := testenv.Record(t, nc, cfg.Subjects.Prefix()+".>")
 	rb.start(t)
 	loginByQR(t, sim, rec, cfg.Subjects)
 
@@ -751,7 +738,7 @@ func TestOnebotReplicas(t *testing.T) {
 		oc.Gateway.ReconnectInterval = 100 * time.Millisecond
 		oc.Gateway.Reverse = []onebot.Reverse{{URL: strings.Replace(bot.URL, "http://", "ws://", 1) + "/onebot"}}
 		ctx, cancel := context.WithCancel(context.Background())
-		gw, err := startOnebot(ctx, connect(t, rb.b.NATSURL()), oc, zerolog.Nop())
+		gw, err := startOnebot(ctx, testenv.Connect(t, rb.b.NATSURL()), oc, zerolog.Nop())
 		if err != nil {
 			cancel()
 			t.Fatal(err)
@@ -764,7 +751,7 @@ func TestOnebotReplicas(t *testing.T) {
 		select {
 		case c := <-conns:
 			rev = append(rev, c)
-		case <-time.After(waitFor):
+		case <-time.After(testenv.WaitTimeout):
 			t.Fatal("both replicas did not dial the bot")
 		}
 	}
@@ -792,7 +779,7 @@ func TestOnebotReplicas(t *testing.T) {
 			t.Errorf("%s: message_id %v on one replica, %v on the other", text, a["message_id"], b["message_id"])
 		}
 	}
-	deadline := time.Now().Add(waitFor)
+	deadline := time.Now().Add(testenv.WaitTimeout)
 	for {
 		got := 0
 		for _, c := range rev {
@@ -819,7 +806,7 @@ func TestOnebotReplicas(t *testing.T) {
 		if r := c.call("send_group_msg", map[string]any{"group_id": devGroup, "message": fmt.Sprintf("from replica conn %d", i)}, i); r["status"] != "ok" {
 			t.Errorf("send on reverse connection %d = %v", i, r)
 		}
-		waitSent(t, sim, "group", devGroup, fmt.Sprintf("from replica conn %d", i))
+		sim.Control.WaitSent(fmt.Sprintf("from replica conn %d", i), testenv.SentText("group", devGroup, fmt.Sprintf("from replica conn %d", i)))
 	}
 }
 
@@ -880,7 +867,7 @@ func TestOnebotReverseSplit(t *testing.T) {
 		select {
 		case a := <-conns:
 			got[a.role] = a.c
-		case <-time.After(waitFor):
+		case <-time.After(testenv.WaitTimeout):
 			t.Fatalf("the gateway dialled only %v", got)
 		}
 	}
@@ -896,7 +883,7 @@ func TestOnebotReverseSplit(t *testing.T) {
 	if r := api.call("send_group_msg", map[string]any{"group_id": devGroup, "message": "split reply"}, "x"); r["status"] != "ok" {
 		t.Fatalf("send on the API connection = %v", r)
 	}
-	waitSent(t, o.sim, "group", devGroup, "split reply")
+	o.sim.Control.WaitSent("group split reply", testenv.SentText("group", devGroup, "split reply"))
 	api.mu.Lock()
 	n := len(api.evs)
 	api.mu.Unlock()
@@ -909,16 +896,7 @@ func TestOnebotReverseSplit(t *testing.T) {
 // contract of onebot.Store (the errors the message ids and echo records
 // rely on).
 func TestKVStore(t *testing.T) {
-	srv, err := natsembed.Start(natsembed.Options{DataDir: t.TempDir(), Port: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	nc := connect(t, srv.ClientURL())
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := testenv.StartNATS(t).Connect()
 	ctx := context.Background()
 	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "qq_onebot", History: 1})
 	if err != nil {
@@ -967,33 +945,8 @@ func TestKVStore(t *testing.T) {
 	}
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // simSent reports whether qqsim's GET /_sim/sent has text for kind and stable.
 func simSent(t *testing.T, simURL, kind string, stable int64, text string) bool {
 	t.Helper()
-	resp, err := http.Get(simURL + "/_sim/sent")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var sent []qqsim.SentRecord
-	if err := json.NewDecoder(resp.Body).Decode(&sent); err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range sent {
-		if s.Kind == kind && s.Stable == stable && s.Text == text {
-			return true
-		}
-	}
-	return false
+	return len(testenv.NewSimControl(t, simURL).SentMatching(testenv.SentText(kind, stable, text))) > 0
 }

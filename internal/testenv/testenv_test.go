@@ -67,6 +67,9 @@ func TestSimControl(t *testing.T) {
 	if got := c.Sent(); len(got) != 0 {
 		t.Errorf("Sent = %v, want nothing", got)
 	}
+	if got := c.SentTexts("group", testenv.DevChat); len(got) != 0 {
+		t.Errorf("SentTexts = %q, want nothing", got)
+	}
 	// A QR code exists once a client fetched one: scan answers 409 before.
 	resp, err := http.Post(sim.URL+"/_sim/qr/scan", "application/json", nil)
 	if err != nil {
