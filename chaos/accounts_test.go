@@ -61,7 +61,7 @@ func TestChaosAccounts(t *testing.T) {
 	for i := range 3 {
 		p := newProc(t, dir, fmt.Sprintf("bridge%d", i+1), bridgeBin, "run",
 			"--nats", cl.urls(), "--replicas", "3", "--accounts", file, "--http", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-			"--session-key", "chaos-suite-key", "--qr-poll-interval", "200ms", "--poll-timeout", "30s",
+			"--session-key", "qqbridge-chaos-suite-key-Zx7Qp2Lm9Vb4Nc", "--qr-poll-interval", "200ms", "--poll-timeout", "30s",
 			"--shutdown-timeout", "5s", "--log-format", "json")
 		if err := p.start(); err != nil {
 			t.Fatal(err)

@@ -122,7 +122,7 @@ func TestChaos(t *testing.T) {
 		s.health = append(s.health, "http://"+hp)
 		p := newProc(t, dir, fmt.Sprintf("bridge%d", i+1), bridgeBin, "run",
 			"--nats", s.cl.urls(), "--replicas", "3", "--qq-endpoint", s.simURL, "--http", hp,
-			"--session-key", "chaos-suite-key", "--rate", "200", "--burst", "50",
+			"--session-key", "qqbridge-chaos-suite-key-Zx7Qp2Lm9Vb4Nc", "--rate", "200", "--burst", "50",
 			"--qr-poll-interval", "200ms", "--poll-timeout", "30s", "--shutdown-timeout", "5s",
 			"--log-format", "json", "--log-level", "info")
 		if err := p.start(); err != nil {

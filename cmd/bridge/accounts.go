@@ -114,6 +114,11 @@ func parseAccounts(data []byte, cfg config, lookupEnv func(string) (string, bool
 				return nil, fmt.Errorf("%w: %s: session_key_file %s is empty", errAccounts, where, a.SessionKeyFile)
 			}
 		}
+		if spec.SessionKey != cfg.SessionKey {
+			if r := weakKeyReason(strings.TrimSpace(spec.SessionKey)); r != "" {
+				return nil, fmt.Errorf("%w: %s: session key too weak (%s); make one with: head -c 32 /dev/urandom | base64", errAccounts, where, r)
+			}
+		}
 		if a.Rate != 0 {
 			if !(a.Rate > 0) || a.Rate > 1000 {
 				return nil, fmt.Errorf("%w: %s: rate must be above 0 and at most 1000, got %v", errAccounts, where, a.Rate)

@@ -20,11 +20,11 @@ import (
 func TestParseAccounts(t *testing.T) {
 	cfg := defaultConfig()
 	cfg.Rate, cfg.Burst, cfg.SessionKey = 2, 4, "flag-key"
-	env := map[string]string{"K1": "secret-one", "EMPTY": ""}
+	env := map[string]string{"K1": "k1-Vq8Lr2Tz9Wm4Xn7Yp3Bc6Dh5Fj0Gk1Hs", "EMPTY": "", "WEAK": "short"}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	read := func(p string) ([]byte, error) {
 		if p == "/keys/two" {
-			return []byte("secret-two\n"), nil
+			return []byte("k2-Ra9Sb8Tc7Ud6Ve5Wf4Xg3Yh2Zi1Aj0Bk\n"), nil
 		}
 		return nil, fmt.Errorf("open %s: no such file", p)
 	}
@@ -39,7 +39,7 @@ func TestParseAccounts(t *testing.T) {
 		prefix, key, endpoint string
 		rate                  float64
 		burst                 int
-	}{{"a1", "secret-one", "", 0.5, 4}, {"a2", "secret-two", "http://127.0.0.1:9", 2, 1}, {"a3", "flag-key", "", 2, 4}}
+	}{{"a1", "k1-Vq8Lr2Tz9Wm4Xn7Yp3Bc6Dh5Fj0Gk1Hs", "", 0.5, 4}, {"a2", "k2-Ra9Sb8Tc7Ud6Ve5Wf4Xg3Yh2Zi1Aj0Bk", "http://127.0.0.1:9", 2, 1}, {"a3", "flag-key", "", 2, 4}}
 	if len(specs) != len(want) {
 		t.Fatalf("%d accounts", len(specs))
 	}
@@ -65,6 +65,7 @@ func TestParseAccounts(t *testing.T) {
 		{"burst", `{"accounts":[{"prefix":"a","burst":-2}]}`, "burst must be at least 1"},
 		{"endpoint", `{"accounts":[{"prefix":"a","qq_endpoint":"ftp://x"}]}`, "qq_endpoint"},
 		{"second value", `{"accounts":[{"prefix":"a"}]} {}`, "second JSON value"},
+		{"weak key", `{"accounts":[{"prefix":"a","session_key_env":"WEAK"}]}`, "too weak"},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
@@ -72,7 +73,7 @@ func TestParseAccounts(t *testing.T) {
 			if !errors.Is(err, errAccounts) || !strings.Contains(err.Error(), tc.says) {
 				t.Fatalf("err %v, want errAccounts saying %q", err, tc.says)
 			}
-			for _, secret := range []string{"secret-one", "secret-two", "flag-key"} {
+			for _, secret := range []string{"k1-Vq8Lr2Tz9Wm4Xn7Yp3Bc6Dh5Fj0Gk1Hs", "k2-Ra9Sb8Tc7Ud6Ve5Wf4Xg3Yh2Zi1Aj0Bk", "flag-key", "short"} {
 				if strings.Contains(err.Error(), secret) {
 					t.Errorf("the error shows a session key: %v", err)
 				}
@@ -106,7 +107,7 @@ func TestBridgeManyAccounts(t *testing.T) {
 	write(2)
 	cfg := testConfig(t, "")
 	cfg.AccountsFile = file
-	cfg.SessionKey = "test-key"
+	cfg.SessionKey = "tk-Qw3Er5Ty7Ui9Op1As2Df4Gh6Jk8Lz0Xc"
 	rb := wireBridge(t, cfg)
 	nc := testenv.Connect(t, rb.b.NATSURL())
 	subj := func(i int) schema.Subjects { s, _ := schema.NewSubjects(fmt.Sprintf("acct%d", i+1)); return s }
