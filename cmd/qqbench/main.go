@@ -1,0 +1,32 @@
+// Command qqbench measures qqbridge's ingress and egress side by side with
+// baselines that do the same work without the bridge (package bench), all on
+// the loopback with an embedded nats-server and the simulator, and prints the
+// medians and ratios as a Markdown table.
+//
+//	go run ./cmd/qqbench [-reps 7] [-events 5000] [-requests 2000]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+
+	"github.com/qqbridge/qqbridge/bench"
+)
+
+func main() {
+	var cfg bench.Config
+	flag.IntVar(&cfg.Reps, "reps", 7, "repetitions of each measurement (alternating; medians reported)")
+	flag.IntVar(&cfg.Events, "events", 5000, "group messages in the ingress runs' poll answer")
+	flag.IntVar(&cfg.Requests, "requests", 2000, "queued send requests of the egress runs")
+	flag.IntVar(&cfg.Window, "window", 256, "unacknowledged publishes of the async baseline")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if _, err := bench.Run(ctx, cfg, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "qqbench:", err)
+		os.Exit(1)
+	}
+}
