@@ -85,6 +85,35 @@ type Config struct {
 	// heartbeat) before another worker treats its sender as dead and answers
 	// maybe_sent; default AckWait.
 	StaleAfter time.Duration
+
+	// InFlight is the number of requests of the stream worked on at once
+	// (default 1). Requests to one target are always sent one after another
+	// in stream order; with InFlight above 1 requests to different targets
+	// overlap, and one replica at a time (the one the consumer is pinned to)
+	// takes requests, so the order per target holds across replicas too.
+	InFlight int
+
+	// Metrics, when set, counts the sends and the pacing waits and watches
+	// the consumer's backlog (*metrics.Metrics).
+	Metrics Metrics
+}
+
+// Metrics is what egress reports to; *metrics.Metrics implements it. Each
+// method must be safe for concurrent use.
+type Metrics interface {
+	Sent(kind, code string, took time.Duration)
+	PacingWait(d time.Duration)
+	WatchConsumerPending(ctx context.Context, consumer string, every time.Duration, pending func(context.Context) (uint64, error))
+}
+
+// codeOK is the code of a sent request for Metrics.Sent (metrics.CodeOK).
+const codeOK = "ok"
+
+type nopMetrics struct{}
+
+func (nopMetrics) Sent(string, string, time.Duration) {}
+func (nopMetrics) PacingWait(time.Duration)           {}
+func (nopMetrics) WatchConsumerPending(context.Context, string, time.Duration, func(context.Context) (uint64, error)) {
 }
 
 // Egress sends the messages requested on qq.out.* (Run) and by Send (the
@@ -115,6 +144,8 @@ func New(cfg Config) (*Egress, error) {
 		return nil, fmt.Errorf("%w: SentKV is required", ErrConfig)
 	case cfg.Rate < 0 || cfg.Burst < 0:
 		return nil, fmt.Errorf("%w: Rate and Burst must not be negative", ErrConfig)
+	case cfg.InFlight < 0:
+		return nil, fmt.Errorf("%w: InFlight must not be negative", ErrConfig)
 	case cfg.MaxDeliver < -1:
 		return nil, fmt.Errorf("%w: MaxDeliver must be -1 (unlimited) or more", ErrConfig)
 	}
@@ -138,6 +169,12 @@ func New(cfg Config) (*Egress, error) {
 	setDefault(&cfg.RetryInitial, DefaultRetryInitial)
 	setDefault(&cfg.RetryMax, DefaultRetryMax)
 	setDefault(&cfg.StaleAfter, cfg.AckWait)
+	if cfg.InFlight == 0 {
+		cfg.InFlight = 1
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = nopMetrics{}
+	}
 	if cfg.MaxDeliver == 0 {
 		cfg.MaxDeliver = DefaultMaxDeliver
 	}
@@ -185,8 +222,19 @@ func (e *Egress) Send(ctx context.Context, kind schema.Kind, req *schema.Request
 	if req.ID != "" {
 		j.key = idKey(req.ID)
 	}
+	start := time.Now()
 	res, _ := e.pipeline(ctx, j)
+	e.sent(j, res, time.Since(start))
 	return res
+}
+
+// sent reports the outcome of j to the metrics.
+func (e *Egress) sent(j *job, res schema.Result, took time.Duration) {
+	code := codeOK
+	if res.Error != nil {
+		code = string(res.Error.Code)
+	}
+	e.cfg.Metrics.Sent(string(j.kind), code, took)
 }
 
 // pacer returns the token bucket of account, shared by every send path.
