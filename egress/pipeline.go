@@ -53,10 +53,10 @@ type job struct {
 	// report, when set, publishes the outcome (the consumer's result); the
 	// claim layer runs it alongside the record's final write, which it
 	// waits for too. It is not called for an interrupted request.
-	report func(ctx context.Context, res schema.Result) error
+	report    func(ctx context.Context, res schema.Result) error
 	reportErr error // report's error
 	reported  bool  // report was run
-	claim      atomic.Pointer[claim]
+	claim     atomic.Pointer[claim]
 
 	sent   int       // parts sent so far, by earlier attempts included
 	giveUp time.Time // when the current retry window closes
