@@ -40,6 +40,13 @@ type Resolver interface {
 	Resolve(ctx context.Context, kind schema.Kind, to schema.Target) (qqclient.Target, error)
 }
 
+// Pacer paces the sends of each account; *pace.Limiter implements it. Wait
+// returns when account may send one message, with how long it waited, or
+// ctx's error when ctx ends first (the turn is then given back).
+type Pacer interface {
+	Wait(ctx context.Context, account int64) (time.Duration, error)
+}
+
 // Sender sends one message part; *qqclient.Client is the implementation.
 type Sender interface {
 	SendPart(ctx context.Context, t qqclient.Target, segs []qqclient.Segment) error
@@ -62,6 +69,11 @@ type Config struct {
 	// send of the Egress (consumer and Send) shares the pace.
 	Rate  float64
 	Burst int
+	// Pacer, when set, paces the sends instead of the Egress's own token
+	// buckets (Rate and Burst are then the Pacer's business): a
+	// *pace.Limiter, whose buckets every replica shares, so that an account
+	// keeps its pace however many replicas send.
+	Pacer Pacer
 
 	// Consumer is the durable name of the pull consumer on the QQ_OUT
 	// stream; replicas that use the same name share the work.

@@ -112,6 +112,17 @@ func (e *Egress) resolveTarget(ctx context.Context, j *job, t *try) *fault {
 // pace waits for the account's turn. When ctx ends first, the turn is given
 // back.
 func (e *Egress) pace(ctx context.Context, _ *job, t *try) *fault {
+	if p := e.cfg.Pacer; p != nil {
+		d, err := p.Wait(ctx, t.sess.Account)
+		if err != nil {
+			if ctx.Err() == nil { // never: a Pacer fails only when ctx ends
+				return retryFault(schema.CodeRateLimited, "pacing: %v", err)
+			}
+			return stopFault(ctx)
+		}
+		e.cfg.Metrics.PacingWait(d)
+		return nil
+	}
 	r := e.pacer(t.sess.Account).Reserve()
 	d := r.Delay()
 	if err := sleepCtx(ctx, d); err != nil {

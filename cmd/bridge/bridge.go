@@ -22,6 +22,7 @@ import (
 	"github.com/qqbridge/qqbridge/ingress"
 	"github.com/qqbridge/qqbridge/internal/retry"
 	"github.com/qqbridge/qqbridge/live"
+	"github.com/qqbridge/qqbridge/pace"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/session"
 )
@@ -150,6 +151,11 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 	}); err != nil {
 		return nil, err
 	}
+	// One pace per account across the replicas, in the SentKV bucket.
+	pacer, err := pace.New(sentKV, cfg.Rate, cfg.Burst)
+	if err != nil {
+		return nil, err
+	}
 	if b.out, err = egress.New(egress.Config{
 		Client:   b.client,
 		Sessions: b.session.Sessions(),
@@ -161,6 +167,7 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 		Log:      egressLog,
 		Rate:     cfg.Rate,
 		Burst:    cfg.Burst,
+		Pacer:    pacer,
 	}); err != nil {
 		return nil, err
 	}
