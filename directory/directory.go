@@ -83,6 +83,7 @@ type Directory struct {
 	negativeTTL time.Duration
 
 	refreshMu sync.Mutex // one Refresh at a time
+	empty     *snapshot  // no lists (never changed)
 
 	mu          sync.RWMutex
 	snap        *snapshot           // the lists of the last refresh; never nil
@@ -159,6 +160,7 @@ func New(c *qqclient.Client, log zerolog.Logger, opts ...Option) *Directory {
 		missRefresh: DefaultMissRefresh,
 		negativeTTL: DefaultNegativeTTL,
 		snap:        emptySnapshot(),
+		empty:       emptySnapshot(),
 		acct:        map[int64]acctEntry{},
 		byQQ:        map[int64]int64{},
 	}
@@ -190,4 +192,15 @@ func (d *Directory) snapshot() *snapshot {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	return d.snap
+}
+
+// inboundSnapshot is the lists of the current session, or empty ones while
+// they are not loaded yet in it: the session numbers of another session
+// name other people.
+func (d *Directory) inboundSnapshot() *snapshot {
+	s := d.snapshot()
+	if key, ok := d.sessionKey(); ok && key == s.sess {
+		return s
+	}
+	return d.empty
 }

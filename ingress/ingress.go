@@ -385,6 +385,9 @@ func (i *Ingress) publishBatch(ctx context.Context, s live.Session, evs []qqclie
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(i.cfg.ShutdownGrace, cancel) })
 	defer stop()
+	if r, ok := i.dir.(accountResolver); ok {
+		r.ResolveAccounts(bctx, senders(evs, s.Account))
+	}
 	var out []outMsg
 	seen := make(map[string]struct{}, len(evs)) // the ids of this batch
 	for _, ev := range evs {
@@ -638,6 +641,32 @@ func (r *recentSet) add(id string) {
 	r.ring[r.next] = id
 	r.ids[id] = struct{}{}
 	r.next = (r.next + 1) % len(r.ring)
+}
+
+// accountResolver is a Resolver that can look up many senders' QQ numbers
+// together (*directory.Directory).
+type accountResolver interface {
+	ResolveAccounts(ctx context.Context, uins []int64)
+}
+
+// senders returns the uins of the people who sent the messages of evs, but
+// the account's own.
+func senders(evs []qqclient.Event, account int64) []int64 {
+	var out []int64
+	for _, ev := range evs {
+		m := ev.Message
+		if m == nil {
+			continue
+		}
+		u := m.FromUIN
+		if ev.Type == qqclient.PollGroupMessage || ev.Type == qqclient.PollDiscuMessage {
+			u = m.SendUIN
+		}
+		if u != account {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // echoKind is the kind of an echoed message of poll type t.

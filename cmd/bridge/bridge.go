@@ -21,7 +21,6 @@ import (
 	"github.com/qqbridge/qqbridge/egress"
 	"github.com/qqbridge/qqbridge/ingress"
 	"github.com/qqbridge/qqbridge/internal/retry"
-	"github.com/qqbridge/qqbridge/live"
 	"github.com/qqbridge/qqbridge/pace"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/session"
@@ -132,11 +131,9 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 		return nil, err
 	}
 	b.dir = directory.New(b.client, log) // it names itself (component)
-	b.session.OnOnline(func(ls live.Session) {
-		if err := b.dir.Refresh(ls.Context()); err != nil && ls.Err() == nil {
-			log.Warn().Err(err).Int64("account", ls.Account).Msg("contact refresh at login failed; names and stable numbers may be missing until the next refresh")
-		}
-	})
+	// Online first: the contacts load in the background (see
+	// directory.RefreshInBackground for what events carry meanwhile).
+	b.session.OnOnline(b.dir.RefreshInBackground)
 	if b.in, err = ingress.New(ingress.Config{
 		Client:   b.client,
 		Terms:    b.session.LeaderTerms(), // only the leader polls
