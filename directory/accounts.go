@@ -21,7 +21,7 @@ func (d *Directory) accountOf(ctx context.Context, uin int64) (int64, error) {
 	if uin <= 0 {
 		return 0, fmt.Errorf("%w: uin %d", errNotResolved, uin)
 	}
-	key, _ := d.sessionKey()
+	key, _ := d.keyFor(ctx)
 	d.mu.RLock()
 	e, ok := d.acct[uin]
 	sess := d.acctSess

@@ -11,7 +11,7 @@ import (
 // parts stay zero; it never fails.
 func (d *Directory) Friend(ctx context.Context, uin int64) schema.Contact {
 	c := schema.Contact{UIN: uin}
-	s := d.inboundSnapshot()
+	s := d.inboundSnapshot(ctx)
 	i, ok := s.friendByUIN[uin]
 	if !ok {
 		s, _ = d.refreshOnMiss(ctx, s, false)
@@ -29,7 +29,7 @@ func (d *Directory) Friend(ctx context.Context, uin int64) schema.Contact {
 // know gets the friend list's nick when a friend. It never fails.
 func (d *Directory) Member(ctx context.Context, gid, uin int64) schema.Contact {
 	c := schema.Contact{UIN: uin}
-	s := d.inboundSnapshot()
+	s := d.inboundSnapshot(ctx)
 	m, ok := s.member(gid, uin)
 	if !ok {
 		s, _ = d.refreshOnMiss(ctx, s, false)
@@ -58,7 +58,7 @@ func (s *snapshot) member(gid, uin int64) (member, bool) {
 // else resolved lazily). It never fails.
 func (d *Directory) DiscussMember(ctx context.Context, did, uin int64) schema.Contact {
 	c := schema.Contact{UIN: uin}
-	s := d.inboundSnapshot()
+	s := d.inboundSnapshot(ctx)
 	m, ok := s.discussMember(did, uin)
 	if !ok {
 		s, _ = d.refreshOnMiss(ctx, s, false)
@@ -91,7 +91,7 @@ func (s *snapshot) discussMember(did, uin int64) (discussMember, bool) {
 // the protocol did not give it) and name. It never fails.
 func (d *Directory) Group(ctx context.Context, gid int64) schema.GroupRef {
 	r := schema.GroupRef{GID: gid}
-	s := d.inboundSnapshot()
+	s := d.inboundSnapshot(ctx)
 	g := s.groupByGID[gid]
 	if g == nil {
 		s, _ = d.refreshOnMiss(ctx, s, false)
@@ -107,7 +107,7 @@ func (d *Directory) Group(ctx context.Context, gid int64) schema.GroupRef {
 // when unknown). It makes no request.
 func (d *Directory) Discuss(did int64) schema.DiscussRef {
 	r := schema.DiscussRef{DID: did}
-	if dd := d.inboundSnapshot().discussByID[did]; dd != nil {
+	if dd := d.inboundSnapshot(context.Background()).discussByID[did]; dd != nil {
 		r.Name = dd.name
 	}
 	return r

@@ -280,21 +280,21 @@ func (d *Directory) refreshOnMiss(ctx context.Context, s *snapshot, wait bool) (
 	}
 	d.mu.RUnlock()
 	if !due {
-		return d.inboundSnapshot(), nil
+		return d.inboundSnapshot(ctx), nil
 	}
 	if wait {
 		d.refreshMu.Lock()
 	} else if !d.refreshMu.TryLock() {
 		// A refresh is under way (the one at login): an inbound lookup goes
 		// on with what there is rather than hold the event up.
-		return d.inboundSnapshot(), nil
+		return d.inboundSnapshot(ctx), nil
 	}
 	defer d.refreshMu.Unlock()
 	err := d.refreshLocked(ctx)
 	if err != nil && ctx.Err() == nil {
 		d.log.Warn().Err(err).Msg("refresh after an unknown number failed")
 	}
-	return d.inboundSnapshot(), err
+	return d.inboundSnapshot(ctx), err
 }
 
 // current returns the lists, refreshing first when the client moved to a

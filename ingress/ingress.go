@@ -385,7 +385,8 @@ func (i *Ingress) publishBatch(ctx context.Context, s live.Session, evs []qqclie
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(i.cfg.ShutdownGrace, cancel) })
 	defer stop()
-	if r, ok := i.dir.(accountResolver); ok {
+	if r, ok := i.dir.(batchResolver); ok {
+		bctx = r.Pin(bctx)
 		r.ResolveAccounts(bctx, senders(evs, s.Account))
 	}
 	var out []outMsg
@@ -643,9 +644,11 @@ func (r *recentSet) add(id string) {
 	r.next = (r.next + 1) % len(r.ring)
 }
 
-// accountResolver is a Resolver that can look up many senders' QQ numbers
-// together (*directory.Directory).
-type accountResolver interface {
+// batchResolver is a Resolver that can note the session for the lookups of
+// a batch (Pin) and look up many senders' QQ numbers together
+// (*directory.Directory).
+type batchResolver interface {
+	Pin(ctx context.Context) context.Context
 	ResolveAccounts(ctx context.Context, uins []int64)
 }
 
