@@ -58,8 +58,12 @@ type Env struct {
 	reqID   int64 // the next request id
 }
 
-// NewEnv starts NATS and the simulator and logs the client in.
-func NewEnv(ctx context.Context) (*Env, error) {
+// NewEnv starts NATS and the simulator (World(Targets, 0)) and logs the
+// client in.
+func NewEnv(ctx context.Context) (*Env, error) { return NewEnvWorld(ctx, World(Targets, 0)) }
+
+// NewEnvWorld is NewEnv with the simulator's world w.
+func NewEnvWorld(ctx context.Context, w *qqsim.World) (*Env, error) {
 	e := &Env{Log: zerolog.Nop(), msgID: 1000}
 	var err error
 	if e.dataDir, err = os.MkdirTemp("", "qqbench-"); err != nil {
@@ -78,7 +82,7 @@ func NewEnv(ctx context.Context) (*Env, error) {
 		return nil, err
 	}
 	e.Subjects, _ = schema.NewSubjects("")
-	if e.Sim, err = qqsim.New(qqsim.Config{World: World(Targets, 0), PollHold: 30 * time.Second, RateLimit: -1}); err != nil {
+	if e.Sim, err = qqsim.New(qqsim.Config{World: w, PollHold: 30 * time.Second, RateLimit: -1}); err != nil {
 		e.Close()
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qqbridge/qqbridge/egress"
 	"github.com/qqbridge/qqbridge/qqclient"
 )
 
@@ -20,6 +21,8 @@ type Config struct {
 	Events   int // poll items of the ingress runs (default 5000)
 	Requests int // send requests of the egress runs (default 2000)
 	Window   int // the async baseline's window (default 256)
+	InFlight int // egress Config.InFlight of the "in flight" rows (default 16)
+	Contacts int // friends of the directory row (default 10000)
 }
 
 func (c *Config) defaults() {
@@ -34,6 +37,12 @@ func (c *Config) defaults() {
 	}
 	if c.Window <= 0 {
 		c.Window = 256
+	}
+	if c.InFlight <= 0 {
+		c.InFlight = 16
+	}
+	if c.Contacts <= 0 {
+		c.Contacts = 10000
 	}
 }
 
@@ -68,7 +77,9 @@ func Run(ctx context.Context, cfg Config, w io.Writer) ([]Row, error) {
 		return nil, err
 	}
 	rate := func(n int, d time.Duration) float64 { return float64(n) / d.Seconds() }
-	var inBridge, inAsync, inSync, outBridge, out2, outBase []float64
+	var inBridge, inAsync, inSync, outBridge, out2, outBase, outN, outN2 []float64
+	inflight := EgressOptions{Replicas: 1, Configure: func(c *egress.Config) { c.InFlight = cfg.InFlight }}
+	inflight2 := EgressOptions{Replicas: 2, Configure: inflight.Configure}
 	for rep := range cfg.Reps {
 		d, err := e.IngressBridge(ctx, cfg.Events)
 		if err != nil {
@@ -95,10 +106,31 @@ func Run(ctx context.Context, cfg Config, w io.Writer) ([]Row, error) {
 			return nil, err
 		}
 		out2 = append(out2, rate(cfg.Requests, d))
+		if d, err = e.EgressBridge(ctx, cfg.Requests, inflight); err != nil {
+			return nil, err
+		}
+		outN = append(outN, rate(cfg.Requests, d))
+		if d, err = e.EgressBridge(ctx, cfg.Requests, inflight2); err != nil {
+			return nil, err
+		}
+		outN2 = append(outN2, rate(cfg.Requests, d))
 		fmt.Fprintf(os.Stderr, "rep %d/%d done\n", rep+1, cfg.Reps)
 	}
 	ib, ia, is := median(inBridge), median(inAsync), median(inSync)
 	ob, o2, obase := median(outBridge), median(out2), median(outBase)
+	on, on2 := median(outN), median(outN2)
+	lat, err := e.IngressLatency(ctx, 1000, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	dirBig, err := DirectoryLoad(ctx, cfg.Contacts)
+	if err != nil {
+		return nil, err
+	}
+	dirSmall, err := DirectoryLoad(ctx, 10)
+	if err != nil {
+		return nil, err
+	}
 	rows := []Row{
 		{Path: fmt.Sprintf("ingress, a poll answer of %d group messages → acked in QQ_IN", cfg.Events), Unit: "ev/s",
 			Bridge: ib, Baseline: fmt.Sprintf("raw PublishMsgAsync, window %d, same messages and Nats-Msg-Id", cfg.Window), Base: ia, Ratio: ib / ia},
@@ -106,9 +138,17 @@ func Run(ctx context.Context, cfg Config, w io.Writer) ([]Row, error) {
 		{Path: fmt.Sprintf("egress, %d queued qq.out.group requests → answered (pacing off)", cfg.Requests), Unit: "req/s",
 			Bridge: ob, Baseline: "a plain loop of SendPart (send_qun_msg2) to the same qqsim", Base: obase, Ratio: ob / obase},
 		{Path: "egress, 2 replicas", Unit: "req/s", Bridge: o2, Baseline: "1 replica", Base: ob, Ratio: o2 / ob},
+		{Path: fmt.Sprintf("egress, InFlight %d", cfg.InFlight), Unit: "req/s",
+			Bridge: on, Baseline: "the plain SendPart loop", Base: obase, Ratio: on / obase},
+		{Path: fmt.Sprintf("egress, InFlight %d, 2 replicas", cfg.InFlight), Unit: "req/s",
+			Bridge: on2, Baseline: "1 replica", Base: on, Ratio: on2 / on},
 	}
 	rows = append(rows, micro()...)
 	writeTable(w, cfg, rows)
+	fmt.Fprintf(w, "\ningress added latency at 1,000 events/s (poll answer decoded → core NATS subscriber), %d events: p50 %v, p99 %v\n",
+		lat.Events, lat.P50.Round(10*time.Microsecond), lat.P99.Round(10*time.Microsecond))
+	fmt.Fprintf(w, "directory refresh with %d friends: %v (10 friends: %v); going online no longer waits for it\n",
+		cfg.Contacts, dirBig.Round(time.Millisecond), dirSmall.Round(time.Millisecond))
 	fmt.Fprintf(w, "\npeak RSS of this process (bridge parts, embedded NATS, qqsim): %s\n", peakRSS())
 	return rows, nil
 }

@@ -389,38 +389,67 @@ func (i *Ingress) publishBatch(ctx context.Context, s live.Session, evs []qqclie
 		bctx = r.Pin(bctx)
 		r.ResolveAccounts(bctx, senders(evs, s.Account))
 	}
-	var out []outMsg
-	seen := make(map[string]struct{}, len(evs)) // the ids of this batch
-	for _, ev := range evs {
-		p := i.prepare(bctx, s.Account, ev, seen, log)
-		if p == nil {
-			continue
-		}
-		for k, m := range p.msgs {
-			out = append(out, outMsg{msg: m, ev: p, last: k == len(p.msgs)-1})
-		}
-	}
-	for k := 0; k < len(out); {
-		n := i.publishWindow(bctx, out[k:], log)
-		k += n
-		if k == len(out) {
-			break
+	b := &batch{i: i, ctx: bctx, account: s.Account, evs: evs, seen: make(map[string]struct{}, len(evs)), log: log}
+	for k := 0; ; {
+		k += i.publishWindow(bctx, b, k, log)
+		if _, ok := b.at(k); !ok {
+			return nil
 		}
 		if bctx.Err() != nil {
-			return fmt.Errorf("ingress: %d of %d messages not published: %w", len(out)-k, len(out), bctx.Err())
+			return fmt.Errorf("ingress: %d of %d items not published: %w", len(evs)-b.itemOf(k), len(evs), bctx.Err())
 		}
 		// The first message not acknowledged: its whole event again, by the
 		// retry loop (earlier parts are answered as duplicates).
-		p := out[k].ev
+		p := b.out[k].ev
 		if err := i.publishEvent(bctx, p.e, p.subject, log); err != nil {
-			return fmt.Errorf("ingress: %d of %d messages not published: %w", len(out)-k, len(out), err)
+			return fmt.Errorf("ingress: %d of %d items not published: %w", len(evs)-b.itemOf(k), len(evs), err)
 		}
 		i.recent.add(p.e.ID)
-		for k < len(out) && out[k].ev == p {
+		for k < len(b.out) && b.out[k].ev == p {
 			k++
 		}
 	}
-	return nil
+}
+
+// batch is the messages of one poll's items, normalised and encoded as the
+// publishes reach them (so that the first is on its way while the later ones
+// are prepared).
+type batch struct {
+	i       *Ingress
+	ctx     context.Context
+	account int64
+	evs     []qqclient.Event
+	next    int // the next item to prepare
+	seen    map[string]struct{}
+	out     []outMsg
+	log     zerolog.Logger
+}
+
+// at returns message k of the batch, preparing items up to it; false past
+// the last.
+func (b *batch) at(k int) (outMsg, bool) {
+	for len(b.out) <= k && b.next < len(b.evs) {
+		p := b.i.prepare(b.ctx, b.account, b.evs[b.next], b.seen, b.log)
+		b.next++
+		if p == nil {
+			continue
+		}
+		for n, m := range p.msgs {
+			b.out = append(b.out, outMsg{msg: m, ev: p, last: n == len(p.msgs)-1, item: b.next - 1})
+		}
+	}
+	if k < len(b.out) {
+		return b.out[k], true
+	}
+	return outMsg{}, false
+}
+
+// itemOf is the item of message k (or the next item to prepare).
+func (b *batch) itemOf(k int) int {
+	if k < len(b.out) {
+		return b.out[k].item
+	}
+	return b.next
 }
 
 // pending is one event of a batch, encoded.
@@ -436,19 +465,21 @@ type outMsg struct {
 	msg  *nats.Msg
 	ev   *pending
 	last bool
+	item int // the poll item's index
 }
 
-// publishWindow publishes msgs asynchronously, at most Config.Window without
-// an ack, and returns how many of them, from the first on, were acknowledged
+// publishWindow publishes the messages of b from message from on
+// asynchronously, at most Config.Window without an ack, and returns how many
+// of them, from the first on, were acknowledged
 // (as new or as duplicates) before the first that was not: refused, not
 // answered within PublishTimeout, or not published because ctx ended.
-func (i *Ingress) publishWindow(ctx context.Context, msgs []outMsg, log zerolog.Logger) int {
+func (i *Ingress) publishWindow(ctx context.Context, b *batch, from int, log zerolog.Logger) int {
 	type flight struct {
 		f     jetstream.PubAckFuture
 		start time.Time
 	}
-	window := make([]flight, 0, min(i.cfg.Window, len(msgs)))
-	next, acked := 0, 0
+	window := make([]flight, 0, min(i.cfg.Window, len(b.evs)))
+	next, acked := from, from
 	prevID := ""
 	// wait checks the oldest publish in flight; false when it failed.
 	wait := func() bool {
@@ -456,7 +487,7 @@ func (i *Ingress) publishWindow(ctx context.Context, msgs []outMsg, log zerolog.
 		window = window[1:]
 		t := time.NewTimer(max(i.cfg.PublishTimeout-time.Since(fl.start), 0))
 		defer t.Stop()
-		m := msgs[acked]
+		m := b.out[acked]
 		select {
 		case ack := <-fl.f.Ok():
 			took := time.Since(fl.start)
@@ -485,9 +516,13 @@ func (i *Ingress) publishWindow(ctx context.Context, msgs []outMsg, log zerolog.
 		}
 		return false
 	}
-	for acked < len(msgs) {
-		for next < len(msgs) && len(window) < i.cfg.Window && ctx.Err() == nil {
-			m := msgs[next].msg
+	for {
+		for len(window) < i.cfg.Window && ctx.Err() == nil {
+			om, ok := b.at(next)
+			if !ok {
+				break
+			}
+			m := om.msg
 			if prevID != "" {
 				m.Header.Set(jetstream.ExpectedLastMsgIDHeader, prevID)
 			} else {
@@ -502,10 +537,9 @@ func (i *Ingress) publishWindow(ctx context.Context, msgs []outMsg, log zerolog.
 			next++
 		}
 		if len(window) == 0 || !wait() {
-			return acked
+			return acked - from
 		}
 	}
-	return acked
 }
 
 // errCodeWrongLastMsgID is JetStream's error code "wrong last msg ID".

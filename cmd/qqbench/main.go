@@ -3,7 +3,7 @@
 // the loopback with an embedded nats-server and the simulator, and prints the
 // medians and ratios as a Markdown table.
 //
-//	go run ./cmd/qqbench [-reps 7] [-events 5000] [-requests 2000]
+//	go run ./cmd/qqbench [-reps 7] [-events 5000] [-requests 2000] [-in-flight 16] [-contacts 10000]
 package main
 
 import (
@@ -22,6 +22,8 @@ func main() {
 	flag.IntVar(&cfg.Events, "events", 5000, "group messages in the ingress runs' poll answer")
 	flag.IntVar(&cfg.Requests, "requests", 2000, "queued send requests of the egress runs")
 	flag.IntVar(&cfg.Window, "window", 256, "unacknowledged publishes of the async baseline")
+	flag.IntVar(&cfg.InFlight, "in-flight", 16, "egress InFlight of the in-flight rows")
+	flag.IntVar(&cfg.Contacts, "contacts", 10000, "friends of the directory row")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
