@@ -46,7 +46,7 @@ type Latency struct {
 }
 
 // IngressLatency has the simulator deliver perSecond group messages a second
-// (in ten polls a second) for d and measures Latency.
+// (a hundred polls a second, as many as the simulator's answers allow) for d and measures Latency.
 func (e *Env) IngressLatency(ctx context.Context, perSecond int, d time.Duration) (Latency, error) {
 	if err := e.resetStreams(ctx); err != nil {
 		return Latency{}, err
@@ -96,8 +96,8 @@ func (e *Env) IngressLatency(ctx context.Context, perSecond int, d time.Duration
 	done := make(chan error, 1)
 	go func() { done <- ing.Run(rctx) }()
 	st := e.Sim.State()
-	per := max(perSecond/10, 1)
-	tick := time.NewTicker(100 * time.Millisecond)
+	per := max(perSecond/100, 1)
+	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	sent := 0
 	for end := time.Now().Add(d); time.Now().Before(end); {
