@@ -199,7 +199,7 @@ func (e *Env) EgressBridge(ctx context.Context, n int, o EgressOptions) (time.Du
 		}
 		wg.Go(func() { _ = eg.Run(rctx) })
 	}
-	if err := waitFor(ctx, func() bool {
+	if err := waitEvery(ctx, 2*time.Millisecond, func() bool {
 		m, err := e.streamMsgs(ctx, e.Subjects.StreamResult())
 		return err == nil && m >= uint64(n)
 	}); err != nil {
@@ -231,6 +231,12 @@ func (e *Env) EgressBaseline(ctx context.Context, n int) (time.Duration, error) 
 
 // waitFor polls cond every 200µs until it holds, ctx ends or runTimeout passes.
 func waitFor(ctx context.Context, cond func() bool) error {
+	return waitEvery(ctx, 200*time.Microsecond, cond)
+}
+
+// waitEvery polls cond every period (a request to NATS each time costs the
+// measured code CPU: not too often).
+func waitEvery(ctx context.Context, every time.Duration, cond func() bool) error {
 	deadline := time.Now().Add(runTimeout)
 	for !cond() {
 		if ctx.Err() != nil {
@@ -239,7 +245,7 @@ func waitFor(ctx context.Context, cond func() bool) error {
 		if time.Now().After(deadline) {
 			return errTimeout
 		}
-		time.Sleep(200 * time.Microsecond)
+		time.Sleep(every)
 	}
 	return nil
 }

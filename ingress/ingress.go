@@ -7,6 +7,11 @@
 //   - Nothing polled is dropped: a publish that fails (NATS unreachable, no
 //     stream, a timeout) is retried with backoff until it is acknowledged, and
 //     the next poll waits until the whole batch is published, in order.
+//     A batch is published asynchronously, up to Config.Window messages
+//     waiting for their ack, each expecting its predecessor to be the
+//     stream's last message (Nats-Expected-Last-Msg-Id): a message never
+//     lands ahead of one published before it, and after a failure the
+//     retry loop resumes from the first message not acknowledged.
 //   - A repeated item is published once: every event carries a deterministic
 //     id (schema.EventID) as Nats-Msg-Id, which the stream de-duplicates, and
 //     a small set of recently published ids spares the repeat a publish.
