@@ -179,11 +179,14 @@ func (e *Egress) runLanes(ctx context.Context, cons jetstream.Consumer, name str
 		for {
 			msg, err := it.Next()
 			if err != nil {
-				if ctx.Err() == nil && !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-					e.log.Warn().Err(err).Msg("pulling requests failed; retrying")
-					_ = sleepCtx(ctx, bo.NextBackOff())
+				if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					break
 				}
-				break
+				// The iterator goes on (a missed heartbeat, a connection
+				// problem): messages it holds stay in order behind this.
+				e.log.Debug().Err(err).Msg("pulling requests: retrying")
+				_ = sleepCtx(ctx, bo.NextBackOff())
+				continue
 			}
 			bo.Reset()
 			if ctx.Err() != nil {
