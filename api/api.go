@@ -67,6 +67,10 @@ type Config struct {
 	// Timeout; a login request waits at most that long. Default
 	// DefaultTimeout.
 	Timeout time.Duration
+	// Files, when set, serves file.accept and file.refuse (a
+	// *media.Media); FileTimeout bounds one (default DefaultFileTimeout).
+	Files       Files
+	FileTimeout time.Duration
 }
 
 // API is the micro service. Start it once.
@@ -130,6 +134,11 @@ func (a *API) Start(ctx context.Context) (micro.Service, error) {
 		endpoint{"session.state", func(_ context.Context, r micro.Request) { a.respond(r, a.cfg.Session.State()) }},
 		endpoint{"session.login", a.login},
 	)
+	if a.cfg.Files != nil {
+		for _, subject := range []string{"file.accept", "file.refuse"} {
+			eps = append(eps, endpoint{subject, a.fileEndpoints()[subject]})
+		}
+	}
 	for _, ep := range eps {
 		name := strings.ReplaceAll(ep.subject, ".", "-")
 		if err := g.AddEndpoint(name, a.handle(ctx, ep.h), micro.WithEndpointSubject(ep.subject)); err != nil {

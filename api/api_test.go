@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/qqsim"
 	"github.com/qqbridge/qqbridge/schema"
 )
@@ -240,7 +241,7 @@ func TestDeadline(t *testing.T) {
 	})
 	t.Run("in time", func(t *testing.T) {
 		reply := e.request(subject, mustJSON(t, schema.Request{To: schema.Target{QQ: alice}, Text: "in time"}),
-			nats.Header{HeaderDeadline: {time.Now().Add(waitFor).UTC().Format(time.RFC3339Nano)}})
+			nats.Header{HeaderDeadline: {time.Now().Add(testenv.WaitTimeout).UTC().Format(time.RFC3339Nano)}})
 		if res := decodeResult(t, reply); !res.OK {
 			t.Fatalf("result %+v (error %+v), want ok", res, res.Error)
 		}

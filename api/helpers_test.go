@@ -2,22 +2,20 @@ package api
 
 import (
 	"context"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/rs/zerolog"
 
 	"github.com/qqbridge/qqbridge/bus"
 	"github.com/qqbridge/qqbridge/directory"
 	"github.com/qqbridge/qqbridge/egress"
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/live"
 	"github.com/qqbridge/qqbridge/qqclient"
-	"github.com/qqbridge/qqbridge/qqsim"
 	"github.com/qqbridge/qqbridge/schema"
 )
 
@@ -29,13 +27,11 @@ var (
 
 // Stable numbers of qqsim's default world used by the tests.
 const (
-	alice   = int64(123456)   // friend
-	carol   = int64(2468024)  // not a friend; member of devChat
-	devChat = int64(987654)   // group
+	alice   = testenv.Alice   // friend
+	carol   = testenv.Carol   // not a friend; member of devChat
+	devChat = testenv.DevChat // group
 	nobody  = int64(99999999) // nobody the account knows
 )
-
-const waitFor = 20 * time.Second
 
 // env is one bridge's API under test: an embedded nats-server with the
 // bridge's streams, a simulator logged in through a real client, the real
@@ -44,7 +40,7 @@ type env struct {
 	t      *testing.T
 	subj   schema.Subjects
 	nc     *nats.Conn
-	sim    *qqsim.Server
+	sim    *testenv.Sim
 	client *qqclient.Client
 	sess   *testSession
 	dir    *directory.Directory
@@ -56,22 +52,8 @@ type env struct {
 // given, changes the API's Config.
 func newEnv(t *testing.T, online bool, cfg func(*Config)) *env {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	defer cancel()
-	srv, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: t.TempDir(), Port: -1})
-	if err != nil {
-		t.Fatalf("StartEmbedded: %v", err)
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx := testenv.Context(t)
+	nc, js := testenv.StartNATS(t).Connect()
 	subj, _ := schema.NewSubjects("")
 	if err := bus.EnsureStreams(ctx, js, subj, bus.StreamOptions{}); err != nil {
 		t.Fatal(err)
@@ -80,14 +62,10 @@ func newEnv(t *testing.T, online bool, cfg func(*Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sim, err := qqsim.New(qqsim.Config{PollHold: 200 * time.Millisecond, QRTTL: 10 * time.Second, RateLimit: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(sim)
-	t.Cleanup(ts.Close)
-	t.Cleanup(sim.Close)
-	client, err := qqclient.New(qqclient.WithBaseURL(ts.URL), qqclient.WithQRPollInterval(10*time.Millisecond),
+	simCfg := testenv.SimConfig()
+	simCfg.QRTTL, simCfg.Echo = 10*time.Second, false
+	sim := testenv.StartSim(t, simCfg)
+	client, err := qqclient.New(qqclient.WithBaseURL(sim.URL), qqclient.WithQRPollInterval(10*time.Millisecond),
 		qqclient.WithRequestTimeout(5*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +102,7 @@ func newEnv(t *testing.T, online bool, cfg func(*Config)) *env {
 // session stand-in online.
 func (e *env) login() {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitTimeout)
 	defer cancel()
 	s, err := e.client.LoginQR(ctx, func(ev qqclient.LoginEvent) {
 		if ev.Step == qqclient.LoginQRReady {
@@ -152,7 +130,7 @@ func (e *env) request(subject string, body []byte, header nats.Header) *nats.Msg
 	for k, v := range header {
 		m.Header[k] = v
 	}
-	reply, err := e.nc.RequestMsg(m, waitFor)
+	reply, err := e.nc.RequestMsg(m, testenv.WaitTimeout)
 	if err != nil {
 		e.t.Fatalf("request %s: %v", subject, err)
 	}

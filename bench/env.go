@@ -27,6 +27,7 @@ import (
 	"github.com/qqbridge/qqbridge/bus"
 	"github.com/qqbridge/qqbridge/directory"
 	"github.com/qqbridge/qqbridge/live"
+	"github.com/qqbridge/qqbridge/natsembed"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/qqsim"
 	"github.com/qqbridge/qqbridge/schema"
@@ -69,7 +70,7 @@ func NewEnvWorld(ctx context.Context, w *qqsim.World) (*Env, error) {
 	if e.dataDir, err = os.MkdirTemp("", "qqbench-"); err != nil {
 		return nil, err
 	}
-	if e.srv, err = bus.StartEmbedded(bus.EmbeddedOptions{DataDir: e.dataDir, Port: -1}); err != nil {
+	if e.srv, err = natsembed.Start(natsembed.Options{DataDir: e.dataDir, Port: -1}); err != nil {
 		e.Close()
 		return nil, err
 	}

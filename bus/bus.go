@@ -1,7 +1,8 @@
-// Package bus is the NATS plumbing of qqbridge: an embedded nats-server with
-// JetStream for the single-machine default, and the streams and key-value
+// Package bus is the NATS plumbing of qqbridge: the streams and key-value
 // buckets the bridge uses, each created or updated idempotently so that any
-// number of replicas may run the same set-up at once.
+// number of replicas may run the same set-up at once. It speaks only the NATS
+// client protocol; the embedded nats-server is package natsembed, which
+// library packages do not import.
 //
 // The names of every stream and bucket come from schema.Subjects (one place);
 // the only names made here are those schema does not define: the idempotency
@@ -13,10 +14,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/qqbridge/qqbridge/schema"
 )
@@ -27,84 +26,7 @@ const (
 	DefaultDuplicates   = 20 * time.Minute
 	DefaultResultMaxAge = 24 * time.Hour
 	DefaultSentTTL      = 24 * time.Hour
-	// DefaultReadyTimeout is how long StartEmbedded waits for the server to
-	// accept connections.
-	DefaultReadyTimeout = 10 * time.Second
 )
-
-// ErrNotReady is returned by StartEmbedded when the server did not become
-// ready to accept connections in time.
-var ErrNotReady = errors.New("bus: embedded nats-server not ready")
-
-// EmbeddedOptions configures StartEmbedded.
-type EmbeddedOptions struct {
-	// DataDir is where JetStream keeps its store (required).
-	DataDir string
-	// Host is the interface to listen on; default 127.0.0.1.
-	Host string
-	// Port is the client port: 0 = the NATS default 4222, -1 = a random free
-	// port (read it back with Server.ClientURL).
-	Port int
-	// ServerName names the server in its logs and in JetStream; default
-	// "qqbridge-embedded".
-	ServerName string
-	// Log turns on the server's own logging (to stderr); off by default.
-	Log bool
-	// ReadyTimeout bounds the wait for readiness; default DefaultReadyTimeout.
-	ReadyTimeout time.Duration
-}
-
-// StartEmbedded starts an in-process nats-server with JetStream enabled and
-// its store under opts.DataDir, and returns it once it accepts connections
-// (or an error, having shut it down). The caller stops it with Shutdown (and
-// WaitForShutdown).
-func StartEmbedded(opts EmbeddedOptions) (*server.Server, error) {
-	if opts.DataDir == "" {
-		return nil, errors.New("bus: StartEmbedded: DataDir is required")
-	}
-	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("bus: StartEmbedded: data dir: %w", err)
-	}
-	if opts.Host == "" {
-		opts.Host = "127.0.0.1"
-	}
-	if opts.Port < -1 {
-		return nil, fmt.Errorf("bus: StartEmbedded: port %d", opts.Port)
-	}
-	if opts.ServerName == "" {
-		opts.ServerName = "qqbridge-embedded"
-	}
-	if opts.ReadyTimeout <= 0 {
-		opts.ReadyTimeout = DefaultReadyTimeout
-	}
-	srv, err := server.NewServer(&server.Options{
-		ServerName: opts.ServerName,
-		Host:       opts.Host,
-		Port:       opts.Port,
-		JetStream:  true,
-		StoreDir:   opts.DataDir,
-		NoSigs:     true,
-		NoLog:      !opts.Log,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("bus: StartEmbedded: %w", err)
-	}
-	if opts.Log {
-		srv.ConfigureLogger()
-	}
-	srv.Start()
-	if !srv.ReadyForConnections(opts.ReadyTimeout) {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-		return nil, fmt.Errorf("%w after %v", ErrNotReady, opts.ReadyTimeout)
-	}
-	if !srv.JetStreamEnabled() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-		return nil, fmt.Errorf("%w: JetStream did not start", ErrNotReady)
-	}
-	return srv, nil
-}
 
 // StreamOptions are the limits of the bridge's streams. Zero fields take
 // their defaults.
@@ -187,8 +109,9 @@ func StreamConfigs(s schema.Subjects, o StreamOptions) []jetstream.StreamConfig 
 
 // EnsureStreams creates the bridge's three streams (see StreamConfigs) or
 // updates them to the given options. It is idempotent and safe to run from
-// several replicas at once: a stream another replica created in between is
-// updated instead.
+// several replicas at once: creating a stream that exists with the same
+// configuration is a no-op, and one that exists with another is updated. It
+// makes one try; Setup waits for JetStream and tries again.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, s schema.Subjects, o StreamOptions) error {
 	for _, cfg := range StreamConfigs(s, o) {
 		if err := ensureStream(ctx, js, cfg); err != nil {
@@ -199,22 +122,25 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, s schema.Subject
 }
 
 func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
+	// Create first, update only a stream that exists with another
+	// configuration: creating an identical stream is a no-op, while on a
+	// cluster an update racing with another replica's create of the same new
+	// stream leaves both requests unanswered.
 	var err error
 	for range 3 {
-		if _, err = js.UpdateStream(ctx, cfg); err == nil {
-			return nil
-		}
-		if !errors.Is(err, jetstream.ErrStreamNotFound) {
-			break
-		}
 		if _, err = js.CreateStream(ctx, cfg); err == nil {
 			return nil
 		}
 		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			break
 		}
-		// Another replica created it with a different configuration a moment
-		// ago: update it to ours.
+		if _, err = js.UpdateStream(ctx, cfg); err == nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			break
+		}
+		// Deleted in between: create it again.
 	}
 	return fmt.Errorf("bus: stream %s: %w", cfg.Name, err)
 }
@@ -306,19 +232,20 @@ func LeaderKV(ctx context.Context, js jetstream.JetStream, s schema.Subjects, re
 }
 
 func ensureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	// Create first, as ensureStream does, for the same reason.
 	var err error
 	for range 3 {
 		var kv jetstream.KeyValue
-		if kv, err = js.UpdateKeyValue(ctx, cfg); err == nil {
-			return kv, nil
-		}
-		if !errors.Is(err, jetstream.ErrBucketNotFound) {
-			break
-		}
 		if kv, err = js.CreateKeyValue(ctx, cfg); err == nil {
 			return kv, nil
 		}
 		if !errors.Is(err, jetstream.ErrBucketExists) && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			break
+		}
+		if kv, err = js.UpdateKeyValue(ctx, cfg); err == nil {
+			return kv, nil
+		}
+		if !errors.Is(err, jetstream.ErrBucketNotFound) {
 			break
 		}
 	}

@@ -1,18 +1,14 @@
 package bus_test
 
 import (
-	"context"
 	"errors"
-	"fmt"
-	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/qqbridge/qqbridge/bus"
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/schema"
 )
 
@@ -20,77 +16,13 @@ import (
 // JetStream context connected to it.
 func startJS(t *testing.T) jetstream.JetStream {
 	t.Helper()
-	srv, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: t.TempDir(), Port: -1})
-	if err != nil {
-		t.Fatalf("StartEmbedded: %v", err)
-	}
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatalf("jetstream: %v", err)
-	}
+	_, js := testenv.StartNATS(t).Connect()
 	return js
-}
-
-func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-func TestStartEmbedded(t *testing.T) {
-	srv, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: t.TempDir(), Port: -1})
-	if err != nil {
-		t.Fatalf("StartEmbedded: %v", err)
-	}
-	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
-	if u := srv.ClientURL(); !strings.HasPrefix(u, "nats://127.0.0.1:") || strings.HasSuffix(u, ":4222") {
-		t.Errorf("ClientURL = %q, want a random port on 127.0.0.1", u)
-	}
-	if !srv.JetStreamEnabled() {
-		t.Error("JetStream is not enabled")
-	}
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	if _, err := js.AccountInfo(testCtx(t)); err != nil {
-		t.Errorf("AccountInfo: %v", err)
-	}
-}
-
-func TestStartEmbeddedRejects(t *testing.T) {
-	cases := []struct {
-		name string
-		opts bus.EmbeddedOptions
-	}{
-		{"no data dir", bus.EmbeddedOptions{Port: -1}},
-		{"bad port", bus.EmbeddedOptions{DataDir: t.TempDir(), Port: -5}},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			srv, err := bus.StartEmbedded(c.opts)
-			if err == nil {
-				srv.Shutdown()
-				t.Fatal("StartEmbedded succeeded")
-			}
-		})
-	}
 }
 
 func TestEnsureStreams(t *testing.T) {
 	js := startJS(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	prefixes := []struct {
 		prefix              string
 		in, out, result     string
@@ -166,7 +98,7 @@ func TestEnsureStreams(t *testing.T) {
 
 func TestEnsureStreamsUpdates(t *testing.T) {
 	js := startJS(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	s, _ := schema.NewSubjects("qq")
 	if err := bus.EnsureStreams(ctx, js, s, bus.StreamOptions{}); err != nil {
 		t.Fatal(err)
@@ -190,7 +122,7 @@ func TestEnsureStreamsUpdates(t *testing.T) {
 // acknowledged messages are gone.
 func TestStreamsBehave(t *testing.T) {
 	js := startJS(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	s, _ := schema.NewSubjects("qq")
 	if err := bus.EnsureStreams(ctx, js, s, bus.StreamOptions{}); err != nil {
 		t.Fatal(err)
@@ -240,7 +172,7 @@ func TestStreamsBehave(t *testing.T) {
 
 func TestBuckets(t *testing.T) {
 	js := startJS(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	s, _ := schema.NewSubjects("qq")
 	type open func() (jetstream.KeyValue, error)
 	cases := []struct {
@@ -288,7 +220,7 @@ func TestBuckets(t *testing.T) {
 
 func TestBucketsConcurrent(t *testing.T) {
 	js := startJS(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	s, _ := schema.NewSubjects("acct7")
 	var wg sync.WaitGroup
 	errs := make(chan error, 12)
@@ -323,7 +255,7 @@ func TestBucketsConcurrent(t *testing.T) {
 func TestLeaderKVRejectsShortTTL(t *testing.T) {
 	js := startJS(t)
 	s, _ := schema.NewSubjects("qq")
-	if _, err := bus.LeaderKV(testCtx(t), js, s, 1, 500*time.Millisecond); err == nil {
+	if _, err := bus.LeaderKV(testenv.Context(t), js, s, 1, 500*time.Millisecond); err == nil {
 		t.Fatal("LeaderKV accepted a TTL below one second")
 	}
 }
@@ -333,7 +265,7 @@ func TestLeaderKVRejectsShortTTL(t *testing.T) {
 // key is gone after the bucket's TTL so that Create succeeds again.
 func TestLeaderLeaseSemantics(t *testing.T) {
 	js := startJS(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	s, _ := schema.NewSubjects("qq")
 	kv, err := bus.LeaderKV(ctx, js, s, 1, time.Second)
 	if err != nil {
@@ -363,21 +295,4 @@ func TestLeaderLeaseSemantics(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-func ExampleStartEmbedded() {
-	dir, err := os.MkdirTemp("", "qqbridge-example")
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer os.RemoveAll(dir)
-	srv, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: dir, Port: -1})
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
-	fmt.Println(srv.JetStreamEnabled())
-	// Output: true
 }

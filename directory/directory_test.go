@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/schema"
 )
@@ -13,19 +14,19 @@ import (
 // The default world of the simulator (qqsim.DefaultWorld), as a consumer
 // would name it.
 const (
-	alice   = 123456   // friend, member of Dev chat with a card, discussion member
-	bob     = 3524125  // friend, member of both groups without a card
-	hey     = 1301948  // friend, member of 周末爬山
-	carol   = 2468024  // not a friend: member of Dev chat with a card, discussion member
-	dave    = 7654321  // not a friend: member of 周末爬山
-	devChat = 987654   // group with cards
-	hiking  = 55443322 // group where nobody set a card
-	lunch   = 1008611  // discussion (the simulator's stable id)
+	alice   = testenv.Alice   // friend, member of Dev chat with a card, discussion member
+	bob     = testenv.Bob     // friend, member of both groups without a card
+	hey     = testenv.Hey     // friend, member of 周末爬山
+	carol   = testenv.Carol   // not a friend: member of Dev chat with a card, discussion member
+	dave    = testenv.Dave    // not a friend: member of 周末爬山
+	devChat = testenv.DevChat // group with cards
+	hiking  = testenv.Hiking  // group where nobody set a card
+	lunch   = testenv.Lunch   // discussion (the simulator's stable id)
 )
 
 func TestRefreshLoadsLists(t *testing.T) {
 	e := newEnv(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	d := New(e.c, testLog(t))
 	if got := d.Friends(); len(got) != 0 {
 		t.Fatalf("Friends before Refresh = %v, want none", got)
@@ -67,7 +68,7 @@ func TestRefreshLoadsLists(t *testing.T) {
 
 func TestInboundLookups(t *testing.T) {
 	e := newEnv(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	d := New(e.c, testLog(t))
 	if err := d.Refresh(ctx); err != nil {
 		t.Fatalf("Refresh: %v", err)
@@ -144,7 +145,7 @@ func TestInboundLookups(t *testing.T) {
 
 func TestQQNumbersResolvedOncePerSession(t *testing.T) {
 	e := newEnv(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	d := New(e.c, testLog(t))
 	if err := d.Refresh(ctx); err != nil {
 		t.Fatalf("Refresh: %v", err)
@@ -175,7 +176,7 @@ func TestQQNumbersResolvedOncePerSession(t *testing.T) {
 
 func TestOutboundLookups(t *testing.T) {
 	e := newEnv(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	d := New(e.c, testLog(t))
 	if err := d.Refresh(ctx); err != nil {
 		t.Fatalf("Refresh: %v", err)
@@ -215,7 +216,7 @@ func TestOutboundLookups(t *testing.T) {
 
 func TestReloginNewSessionNumbers(t *testing.T) {
 	e := newEnv(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	d := New(e.c, testLog(t))
 	if err := d.Refresh(ctx); err != nil {
 		t.Fatalf("Refresh: %v", err)
@@ -259,7 +260,7 @@ func TestReloginNewSessionNumbers(t *testing.T) {
 
 func TestInboundRefreshesAfterRelogin(t *testing.T) {
 	e := newEnv(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	d := New(e.c, testLog(t), WithMissRefresh(time.Hour))
 	if err := d.Refresh(ctx); err != nil {
 		t.Fatalf("Refresh: %v", err)
@@ -276,7 +277,7 @@ func TestInboundRefreshesAfterRelogin(t *testing.T) {
 
 func TestRefreshErrors(t *testing.T) {
 	e := newEnv(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	d := New(e.c, testLog(t))
 	if err := d.Refresh(ctx); err != nil {
 		t.Fatalf("Refresh: %v", err)
@@ -300,7 +301,7 @@ func TestRefreshErrors(t *testing.T) {
 func TestRunRefreshesPeriodically(t *testing.T) {
 	e := newEnv(t)
 	d := New(e.c, testLog(t))
-	ctx, cancel := context.WithCancel(testCtx(t))
+	ctx, cancel := context.WithCancel(testenv.Context(t))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -321,7 +322,7 @@ func TestRunRefreshesPeriodically(t *testing.T) {
 
 func TestResolveFriends(t *testing.T) {
 	e := newEnv(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	d := New(e.c, testLog(t))
 	if err := d.Refresh(ctx); err != nil {
 		t.Fatalf("Refresh: %v", err)
@@ -347,7 +348,7 @@ func TestResolveFriends(t *testing.T) {
 
 func TestMissRefreshAndNegativeCache(t *testing.T) {
 	e := newEnv(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	const stranger = 4000000001
 	count := func(name string) int64 { return e.sim.State().Counters[name] }
 

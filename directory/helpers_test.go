@@ -2,19 +2,18 @@ package directory
 
 import (
 	"context"
-	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/qqclient"
-	"github.com/qqbridge/qqbridge/qqsim"
 )
 
 // env is a simulator on a loopback listener and a client logged in to it.
 type env struct {
-	sim *qqsim.Server
+	sim *testenv.Sim
 	c   *qqclient.Client
 }
 
@@ -22,14 +21,8 @@ type env struct {
 // by QR (the test plays the phone through the control methods).
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	sim, err := qqsim.New(qqsim.Config{PollHold: 200 * time.Millisecond, RateLimit: -1, Echo: true})
-	if err != nil {
-		t.Fatalf("qqsim.New: %v", err)
-	}
-	ts := httptest.NewServer(sim)
-	t.Cleanup(ts.Close)
-	t.Cleanup(sim.Close)
-	c, err := qqclient.New(qqclient.WithBaseURL(ts.URL), qqclient.WithPollTimeout(5*time.Second),
+	sim := testenv.StartSim(t, testenv.SimConfig())
+	c, err := qqclient.New(qqclient.WithBaseURL(sim.URL), qqclient.WithPollTimeout(5*time.Second),
 		qqclient.WithRequestTimeout(5*time.Second))
 	if err != nil {
 		t.Fatalf("qqclient.New: %v", err)
@@ -76,10 +69,4 @@ func (e *env) relogin(t *testing.T) {
 
 func testLog(t *testing.T) zerolog.Logger {
 	return zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
-}
-
-func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	return ctx
 }

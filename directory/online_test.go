@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/live"
 	"github.com/qqbridge/qqbridge/qqsim"
 	"github.com/qqbridge/qqbridge/schema"
@@ -20,7 +21,7 @@ func (nopReports) Kicked(uint64, string) {}
 // are loaded it has the names. An outbound lookup waits for them.
 func TestRefreshInBackground(t *testing.T) {
 	e := newEnv(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	d := New(e.c, testLog(t))
 	if err := d.Refresh(ctx); err != nil {
 		t.Fatalf("Refresh: %v", err)
@@ -55,7 +56,7 @@ func TestRefreshInBackground(t *testing.T) {
 // once; the lookups after it make no request.
 func TestResolveAccounts(t *testing.T) {
 	e := newEnv(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	d := New(e.c, testLog(t))
 	if err := d.Refresh(ctx); err != nil {
 		t.Fatalf("Refresh: %v", err)

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/schema"
 )
@@ -14,7 +15,7 @@ import (
 // stable numbers are ErrUnknownTarget, with the field named.
 func TestResolve(t *testing.T) {
 	e := newEnv(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	d := New(e.c, testLog(t))
 	if err := d.Refresh(ctx); err != nil {
 		t.Fatalf("Refresh: %v", err)
@@ -67,7 +68,7 @@ func TestResolve(t *testing.T) {
 // ErrUnknownTarget, which would drop a request that may well be valid.
 func TestResolveWithoutListsIsNotAFinding(t *testing.T) {
 	e := newEnv(t)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	d := New(e.c, testLog(t))
 	if err := d.Refresh(ctx); err != nil {
 		t.Fatalf("Refresh: %v", err)

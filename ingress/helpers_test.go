@@ -20,6 +20,7 @@ import (
 	"github.com/qqbridge/qqbridge/bus"
 	"github.com/qqbridge/qqbridge/directory"
 	"github.com/qqbridge/qqbridge/live"
+	"github.com/qqbridge/qqbridge/natsembed"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/qqsim"
 	"github.com/qqbridge/qqbridge/schema"
@@ -257,9 +258,9 @@ func newHarness(t *testing.T) *harness {
 // harness's store.
 func (h *harness) startNATS(port int) {
 	h.t.Helper()
-	srv, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: h.dataDir, Port: port})
+	srv, err := natsembed.Start(natsembed.Options{DataDir: h.dataDir, Port: port})
 	if err != nil {
-		h.t.Fatalf("StartEmbedded: %v", err)
+		h.t.Fatalf("natsembed.Start: %v", err)
 	}
 	h.srv = srv
 }

@@ -66,6 +66,14 @@ type Poller interface {
 	Poll(ctx context.Context) ([]qqclient.Event, error)
 }
 
+// Media takes the pictures of a message event once it is published (the
+// pending image segments normalise made, in order, are msg.Pictures, in
+// order); *media.Media implements it. Enqueue returns an error only when ctx
+// ended first.
+type Media interface {
+	Enqueue(ctx context.Context, e *schema.Event, msg *qqclient.Message) error
+}
+
 // Config configures an Ingress. Client, Terms and JS are required.
 type Config struct {
 	// Client polls; normally the *qqclient.Client of the session manager.
@@ -111,6 +119,9 @@ type Config struct {
 	Window int
 	// Metrics, when set, counts polls and publishes (*metrics.Metrics).
 	Metrics Metrics
+	// Media, when set, receives the pictures of every published message
+	// that has some; nil leaves their image segments pending.
+	Media Media
 }
 
 // Metrics is what ingress reports to; *metrics.Metrics implements it. Each
@@ -409,6 +420,9 @@ func (i *Ingress) publishBatch(ctx context.Context, s live.Session, evs []qqclie
 		if err := i.publishEvent(bctx, p.e, p.subject, log); err != nil {
 			return fmt.Errorf("ingress: %d of %d items not published: %w", len(evs)-b.itemOf(k), len(evs), err)
 		}
+		if err := i.enqueueMedia(bctx, p); err != nil {
+			return fmt.Errorf("ingress: %d of %d items not published: %w", len(evs)-b.itemOf(k), len(evs), err)
+		}
 		i.recent.add(p.e.ID)
 		for k < len(b.out) && b.out[k].ev == p {
 			k++
@@ -463,6 +477,16 @@ type pending struct {
 	kind    schema.Kind
 	subject string
 	msgs    []*nats.Msg
+	msg     *qqclient.Message // the poll item's message, for Config.Media
+}
+
+// enqueueMedia hands the pictures of p, once published, to Config.Media. It
+// returns an error only when ctx ended first.
+func (i *Ingress) enqueueMedia(ctx context.Context, p *pending) error {
+	if i.cfg.Media == nil || p.msg == nil || len(p.msg.Pictures) == 0 {
+		return nil
+	}
+	return i.cfg.Media.Enqueue(ctx, p.e, p.msg)
 }
 
 // outMsg is one message of a batch; last marks the last message of its event.
@@ -496,6 +520,9 @@ func (i *Ingress) publishWindow(ctx context.Context, b *batch, from int, log zer
 		select {
 		case ack := <-fl.f.Ok():
 			took := time.Since(fl.start)
+			if m.last && i.enqueueMedia(ctx, m.ev) != nil {
+				return false // ctx ended: the batch stops here
+			}
 			if ack.Duplicate {
 				i.duplicates.Add(1)
 				i.metrics.Duplicate(string(m.ev.kind), took)
@@ -594,7 +621,7 @@ func (i *Ingress) prepare(ctx context.Context, account int64, ev qqclient.Event,
 		return nil
 	}
 	seen[e.ID] = struct{}{}
-	return &pending{e: e, kind: kind, subject: subject, msgs: msgs}
+	return &pending{e: e, kind: kind, subject: subject, msgs: msgs, msg: ev.Message}
 }
 
 // publish publishes msg until the stream acknowledges it, waiting between

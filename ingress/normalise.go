@@ -48,12 +48,14 @@ func (numbersOnly) Discuss(did int64) schema.DiscussRef { return schema.DiscussR
 //
 //   - message, group_message, discu_message, sess_message: message.* events
 //     with the sender (and group or discussion) resolved through dir, the
-//     text with entities unescaped, the segments, and Picture set when the
-//     server left nothing but the font (a picture it stripped).
+//     text with entities unescaped, the segments (each picture a pending
+//     image segment named schema.ImageRef(event id, n)), and Picture set when
+//     the server left nothing but the font (a picture it stripped).
+//   - file_message offering a file (mode "recv"): file.offer.
 //   - buddies_status_change: status.buddy; input_notify: input.notify.
 //   - kick_message: system.kick with the reason (the caller reports the kick
 //     to the session too).
-//   - file_message, tips, system_message, sys_g_msg, any unknown poll_type
+//   - other file_messages, tips, system_message, sys_g_msg, any unknown poll_type
 //     and any item that could not be decoded: system.<kind> with the wire
 //     value in Raw.
 //
@@ -120,6 +122,12 @@ func normalise(ctx context.Context, account int64, ev qqclient.Event, dir Resolv
 	}
 	if ev.Notice != nil && ev.Notice.FromUIN == account && account != 0 {
 		return nil, "", "", false // the account's own file offer or notice
+	}
+	if f := noticeFile(ev); f != nil && f.FromUIN > 0 {
+		from := dir.Friend(ctx, f.FromUIN)
+		o := schema.FileOffer{LCID: f.LCID, FromUIN: f.FromUIN, Name: f.Name}
+		e = schema.FileOfferEvent(eventID(account, string(schema.KindFile), f.MsgID, ev.Raw), account, f.MsgID, from, o, f.Time)
+		return e, schema.KindFile, personID(from), true
 	}
 	return systemEvent(account, ev), schema.KindSystem, systemKind(ev.Type), true
 }
@@ -202,20 +210,39 @@ func normaliseMessage(ctx context.Context, account int64, ev qqclient.Event, dir
 		return systemEvent(account, ev), schema.KindSystem, systemKind(ev.Type), true
 	}
 	e.ID = eventID(account, string(kind), m.MsgID, ev.Raw)
-	if len(m.Segments) == 0 {
+	if len(m.Segments) == 0 && len(m.Pictures) == 0 {
 		e.Picture = true
 	} else {
-		e.Segments = make([]schema.Segment, len(m.Segments))
-		for i, s := range m.Segments {
-			if s.Type == qqclient.SegmentFace {
-				e.Segments[i] = schema.FaceSegment(s.Face)
+		e.Segments = make([]schema.Segment, 0, len(m.Segments)+len(m.Pictures))
+		pics := m.Pictures
+		for i := 0; i <= len(m.Segments); i++ {
+			// The pictures before segment i (all that are left after the last),
+			// as pending image segments named after the event (schema.ImageRef).
+			for len(pics) > 0 && (pics[0].Index <= i || i == len(m.Segments)) {
+				ref := schema.ImageRef(e.ID, len(m.Pictures)-len(pics)+1)
+				e.Segments = append(e.Segments, schema.ImageSegment(schema.Image{State: schema.ImagePending, Ref: ref}))
+				pics = pics[1:]
+			}
+			if i == len(m.Segments) {
+				break
+			}
+			if s := m.Segments[i]; s.Type == qqclient.SegmentFace {
+				e.Segments = append(e.Segments, schema.FaceSegment(s.Face))
 			} else {
-				e.Segments[i] = schema.TextSegment(s.Text)
+				e.Segments = append(e.Segments, schema.TextSegment(s.Text))
 			}
 		}
 		e.Text = plainText(e.Segments)
 	}
 	return e, kind, id, true
+}
+
+// noticeFile is the file offer of a file_message item, nil for others.
+func noticeFile(ev qqclient.Event) *qqclient.FileOffer {
+	if ev.Notice == nil {
+		return nil
+	}
+	return ev.Notice.File
 }
 
 // personID is the subject id of a person: the QQ number when resolved, else

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/qqbridge/qqbridge/bus"
+	"github.com/qqbridge/qqbridge/natsembed"
 	"github.com/qqbridge/qqbridge/schema"
 )
 
@@ -19,7 +20,7 @@ import (
 // replicas have).
 func newKVs(t *testing.T, n int) []jetstream.KeyValue {
 	t.Helper()
-	srv, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: t.TempDir(), Port: -1})
+	srv, err := natsembed.Start(natsembed.Options{DataDir: t.TempDir(), Port: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

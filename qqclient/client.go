@@ -218,14 +218,15 @@ const (
 
 // call describes one request.
 type call struct {
-	op      string     // endpoint name for errors
-	host    host       // base URL family
-	path    string     // path below the base
-	query   url.Values // GET query (may be nil)
-	form    any        // POST: marshalled to JSON as field r
-	referer string     // "" = the host's default
-	rawURL  *url.URL   // absolute URL instead of host+path (check_sig)
-	poll    bool       // poll2: no default timeout
+	op      string        // endpoint name for errors
+	host    host          // base URL family
+	path    string        // path below the base
+	query   url.Values    // GET query (may be nil)
+	form    any           // POST: marshalled to JSON as field r
+	referer string        // "" = the host's default
+	rawURL  *url.URL      // absolute URL instead of host+path (check_sig)
+	poll    bool          // poll2: no default timeout
+	timeout time.Duration // the default timeout when not c.reqTimeout (pictures, files)
 }
 
 // rawAnswer is one HTTP answer.
@@ -276,8 +277,12 @@ func marshalJSON(v any) ([]byte, error) {
 func (c *Client) do(ctx context.Context, k *call) (*rawAnswer, error) {
 	if !k.poll {
 		if _, ok := ctx.Deadline(); !ok {
+			d := c.reqTimeout
+			if k.timeout > 0 {
+				d = k.timeout
+			}
 			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, c.reqTimeout)
+			ctx, cancel = context.WithTimeout(ctx, d)
 			defer cancel()
 		}
 	}
@@ -435,19 +440,24 @@ func (c *Client) jsonCall(ctx context.Context, k *call) (json.RawMessage, error)
 	if err != nil {
 		return nil, err
 	}
-	e, err := decodeEnvelope(k.op, a)
+	return answerResult(k.op, a)
+}
+
+// answerResult returns the result of a retcode-0 JSON answer of op, or the typed error.
+func answerResult(op string, a *rawAnswer) (json.RawMessage, error) {
+	e, err := decodeEnvelope(op, a)
 	if err != nil {
 		return nil, err
 	}
 	code, ok := e.code()
 	if !ok {
 		if len(e.Result) == 0 {
-			return nil, protocolError(k.op, "answer has no retcode")
+			return nil, protocolError(op, "answer has no retcode")
 		}
 		code = 0
 	}
 	if code != 0 {
-		return nil, retcodeError(k.op, code)
+		return nil, retcodeError(op, code)
 	}
 	return e.Result, nil
 }

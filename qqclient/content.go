@@ -52,20 +52,33 @@ func FaceSegment(n int) Segment { return Segment{Type: SegmentFace, Face: n} }
 // skipped; a content with no text and no face is a picture the server stripped. When no
 // font segment is present the font is the zero Font.
 func DecodeContent(raw json.RawMessage) (Font, []Segment, error) {
+	font, segs, _, err := decodeContent(raw)
+	return font, segs, err
+}
+
+// DecodeContentPictures is DecodeContent that also returns the pictures of the content
+// (offpic and cface items), in order; each Picture's Index says how many segments came
+// before it. A picture item that is not [name, {…}] is skipped.
+func DecodeContentPictures(raw json.RawMessage) (Font, []Segment, []Picture, error) {
+	return decodeContent(raw)
+}
+
+func decodeContent(raw json.RawMessage) (Font, []Segment, []Picture, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) > 0 && raw[0] == '"' {
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return Font{}, nil, fmt.Errorf("%w: content: %v", ErrProtocol, err)
+			return Font{}, nil, nil, fmt.Errorf("%w: content: %v", ErrProtocol, err)
 		}
 		raw = bytes.TrimSpace([]byte(s))
 	}
 	var items []json.RawMessage
 	if err := json.Unmarshal(raw, &items); err != nil {
-		return Font{}, nil, fmt.Errorf("%w: content is not an array", ErrProtocol)
+		return Font{}, nil, nil, fmt.Errorf("%w: content is not an array", ErrProtocol)
 	}
 	var font Font
 	var segs []Segment
+	var pics []Picture
 	for i, it := range items {
 		it = bytes.TrimSpace(it)
 		if len(it) == 0 {
@@ -75,7 +88,7 @@ func DecodeContent(raw json.RawMessage) (Font, []Segment, error) {
 		case '"':
 			var s string
 			if err := json.Unmarshal(it, &s); err != nil {
-				return Font{}, nil, fmt.Errorf("%w: content[%d]: bad string", ErrProtocol, i)
+				return Font{}, nil, nil, fmt.Errorf("%w: content[%d]: bad string", ErrProtocol, i)
 			}
 			if s != "" {
 				segs = append(segs, TextSegment(UnescapeEntities(s)))
@@ -83,39 +96,46 @@ func DecodeContent(raw json.RawMessage) (Font, []Segment, error) {
 		case '[':
 			var parts []json.RawMessage
 			if err := json.Unmarshal(it, &parts); err != nil || len(parts) == 0 {
-				return Font{}, nil, fmt.Errorf("%w: content[%d]: bad segment", ErrProtocol, i)
+				return Font{}, nil, nil, fmt.Errorf("%w: content[%d]: bad segment", ErrProtocol, i)
 			}
 			var kind string
 			if err := json.Unmarshal(parts[0], &kind); err != nil {
-				return Font{}, nil, fmt.Errorf("%w: content[%d]: segment without a name", ErrProtocol, i)
+				return Font{}, nil, nil, fmt.Errorf("%w: content[%d]: segment without a name", ErrProtocol, i)
 			}
 			switch kind {
 			case "font":
 				if len(parts) < 2 {
-					return Font{}, nil, fmt.Errorf("%w: content[%d]: font without value", ErrProtocol, i)
+					return Font{}, nil, nil, fmt.Errorf("%w: content[%d]: font without value", ErrProtocol, i)
 				}
 				f, err := decodeFont(parts[1])
 				if err != nil {
-					return Font{}, nil, fmt.Errorf("%w: content[%d]: %v", ErrProtocol, i, err)
+					return Font{}, nil, nil, fmt.Errorf("%w: content[%d]: %v", ErrProtocol, i, err)
 				}
 				font = f
 			case "face":
 				if len(parts) < 2 {
-					return Font{}, nil, fmt.Errorf("%w: content[%d]: face without number", ErrProtocol, i)
+					return Font{}, nil, nil, fmt.Errorf("%w: content[%d]: face without number", ErrProtocol, i)
 				}
 				var n flexInt
 				if err := json.Unmarshal(parts[1], &n); err != nil || n < 0 || n > 1<<31-1 {
-					return Font{}, nil, fmt.Errorf("%w: content[%d]: bad face number", ErrProtocol, i)
+					return Font{}, nil, nil, fmt.Errorf("%w: content[%d]: bad face number", ErrProtocol, i)
 				}
 				segs = append(segs, FaceSegment(int(n)))
+			case "offpic", "cface":
+				if len(parts) >= 2 {
+					if p, ok := decodePicture(kind, parts[1]); ok {
+						p.Index = len(segs)
+						pics = append(pics, p)
+					}
+				}
 			default:
-				// cface, offpic and others: pictures WebQQ cannot show; skipped.
+				// others: not part of the protocol; skipped.
 			}
 		default:
 			// numbers, objects: not part of the protocol; skipped.
 		}
 	}
-	return font, segs, nil
+	return font, segs, pics, nil
 }
 
 // wireFont is the font object as it travels, tolerant on input.

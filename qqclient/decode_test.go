@@ -333,3 +333,105 @@ func TestEnvelopeCodes(t *testing.T) {
 		}
 	}
 }
+
+// Seed 000 prints its answers with trailing commas ("好啊",\n],); such an answer is decoded
+// whole.
+func TestDecodePollTrailingCommas(t *testing.T) {
+	evs := decodePollFile(t, "poll/discu_message_verbatim.txt")
+	if len(evs) != 1 || evs[0].Err != nil || evs[0].Message == nil {
+		t.Fatalf("events = %+v", evs)
+	}
+	m := evs[0].Message
+	if evs[0].Type != PollDiscuMessage || m.Text() != "好啊" || m.DID != 2322423201 || m.SendUIN != 3680220215 {
+		t.Errorf("message = %+v", m)
+	}
+	if !json.Valid(evs[0].Raw) {
+		t.Errorf("raw is not JSON: %s", evs[0].Raw)
+	}
+	if n := SkippedItems(evs); n != 0 {
+		t.Errorf("SkippedItems = %d", n)
+	}
+}
+
+// An answer that is not JSON even without trailing commas keeps every item that is; the
+// others are counted as skipped.
+func TestDecodePollSalvagesItems(t *testing.T) {
+	good := func(text string) string {
+		return `{"poll_type":"message","value":{"msg_id":1,"from_uin":7,"to_uin":8,"time":1,"content":[["font",{"name":"宋体","size":10,"style":[0,0,0],"color":"000000"}],"` + text + `",],},}`
+	}
+	tests := []struct {
+		name      string
+		body      string
+		texts     []string // "" = a skipped item
+		retcode   int
+		wantError bool
+	}{
+		{name: "bad middle item",
+			body:  `{"retcode":0,"result":[` + good("first") + `,{"poll_type":"message","value":{"from_uin":0x12}},` + good("last") + `]}`,
+			texts: []string{"first", "", "last"}},
+		{name: "truncated answer",
+			body:  `{"retcode":0,"result":[` + good("first") + `,{"poll_type":"message","value":{"from_uin":`,
+			texts: []string{"first", ""}},
+		{name: "unquoted key in the envelope",
+			body:  `{"retcode":0,"result":[` + good("only") + `],errmsg:""}`,
+			texts: []string{"only"}},
+		{name: "retcode 102 with junk", body: `{"retcode":102,"errmsg":"",junk}`, retcode: 102},
+		{name: "no retcode", body: `{"result":[` + good("x") + `],x}`, wantError: true},
+		{name: "result not an array", body: `{"retcode":0,"result":{"a":1},x}`, wantError: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, err := decodePollAnswer([]byte(tt.body))
+			if tt.wantError {
+				if !errors.Is(err, ErrProtocol) {
+					t.Fatalf("err = %v, want ErrProtocol", err)
+				}
+				return
+			}
+			if err != nil || a.retcode != tt.retcode {
+				t.Fatalf("answer %+v, %v", a, err)
+			}
+			if len(a.events) != len(tt.texts) {
+				t.Fatalf("%d events, want %d: %+v", len(a.events), len(tt.texts), a.events)
+			}
+			skipped := 0
+			for i, want := range tt.texts {
+				ev := a.events[i]
+				if want == "" {
+					skipped++
+					if ev.Err == nil || ev.Message != nil {
+						t.Errorf("event %d = %+v, want skipped", i, ev)
+					}
+					if !json.Valid(ev.Raw) {
+						t.Errorf("event %d: raw is not JSON", i)
+					}
+					continue
+				}
+				if ev.Err != nil || ev.Message == nil || ev.Message.Text() != want {
+					t.Errorf("event %d = %+v, want %q", i, ev, want)
+				}
+			}
+			if n := SkippedItems(a.events); n != skipped {
+				t.Errorf("SkippedItems = %d, want %d", n, skipped)
+			}
+		})
+	}
+	a, _ := decodePollAnswer([]byte(tests[0].body))
+	if !errors.Is(a.events[1].Err, ErrSkippedItem) && !errors.Is(a.events[1].Err, ErrProtocol) {
+		t.Errorf("skipped item error %v", a.events[1].Err)
+	}
+}
+
+func TestStripTrailingCommas(t *testing.T) {
+	for in, want := range map[string]string{
+		`[1,2,]`:            `[1,2]`,
+		`{"a":[1 , ] ,}`:    `{"a":[1  ] }`,
+		`["a,]", "b\",]",]`: `["a,]", "b\",]"]`,
+		`[1,2]`:             `[1,2]`,
+		"[\n  \"好啊\",\n]":   "[\n  \"好啊\"\n]",
+	} {
+		if got := string(stripTrailingCommas([]byte(in))); got != want {
+			t.Errorf("stripTrailingCommas(%s) = %s, want %s", in, got, want)
+		}
+	}
+}

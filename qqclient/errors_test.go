@@ -139,8 +139,12 @@ func TestParsePtuiCB(t *testing.T) {
 		if len(args) < 4 {
 			t.Errorf("%s: %d args", answer, len(args))
 		}
-		if want == "confirmed" && !strings.Contains(args[2], "check_sig") {
-			t.Errorf("%s: url arg %q", answer, args[2])
+		st, sigURL, err := qrState(args)
+		if err != nil || st.String() != want {
+			t.Errorf("%s: state %v, %v; want %s", answer, st, err, want)
+		}
+		if (want == "confirmed") != strings.Contains(sigURL, "/check_sig?") {
+			t.Errorf("%s: check_sig URL %q", answer, sigURL)
 		}
 	}
 	if n != 7 {
@@ -149,6 +153,11 @@ func TestParsePtuiCB(t *testing.T) {
 	for _, bad := range []string{"", "ptuiCB(", "ptuiCB('66", "ptuiCB(66)", "ptuiCB()", "hello"} {
 		if _, err := parsePtuiCB(bad); !errors.Is(err, ErrProtocol) {
 			t.Errorf("%q: err = %v, want ErrProtocol", bad, err)
+		}
+	}
+	for _, bad := range [][]string{{"x"}, {"0", "0", "", "0"}, {"66", "0", "", "0", "ftp:/check_sig?x"}, {"7"}} {
+		if _, _, err := qrState(bad); !errors.Is(err, ErrProtocol) {
+			t.Errorf("qrState(%q): err = %v, want ErrProtocol", bad, err)
 		}
 	}
 	args, err := parsePtuiCB(`ptuiCB('0','0','a\'b',"c")`)

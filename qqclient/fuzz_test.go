@@ -150,3 +150,57 @@ func FuzzSplit(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodePollLenient: the lenient poll2 decoder never panics; on valid JSON it agrees
+// with the strict one (one event per item); every event keeps valid JSON in Raw; skipped
+// items are counted; and stripping trailing commas leaves valid JSON alone.
+func FuzzDecodePollLenient(f *testing.F) {
+	addPollSeeds(f)
+	if b, err := os.ReadFile(filepath.Join("testdata", "poll", "discu_message_verbatim.txt")); err == nil {
+		f.Add(b)
+	}
+	for _, s := range []string{
+		`{"retcode":0,"result":[{"poll_type":"message","value":{"content":[["font",{}],"a",],},},]}`,
+		`{"retcode":0,"result":[{"poll_type":"x"},{bad},{"poll_type":"y"}]}`,
+		`{"retcode":0,"result":[{"poll_type":"x"},{"poll_type":`,
+		`{"retcode":"0",x,"result":[]}`, `{"retcode":0,"result":["\"",]}`, `[,]`, `{,}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if json.Valid(body) {
+			if s := stripTrailingCommas(body); string(s) != string(body) {
+				t.Fatalf("valid JSON changed: %q → %q", body, s)
+			}
+		}
+		a, err := decodePollAnswer(body)
+		if err != nil {
+			if !errors.Is(err, ErrProtocol) {
+				t.Fatalf("error %v is not ErrProtocol", err)
+			}
+			return
+		}
+		var e struct {
+			Retcode json.RawMessage   `json:"retcode"`
+			Result  []json.RawMessage `json:"result"`
+		}
+		if json.Unmarshal(body, &e) == nil && a.retcode == 0 && len(a.events) != len(e.Result) {
+			t.Fatalf("valid JSON: %d events for %d items", len(a.events), len(e.Result))
+		}
+		skipped := 0
+		for i, ev := range a.events {
+			if !json.Valid(ev.Raw) {
+				t.Fatalf("event %d: raw %q is not JSON", i, ev.Raw)
+			}
+			if ev.Err != nil {
+				skipped++
+				if !errors.Is(ev.Err, ErrProtocol) {
+					t.Fatalf("event %d: %v is not ErrProtocol", i, ev.Err)
+				}
+			}
+		}
+		if SkippedItems(a.events) != skipped {
+			t.Fatal("SkippedItems miscounts")
+		}
+	})
+}

@@ -140,12 +140,37 @@ func (c *Client) CheckQR(ctx context.Context) (QRStatus, error) {
 	if err != nil {
 		return 0, err
 	}
+	st, sigURL, err := qrState(args)
+	if err != nil {
+		return 0, err
+	}
+	if st == QRConfirmed {
+		c.mu.Lock()
+		c.checkSig = sigURL
+		c.mu.Unlock()
+	}
+	return st, nil
+}
+
+// qrState reads the state of a QR code from the arguments of a ptuiCB answer, and on
+// confirmation the check_sig URL. The confirmation has two forms: code 0 with the URL
+// in the third argument (the 2015 write-ups, the 2017–2018 service), and seed 004's
+// code 66 with the URL in the fifth; the URL is taken from whichever argument holds
+// it.
+func qrState(args []string) (QRStatus, string, error) {
+	const op = "ptqrlogin"
 	code, err := strconv.Atoi(strings.TrimSpace(args[0]))
 	if err != nil {
-		return 0, protocolError(op, "ptuiCB code is not a number")
+		return 0, "", protocolError(op, "ptuiCB code is not a number")
 	}
 	sigURL := ""
-	if len(args) > 2 {
+	for _, a := range args[1:] {
+		if a = strings.TrimSpace(a); strings.Contains(a, "/check_sig") {
+			sigURL = a
+			break
+		}
+	}
+	if sigURL == "" && code == 0 && len(args) > 2 {
 		sigURL = strings.TrimSpace(args[2])
 	}
 	msg := ""
@@ -153,24 +178,20 @@ func (c *Client) CheckQR(ctx context.Context) (QRStatus, error) {
 		msg = args[4]
 	}
 	switch {
-	case code == 0 || (code == 66 && strings.Contains(sigURL, "check_sig")):
-		// Seed 004 shows a confirmation with code 66 and the URL; accept both forms.
+	case code == 0 || (code == 66 && sigURL != ""):
 		u, err := url.Parse(sigURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return 0, protocolError(op, "confirmation without a valid check_sig URL")
+			return 0, "", protocolError(op, "confirmation without a valid check_sig URL")
 		}
-		c.mu.Lock()
-		c.checkSig = sigURL
-		c.mu.Unlock()
-		return QRConfirmed, nil
+		return QRConfirmed, sigURL, nil
 	case code == 65:
-		return QRExpired, nil
+		return QRExpired, "", nil
 	case code == 67 || (code == 66 && strings.Contains(msg, "认证中")):
-		return QRScanned, nil
+		return QRScanned, "", nil
 	case code == 66:
-		return QRWaiting, nil
+		return QRWaiting, "", nil
 	}
-	return 0, retcodeError(op, code)
+	return 0, "", retcodeError(op, code)
 }
 
 // parsePtuiCB returns the arguments of a ptuiCB('…','…',…) answer.

@@ -61,6 +61,9 @@ type Message struct {
 	Time           time.Time
 	Font           Font
 	Segments       []Segment // text (entities unescaped) and faces, in order; empty = picture the server stripped
+	// Pictures are the message's pictures (offpic in friend and temporary chats, cface
+	// in groups and discussions), in order; Picture.Index places each among Segments.
+	Pictures []Picture
 }
 
 // BuddyStatus is a friend's online status (buddies_status_change, get_online_buddies2).
@@ -87,6 +90,9 @@ type Kick struct {
 type Notice struct {
 	FromUIN int64
 	Kind    string // the item's "type" field when present
+	// File is the offer of a file_message whose mode is "recv" (a friend offers a file:
+	// AcceptFile or RefuseFile it); nil for other notices and other modes.
+	File *FileOffer
 }
 
 // pollAnswer is a decoded poll2 answer.
@@ -96,8 +102,11 @@ type pollAnswer struct {
 	events  []Event
 }
 
-// decodePollAnswer decodes the body of a poll2 answer. Only a body that is not a JSON object
-// with a retcode, or a retcode-0 answer whose result is not an array, is an error.
+// decodePollAnswer decodes the body of a poll2 answer. It is lenient: trailing commas (as the
+// seeds print them) are accepted, and an answer that is still not JSON keeps every result
+// item that is, the others becoming Events with Err wrapping ErrSkippedItem. Only a body
+// without a readable retcode, or a retcode-0 answer whose result is not an array, is an
+// error.
 func decodePollAnswer(body []byte) (pollAnswer, error) {
 	var e struct {
 		Retcode *flexInt        `json:"retcode"`
@@ -105,7 +114,11 @@ func decodePollAnswer(body []byte) (pollAnswer, error) {
 		P       flexString      `json:"p"`
 	}
 	if err := json.Unmarshal(body, &e); err != nil {
-		return pollAnswer{}, protocolError("poll2", "answer is not a JSON object")
+		e.Retcode, e.Result, e.P = nil, nil, ""
+		fixed := stripTrailingCommas(body)
+		if len(fixed) == len(body) || json.Unmarshal(fixed, &e) != nil {
+			return salvagePollAnswer(body)
+		}
 	}
 	if e.Retcode == nil {
 		return pollAnswer{}, protocolError("poll2", "answer has no retcode")
@@ -163,7 +176,9 @@ func DecodeEvent(item json.RawMessage) Event {
 		ev.Status, err = decodeStatus(w.Value)
 	case PollInputNotify:
 		ev.Input, err = decodeInput(w.Value)
-	case PollFileMessage, PollTips, PollSystemMessage, PollSysGroupMessage:
+	case PollFileMessage:
+		ev.Notice, err = decodeFileNotice(w.Value)
+	case PollTips, PollSystemMessage, PollSysGroupMessage:
 		ev.Notice, err = decodeNotice(w.Value)
 	}
 	if err != nil {
@@ -209,7 +224,7 @@ func decodeMessage(raw json.RawMessage) (*Message, error) {
 	if len(w.Content) == 0 {
 		return nil, errors.New("no content")
 	}
-	font, segs, err := DecodeContent(w.Content)
+	font, segs, pics, err := DecodeContentPictures(w.Content)
 	if err != nil {
 		return nil, errors.New("bad content")
 	}
@@ -218,7 +233,7 @@ func decodeMessage(raw json.RawMessage) (*Message, error) {
 		FromUIN: int64(w.FromUIN), ToUIN: int64(w.ToUIN), SendUIN: int64(w.SendUIN),
 		GroupCode: int64(w.GroupCode), DID: int64(w.DID), SessID: int64(w.ID), SessRUIN: int64(w.RUIN),
 		ServiceType: int(w.ServiceType), Seq: int64(w.Seq),
-		Font: font, Segments: segs,
+		Font: font, Segments: segs, Pictures: pics,
 	}
 	if w.Time != 0 {
 		m.Time = time.Unix(int64(w.Time), 0).UTC()

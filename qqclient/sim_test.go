@@ -5,34 +5,33 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/qqsim"
 )
 
 // Numbers of qqsim.DefaultWorld.
 const (
-	selfQQ   = 931996776
-	aliceQQ  = 123456
-	bobQQ    = 3524125
-	heyQQ    = 1301948
-	carolQQ  = 2468024
-	daveQQ   = 7654321
-	devGroup = 987654
-	hikeGrp  = 55443322
-	lunchDID = 1008611
+	selfQQ   = testenv.Self
+	aliceQQ  = testenv.Alice
+	bobQQ    = testenv.Bob
+	heyQQ    = testenv.Hey
+	carolQQ  = testenv.Carol
+	daveQQ   = testenv.Dave
+	devGroup = testenv.DevChat
+	hikeGrp  = testenv.Hiking
+	lunchDID = testenv.Lunch
 )
 
 // simEnv is a simulator on a loopback listener and a client pointed at it.
 type simEnv struct {
 	t   *testing.T
-	sim *qqsim.Server
-	url string
+	sim *testenv.Sim
 }
 
 // simConfig is the default test configuration: short hold, no rate limit.
@@ -42,21 +41,14 @@ func simConfig() qqsim.Config {
 
 func newSimEnv(t *testing.T, cfg qqsim.Config) *simEnv {
 	t.Helper()
-	sim, err := qqsim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(sim)
-	t.Cleanup(ts.Close)
-	t.Cleanup(sim.Close) // runs first: held polls answer at once
-	return &simEnv{t: t, sim: sim, url: ts.URL}
+	return &simEnv{t: t, sim: testenv.StartSim(t, cfg)}
 }
 
 // client makes a client of the simulator with short test timings.
 func (e *simEnv) client(opts ...qqclient.Option) *qqclient.Client {
 	e.t.Helper()
 	base := []qqclient.Option{
-		qqclient.WithBaseURL(e.url),
+		qqclient.WithBaseURL(e.sim.URL),
 		qqclient.WithQRPollInterval(10 * time.Millisecond),
 		qqclient.WithPollTimeout(5 * time.Second),
 		qqclient.WithRequestTimeout(5 * time.Second),
@@ -66,12 +58,6 @@ func (e *simEnv) client(opts ...qqclient.Option) *qqclient.Client {
 		e.t.Fatal(err)
 	}
 	return c
-}
-
-func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // loginResult is what a LoginQR run ended with.
@@ -173,7 +159,7 @@ func checkNoSecrets(t *testing.T, err error, s *qqclient.Session) {
 func TestSimLoginQR(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	s := e.login(ctx, c)
 	if s.UIN != selfQQ || s.PtWebQQ == "" || s.VFWebQQ == "" || s.PSessionID == "" || len(s.Cookies) < 5 {
 		t.Fatalf("session = uin %d, %d cookies, empty values", s.UIN, len(s.Cookies))
@@ -201,7 +187,7 @@ func TestSimLoginQR(t *testing.T) {
 func TestSimLoginStepByStep(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	qr, err := c.FetchQR(ctx)
 	if err != nil || len(qr.PNG) == 0 {
 		t.Fatalf("FetchQR: %v", err)
@@ -248,7 +234,7 @@ func TestSimLoginQRExpired(t *testing.T) {
 			}
 			e := newSimEnv(t, cfg)
 			c := e.client()
-			ctx := testCtx(t)
+			ctx := testenv.Context(t)
 			events, done := startLogin(ctx, c)
 			if ev := nextEvent(t, events); ev.Step != qqclient.LoginQRReady {
 				t.Fatalf("first event %v", ev.Step)
@@ -275,7 +261,7 @@ func TestSimLoginQRExpired(t *testing.T) {
 func TestSimContacts(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	e.login(ctx, c)
 	st := e.sim.State()
 	uinOf := st.Friends
@@ -389,7 +375,7 @@ func TestSimContacts(t *testing.T) {
 func TestSimPollKinds(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	e.login(ctx, c)
 	st := e.sim.State()
 
@@ -500,7 +486,7 @@ func wantContent(t *testing.T, segs ...qqclient.Segment) string {
 func TestSimSendKinds(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	e.login(ctx, c)
 	st := e.sim.State()
 
@@ -562,7 +548,7 @@ func TestSimSendKinds(t *testing.T) {
 func TestSimSendLongMessageSplit(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	e.login(ctx, c)
 	target := qqclient.Target{Kind: qqclient.TargetFriend, UIN: e.sim.State().Friends[bobQQ]}
 
@@ -608,7 +594,7 @@ func TestSimSendLongMessageSplit(t *testing.T) {
 func TestSimSessionLostAndRelogin(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	first := e.login(ctx, c)
 	oldUIN := e.sim.State().Friends[aliceQQ]
 
@@ -643,7 +629,7 @@ func TestSimSessionLostAndRelogin(t *testing.T) {
 func TestSimKick(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	s := e.login(ctx, c)
 	e.sim.Kick()
 	evs, err := c.Poll(ctx)
@@ -666,7 +652,7 @@ func TestSimKick(t *testing.T) {
 func TestSimChaos(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	s := e.login(ctx, c)
 	friend := qqclient.Target{Kind: qqclient.TargetFriend, UIN: e.sim.State().Friends[aliceQQ]}
 	hello := []qqclient.Segment{qqclient.TextSegment("hello")}
@@ -721,7 +707,7 @@ func TestSimChaos(t *testing.T) {
 
 func TestSimEmptyPolls(t *testing.T) {
 	e := newSimEnv(t, simConfig())
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	c := e.client()
 	e.login(ctx, c)
 	t.Run("102 after the hold", func(t *testing.T) {
@@ -754,7 +740,7 @@ func TestSimEmptyPolls(t *testing.T) {
 func TestSimPtWebQQRenewed(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	before := e.login(ctx, c)
 	if err := e.sim.RenewPtWebQQ(); err != nil {
 		t.Fatal(err)
@@ -790,7 +776,7 @@ func TestSimPtWebQQRenewed(t *testing.T) {
 
 func TestSimSaveResume(t *testing.T) {
 	e := newSimEnv(t, simConfig())
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	c1 := e.client()
 	e.login(ctx, c1)
 	s, _ := c1.Session()
@@ -846,7 +832,7 @@ func TestSimResumeAfterCookiesExpired(t *testing.T) {
 	cfg := simConfig()
 	cfg.SessionTTL = 500 * time.Millisecond
 	e := newSimEnv(t, cfg)
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	c := e.client()
 	s := e.login(ctx, c)
 	for e.sim.State().Login != "expired" {
@@ -868,7 +854,7 @@ func TestSimResumeAfterCookiesExpired(t *testing.T) {
 func TestSimConcurrentUse(t *testing.T) {
 	e := newSimEnv(t, simConfig())
 	c := e.client()
-	ctx := testCtx(t)
+	ctx := testenv.Context(t)
 	e.login(ctx, c)
 	st := e.sim.State()
 	var wg sync.WaitGroup
@@ -898,4 +884,209 @@ func TestSimConcurrentUse(t *testing.T) {
 	if len(ids) != 10 {
 		t.Errorf("%d distinct sends, want 10", len(ids))
 	}
+}
+
+// simProfiles are the services the client must work against: each era qqsim plays,
+// with and without the write-ups' strict header checks, seed 004's form of the QR
+// confirmation, and each empty-poll form on its own.
+var simProfiles = []struct {
+	name string
+	set  func(*qqsim.Config)
+}{
+	{"2018", func(*qqsim.Config) {}},
+	{"2018 strict", func(c *qqsim.Config) { c.Strict = true }},
+	{"2015", func(c *qqsim.Config) { c.Profile = qqsim.Profile2015 }},
+	{"2015 strict", func(c *qqsim.Config) { c.Profile = qqsim.Profile2015; c.Strict = true }},
+	{"2015 seed-004 confirmation", func(c *qqsim.Config) { c.Profile = qqsim.Profile2015; c.SeedConfirm = true }},
+	{"2018 seed-004 confirmation", func(c *qqsim.Config) { c.SeedConfirm = true }},
+	{"2018 empty polls 504", func(c *qqsim.Config) { c.EmptyPoll = qqsim.EmptyPoll504 }},
+	{"2018 empty polls retcode 0", func(c *qqsim.Config) { c.EmptyPoll = qqsim.EmptyPollNoResult }},
+	{"2018 empty polls errmsg error", func(c *qqsim.Config) { c.EmptyPoll = qqsim.EmptyPollError }},
+}
+
+// TestSimProfiles runs the client's whole life against every profile: QR login,
+// contacts, empty polls of the profile's forms, messages of each kind, sends of each
+// kind (twice, so that both success forms of the 2018 profile come), and a re-login.
+func TestSimProfiles(t *testing.T) {
+	for _, p := range simProfiles {
+		t.Run(p.name, func(t *testing.T) {
+			cfg := simConfig()
+			cfg.Echo = false
+			p.set(&cfg)
+			e := newSimEnv(t, cfg)
+			c := e.client()
+			ctx := testenv.Context(t)
+			s := e.login(ctx, c)
+			if s.UIN != selfQQ || s.PtWebQQ == "" {
+				t.Fatalf("session uin %d", s.UIN)
+			}
+			// The cookies of ptqrlogin's success (2018) and of check_sig are all kept.
+			names := map[string]bool{}
+			for _, ck := range s.Cookies {
+				names[ck.Name] = true
+			}
+			if !names["skey"] || !names["ptwebqq"] || !names["p_skey"] || names["superuin"] != (cfg.Profile != qqsim.Profile2015) {
+				t.Errorf("session cookies %v", names)
+			}
+
+			friends, err := c.Friends(ctx)
+			if err != nil || len(friends) != 3 {
+				t.Fatalf("Friends = %d, %v", len(friends), err)
+			}
+			groups, err := c.Groups(ctx)
+			if err != nil || len(groups) != 2 {
+				t.Fatalf("Groups = %d, %v", len(groups), err)
+			}
+			if gi, err := c.GroupInfo(ctx, groups[0].Code); err != nil || len(gi.Members) == 0 {
+				t.Fatalf("GroupInfo = %+v, %v", gi, err)
+			}
+			discs, err := c.Discussions(ctx)
+			if err != nil || len(discs) != 1 {
+				t.Fatalf("Discussions = %d, %v", len(discs), err)
+			}
+
+			// Empty polls, in whatever form the profile ends them, are empty polls.
+			for i := 0; i < 4; i++ {
+				evs, err := c.Poll(ctx)
+				if err != nil || len(evs) != 0 {
+					t.Fatalf("empty poll %d = %v, %v", i, evs, err)
+				}
+			}
+			counters := e.sim.State().Counters
+			if n := counters["polls_102"] + counters["polls_504"] + counters["polls_0"] + counters["polls_0_error"]; n < 4 {
+				t.Errorf("the simulator counted %d empty polls, want 4", n)
+			}
+
+			for _, say := range []qqsim.Say{
+				{Kind: "friend", From: aliceQQ, Text: "f"},
+				{Kind: "group", From: bobQQ, Group: devGroup, Text: "g"},
+				{Kind: "discuss", From: carolQQ, DID: lunchDID, Text: "d"},
+			} {
+				if _, err := e.sim.Say(say); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var texts []string
+			for _, ev := range pollUntil(t, ctx, c, 3) {
+				if ev.Message == nil {
+					t.Fatalf("event %+v", ev)
+				}
+				texts = append(texts, string(ev.Type)+":"+ev.Message.Text())
+			}
+			if strings.Join(texts, " ") != "message:f group_message:g discu_message:d" {
+				t.Errorf("messages = %v", texts)
+			}
+
+			st := e.sim.State()
+			targets := []qqclient.Target{
+				{Kind: qqclient.TargetFriend, UIN: st.Friends[aliceQQ]},
+				{Kind: qqclient.TargetGroup, UIN: st.Groups[devGroup]},
+				{Kind: qqclient.TargetDiscuss, UIN: st.Discussions[lunchDID]},
+			}
+			for round := 0; round < 2; round++ {
+				for _, tg := range targets {
+					if err := c.SendPart(ctx, tg, []qqclient.Segment{qqclient.TextSegment("hi")}); err != nil {
+						t.Fatalf("SendPart %s: %v", tg.Kind, err)
+					}
+				}
+			}
+			if n := len(e.sim.Sent()); n != 6 {
+				t.Errorf("%d messages sent, want 6", n)
+			}
+
+			if _, err := c.Relogin(ctx); err != nil {
+				t.Fatalf("Relogin: %v", err)
+			}
+			if _, err := c.Friends(ctx); err != nil {
+				t.Errorf("Friends after Relogin: %v", err)
+			}
+		})
+	}
+}
+
+// TestSimPicturesAndFiles: a friend's picture is decoded and fetched (get_offpic2 and its
+// 302), a group picture is decoded, a file offer is taken (get_file2 and its 302) and
+// another refused, in each era's profile; an expired offer is ErrOfferExpired.
+func TestSimPicturesAndFiles(t *testing.T) {
+	for _, p := range simProfiles[:4] {
+		t.Run(p.name, func(t *testing.T) {
+			cfg := simConfig()
+			p.set(&cfg)
+			e := newSimEnv(t, cfg)
+			c := e.client()
+			ctx := testenv.Context(t)
+			e.login(ctx, c)
+			if _, err := e.sim.Say(qqsim.Say{Kind: "friend", From: aliceQQ, Text: "cat", Pictures: []string{"cat.png"}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.sim.Say(qqsim.Say{Kind: "group", From: bobQQ, Group: devGroup, Pictures: []string{"dog.jpg"}}); err != nil {
+				t.Fatal(err)
+			}
+			evs := pollUntil(t, ctx, c, 2)
+			fm, gm := evs[0].Message, evs[1].Message
+			if fm == nil || len(fm.Pictures) != 1 || fm.Pictures[0].Kind != qqclient.PictureOffPic || fm.Pictures[0].Index != 1 {
+				t.Fatalf("friend message = %+v", evs[0])
+			}
+			if gm == nil || len(gm.Pictures) != 1 || gm.Pictures[0].Kind != qqclient.PictureCFace || gm.Pictures[0].Name == "" || gm.Pictures[0].FileID == 0 {
+				t.Fatalf("group message = %+v", evs[1])
+			}
+			png, err := c.Picture(ctx, fm.FromUIN, fm.Pictures[0].FilePath)
+			if err != nil || !bytes.HasPrefix(png, []byte("\x89PNG")) {
+				t.Fatalf("Picture = %d bytes, %v", len(png), err)
+			}
+			if _, err := c.Picture(ctx, fm.FromUIN, "/no-such-picture"); !errors.Is(err, qqclient.ErrBadRequest) {
+				t.Errorf("Picture of an unknown path: %v", err)
+			}
+
+			for _, name := range []string{"qt.png", "no.txt"} {
+				if _, err := e.sim.OfferFile(qqsim.FileOffer{From: aliceQQ, Name: name, Text: "content of " + name}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			evs = pollUntil(t, ctx, c, 2)
+			var offers []qqclient.FileOffer
+			for _, ev := range evs {
+				if ev.Type != qqclient.PollFileMessage || ev.Notice == nil || ev.Notice.File == nil {
+					t.Fatalf("event = %+v, want a file offer", ev)
+				}
+				offers = append(offers, *ev.Notice.File)
+			}
+			data, err := c.AcceptFile(ctx, offers[0])
+			if err != nil || string(data) != "content of qt.png" {
+				t.Fatalf("AcceptFile = %q, %v", data, err)
+			}
+			if err := c.RefuseFile(ctx, offers[1]); err != nil {
+				t.Fatalf("RefuseFile: %v", err)
+			}
+			if _, err := c.AcceptFile(ctx, offers[0]); !errors.Is(err, qqclient.ErrOfferExpired) {
+				t.Errorf("AcceptFile of a taken offer: %v, want ErrOfferExpired", err)
+			}
+			var actions []string
+			for _, tr := range e.sim.Transfers() {
+				actions = append(actions, tr.Kind+" "+tr.Action)
+			}
+			if strings.Join(actions, ", ") != "picture fetched, picture downloaded, file fetched, file downloaded, file refused, file expired" {
+				t.Errorf("transfers = %v", actions)
+			}
+		})
+	}
+	t.Run("expired offer", func(t *testing.T) {
+		cfg := simConfig()
+		cfg.FileTTL = time.Millisecond
+		e := newSimEnv(t, cfg)
+		c := e.client()
+		ctx := testenv.Context(t)
+		e.login(ctx, c)
+		if _, err := e.sim.OfferFile(qqsim.FileOffer{From: aliceQQ, Name: "late.zip"}); err != nil {
+			t.Fatal(err)
+		}
+		offer := pollUntil(t, ctx, c, 1)[0].Notice.File
+		time.Sleep(5 * time.Millisecond) // past the offer's life
+		if err := c.RefuseFile(ctx, *offer); !errors.Is(err, qqclient.ErrOfferExpired) {
+			t.Errorf("RefuseFile: %v, want ErrOfferExpired", err)
+		}
+		if _, err := c.AcceptFile(ctx, *offer); !errors.Is(err, qqclient.ErrOfferExpired) {
+			t.Errorf("AcceptFile: %v, want ErrOfferExpired", err)
+		}
+	})
 }

@@ -1,8 +1,10 @@
-// Package qqsim is a strict, faithful SmartQQ (WebQQ) server for tests, demos and
-// consumer development. It serves the whole protocol of docs/protocol.md on one
-// http.Handler — QR login, poll2, the four sends and the contact endpoints — with the
-// checks the real service made (headers, cookies, tokens, rates), and a control API
-// under /_sim/ through which a test plays the phone and the contacts.
+// Package qqsim is a faithful SmartQQ (WebQQ) server for tests, demos, consumer
+// development and the real clients of the era. It serves the whole protocol of
+// docs/protocol.md on one http.Handler — QR login, poll2, the four sends and the
+// contact endpoints — as the service of a chosen era played it (Profile: 2018 by
+// default, or the 2015 write-ups; Strict adds their pedantic header checks), with the
+// checks the real service made (cookies, tokens, rates), and a control API under
+// /_sim/ through which a test plays the phone and the contacts.
 //
 // The simulator is a second, independent implementation of the protocol: it never
 // imports the client package.
@@ -10,6 +12,7 @@ package qqsim
 
 import (
 	"errors"
+	"io"
 	"time"
 )
 
@@ -43,6 +46,31 @@ type Config struct {
 	// Logf, when set, receives one line per notable event. It never receives a
 	// secret (cookie, token or session value).
 	Logf func(format string, args ...any)
+	// Profile is the era of the service played: Profile2018 (the default, also for
+	// "") or Profile2015. See docs/qqsim.md for the rules of each.
+	Profile Profile
+	// Strict adds the pedantic header checks of the write-ups to the profile: the
+	// exact http Referer of each host, the Origin of every POST, a browser
+	// User-Agent, and each endpoint's one method. For testing this project's own
+	// client; real clients of the era did not pass them all.
+	Strict bool
+	// EmptyPoll is how a held poll with nothing to deliver ends; "" = the profile's
+	// (2015: 102; 2018: EmptyPollJSON).
+	EmptyPoll EmptyPoll
+	// SeedConfirm answers a confirmed QR code in seed 004's form,
+	// ptuiCB('66','0','','0','<check_sig URL>',''), instead of ptuiCB('0',…).
+	SeedConfirm bool
+	// FileTTL is how long a file offer can be taken or refused; then get_file2 and
+	// refuse_file2 answer {"retcode":102}; default 60s.
+	FileTTL time.Duration
+	// TransferLatency delays the answers of get_offpic2 and get_file2, as the slow
+	// picture and file servers did (seed 002: 10–45 s); default none.
+	TransferLatency time.Duration
+	// Record, when set, receives one JSON line per request (protocol, page and
+	// control API alike): method, host, path, query, headers, cookies and form, with
+	// every value the simulator issued (tokens, cookies, session numbers) replaced by
+	// a placeholder, and the answer's status and code. See RecordedRequest.
+	Record io.Writer
 }
 
 // Say is a message a contact sends to the account (control API POST /_sim/messages).
@@ -60,6 +88,9 @@ type Say struct {
 	Text string `json:"text"`
 	// Faces are face numbers sent after the text.
 	Faces []int `json:"faces,omitempty"`
+	// Pictures are pictures sent after the faces, by name: offpic items in friend
+	// and temporary chats, cface items in groups and discussions.
+	Pictures []string `json:"pictures,omitempty"`
 }
 
 // SentRecord is one message a client sent, decoded.

@@ -41,7 +41,7 @@ func (s *Server) onlineBuddies(c *call) any {
 // checkHash checks the hash of get_user_friends2 and get_group_name_list_mask2.
 func (s *Server) checkHash(c *call) bool {
 	h, ok := c.str("hash")
-	return ok && h == Hash(s.world.Self.QQ, c.creds.ptwebqq)
+	return ok && s.hashOK(h, c.creds)
 }
 
 // userFriends answers the friend list (seed 004's shape).

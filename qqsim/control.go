@@ -50,10 +50,18 @@ func (s *Server) Say(m Say) (int64, error) {
 		}
 		segs = append(segs, segment{face: f, isFace: true})
 	}
+	for _, p := range m.Pictures {
+		if strings.TrimSpace(p) == "" {
+			return 0, fmt.Errorf("%w: a picture needs a name", ErrBadSay)
+		}
+	}
 	msg := &stableMsg{kind: m.Kind, from: m.From, group: m.Group, did: m.DID, segs: segs, time: time.Now()}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for _, p := range m.Pictures {
+		msg.segs = append(msg.segs, segment{pic: s.newPictureLocked(p, m.From)})
+	}
 	s.stampLocked(msg)
 	s.pending = append(s.pending, pendingItem{msg: msg})
 	s.count("said")
@@ -171,6 +179,8 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 		"POST /_sim/chaos":          func() (any, error) { return s.controlChaos(r) },
 		"GET /_sim/chaos":           func() (any, error) { return s.chaosNow(), nil },
 		"GET /_sim/sent":            func() (any, error) { return s.Sent(), nil },
+		"POST /_sim/files":          func() (any, error) { return s.controlOffer(r) },
+		"GET /_sim/transfers":       func() (any, error) { return s.Transfers(), nil },
 		"GET /_sim/state":           func() (any, error) { return s.State(), nil },
 		"GET /_sim/world":           func() (any, error) { return s.WorldView(), nil },
 	}
@@ -225,6 +235,18 @@ func (s *Server) controlSay(r *http.Request) (any, error) {
 		return nil, err
 	}
 	return map[string]int64{"msg_id": id}, nil
+}
+
+func (s *Server) controlOffer(r *http.Request) (any, error) {
+	var o FileOffer
+	if err := decodeBody(r, &o); err != nil {
+		return nil, err
+	}
+	lcid, err := s.OfferFile(o)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]int64{"lcid": lcid}, nil
 }
 
 func (s *Server) controlInject(r *http.Request) (any, error) {

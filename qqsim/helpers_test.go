@@ -16,9 +16,10 @@ import (
 
 const testUA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/70.0 Safari/537.36"
 
-// testConfig is a Config with short durations for tests.
+// testConfig is a Config with short durations for tests, playing the write-ups' service
+// (the 2015 profile) with the strict header checks; profile_test.go covers the others.
 func testConfig() Config {
-	return Config{QRTTL: 5 * time.Second, PollHold: 200 * time.Millisecond, RateLimit: -1, Echo: true}
+	return Config{QRTTL: 5 * time.Second, PollHold: 200 * time.Millisecond, RateLimit: -1, Echo: true, Profile: Profile2015, Strict: true}
 }
 
 // newSim starts a simulator on an httptest loopback listener.

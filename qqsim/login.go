@@ -28,6 +28,9 @@ type qrCode struct {
 	shown  time.Time
 	phase  qrPhase
 	ptsigx string // the token in the check_sig URL, once confirmed
+	// The login cookies drawn on confirmation: ptqrlogin's success sets skey (2018),
+	// check_sig sets them all.
+	skey, ptwebqq string
 }
 
 // creds are the login cookies check_sig issued.
@@ -161,7 +164,7 @@ func (s *Server) ptqrshow(c *call) any {
 	sig := s.qr.sig
 	s.logf("ptqrshow: new QR code, valid %v", s.cfg.QRTTL)
 	return reply(func(w http.ResponseWriter) {
-		http.SetCookie(w, &http.Cookie{Name: "qrsig", Value: sig, Path: "/"})
+		setCookie(w, c.r, "qrsig", sig, "ptlogin2.qq.com", time.Time{})
 		w.Header().Set("Content-Type", "image/png")
 		_, _ = w.Write(png)
 	})
@@ -194,7 +197,38 @@ func (s *Server) ptqrlogin(c *call) any {
 	case qrScanned:
 		return ptuiCB("67", "", "二维码认证中。", "", s.rng.Int64N(4e9))
 	case qrConfirmed:
-		return ptuiCB("0", s.checkSigURL(c.r, q.ptsigx), "登录成功！", s.world.Self.Nick, -1)
+		u := s.checkSigURL(c.r, q.ptsigx)
+		var ans reply
+		if s.cfg.SeedConfirm {
+			body := fmt.Sprintf("ptuiCB('66','0','','0','%s','');", jsQuote(u))
+			ans = func(w http.ResponseWriter) {
+				w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+				_, _ = w.Write([]byte(body))
+			}
+		} else {
+			ans = ptuiCB("0", u, "登录成功！", s.world.Self.Nick, -1)
+		}
+		if !s.era2018() {
+			return ans
+		}
+		// The 2017–2018 service set the ptlogin cookies with the success answer;
+		// clients read superuin, uin and ptwebqq (still empty) from the jar before
+		// following check_sig.
+		qq := fmt.Sprintf("o0%d", s.world.Self.QQ)
+		skey, now := q.skey, c.now
+		expires := now.Add(s.cfg.SessionTTL)
+		return reply(func(w http.ResponseWriter) {
+			setCookie(w, c.r, "pt2gguin", qq, "", expires)
+			setCookie(w, c.r, "uin", qq, "", time.Time{})
+			setCookie(w, c.r, "skey", skey, "", time.Time{})
+			setCookie(w, c.r, "ptisp", "ctc", "", time.Time{})
+			setCookie(w, c.r, "ptwebqq", "", "", time.Time{})
+			setCookie(w, c.r, "superuin", qq, "ptlogin2.qq.com", time.Time{})
+			setCookie(w, c.r, "superkey", "", "ptlogin2.qq.com", time.Time{})
+			setCookie(w, c.r, "supertoken", strconv.FormatInt(now.Unix()%1e9, 10), "ptlogin2.qq.com", time.Time{})
+			setCookie(w, c.r, "pt_recent_uins", "", "ptlogin2.qq.com", time.Time{})
+			ans(w)
+		})
 	default:
 		return ptuiCB("65", "", "二维码已失效。", "", s.rng.Int64N(4e9))
 	}
@@ -228,6 +262,13 @@ func jsQuote(s string) string {
 // checkSigURL is where the confirmed login continues: this simulator's check_sig.
 func (s *Server) checkSigURL(r *http.Request, ptsigx string) string {
 	base := s.cfg.BaseURL
+	if base == "" && cookieDomain(r, "") != "" {
+		// Addressed by the real names: the real check_sig host of the era.
+		base = "http://ptlogin4.web2.qq.com"
+		if s.era2018() {
+			base = "https://ptlogin2.web2.qq.com"
+		}
+	}
 	if base == "" {
 		scheme := "http"
 		if r.TLS != nil {
@@ -274,8 +315,8 @@ func (s *Server) checkSig(c *call) any {
 		s.notifyLocked()
 	}
 	cr := &creds{
-		ptwebqq:  secret(32),
-		skey:     "@" + secret(5),
+		ptwebqq:  q.ptwebqq,
+		skey:     q.skey,
 		pskey:    secret(22),
 		pt4token: secret(24),
 		issued:   c.now,
@@ -284,17 +325,13 @@ func (s *Server) checkSig(c *call) any {
 	s.credsBy[cr.skey] = cr
 	uin := fmt.Sprintf("o0%d", s.world.Self.QQ)
 	s.logf("check_sig: login cookies issued for %d", s.world.Self.QQ)
+	r := c.r
 	return reply(func(w http.ResponseWriter) {
-		for _, ck := range []*http.Cookie{
-			{Name: "ptwebqq", Value: cr.ptwebqq},
-			{Name: "skey", Value: cr.skey},
-			{Name: "p_skey", Value: cr.pskey},
-			{Name: "uin", Value: uin},
-			{Name: "pt4_token", Value: cr.pt4token},
-		} {
-			ck.Path = "/"
-			http.SetCookie(w, ck)
-		}
+		setCookie(w, r, "ptwebqq", cr.ptwebqq, "", time.Time{})
+		setCookie(w, r, "skey", cr.skey, "", time.Time{})
+		setCookie(w, r, "p_skey", cr.pskey, "web2.qq.com", time.Time{})
+		setCookie(w, r, "uin", uin, "", time.Time{})
+		setCookie(w, r, "pt4_token", cr.pt4token, "web2.qq.com", time.Time{})
 		w.Header().Set("Location", "http://w.qq.com/proxy.html?login2qq=1&webqq_type=10")
 		w.WriteHeader(http.StatusFound)
 	})
@@ -381,6 +418,8 @@ func (s *Server) ConfirmQR() error {
 	}
 	s.qr.phase = qrConfirmed
 	s.qr.ptsigx = secret(64)
+	s.qr.skey = "@" + secret(5)
+	s.qr.ptwebqq = secret(32)
 	s.phase = "qr_confirmed"
 	s.logf("QR code confirmed")
 	return nil

@@ -11,8 +11,9 @@ import (
 // pendingItem is one poll2 result item waiting for a poller: a message in stable
 // form (rendered with the session numbers current at delivery) or a raw item.
 type pendingItem struct {
-	raw json.RawMessage
-	msg *stableMsg
+	raw  json.RawMessage
+	msg  *stableMsg
+	file *fileOffer
 }
 
 // stableMsg is a message with stable numbers only.
@@ -35,6 +36,7 @@ type segment struct {
 	text   string
 	face   int
 	isFace bool
+	pic    *picture // a picture segment
 }
 
 // defaultFont is the font the web client's contacts had.
@@ -71,13 +73,15 @@ func escapeEntities(s string) string {
 
 // wireContent renders segments as a received content array: the font first, then
 // text (entity-escaped) and faces in order.
-func wireContent(font json.RawMessage, segs []segment) []any {
+func wireContent(kind string, font json.RawMessage, segs []segment) []any {
 	if len(font) == 0 {
 		font = json.RawMessage(defaultFont)
 	}
 	out := []any{[]any{"font", font}}
 	for _, sg := range segs {
-		if sg.isFace {
+		if sg.pic != nil {
+			out = append(out, pictureItem(kind, sg.pic))
+		} else if sg.isFace {
 			out = append(out, []any{"face", sg.face})
 		} else {
 			out = append(out, escapeEntities(sg.text))
@@ -100,7 +104,7 @@ func (s *Server) renderLocked(m *stableMsg, n *numbers) pollItem {
 		"msg_id2": m.msgID2,
 		"time":    m.time.Unix(),
 		"to_uin":  self,
-		"content": wireContent(m.font, m.segs),
+		"content": wireContent(m.kind, m.font, m.segs),
 	}
 	echo := m.from == self
 	switch m.kind {
@@ -169,7 +173,7 @@ func (s *Server) poll(w http.ResponseWriter, c *call) {
 	s.mu.Lock()
 	if ans, _ := s.pollStepLocked(sess, 0, false, false); ans != nil {
 		s.mu.Unlock()
-		writeJSON(w, ans)
+		writeAnswer(w, ans)
 		return
 	}
 	if !sess.online {
@@ -192,7 +196,7 @@ func (s *Server) poll(w http.ResponseWriter, c *call) {
 		}
 		if ans, taken := s.pollStepLocked(sess, gen, true, final); ans != nil {
 			s.mu.Unlock()
-			writeJSON(w, ans)
+			writeAnswer(w, ans)
 			if len(taken) > 0 && ctx.Err() != nil {
 				s.mu.Lock()
 				s.pending = append(taken, s.pending...)
@@ -243,7 +247,8 @@ func settle(ctx context.Context) bool {
 func (s *Server) pollStepLocked(sess *session, gen int64, held, final bool) (any, []pendingItem) {
 	if held && gen != sess.pollGen {
 		s.count("polls_superseded")
-		return rcMsg{Retcode: rcPollEmpty}, nil
+		ans, _ := s.emptyPollLocked()
+		return ans, nil
 	}
 	switch sess.state {
 	case sessKicked:
@@ -273,7 +278,8 @@ func (s *Server) pollStepLocked(sess *session, gen int64, held, final bool) (any
 		return nil, nil
 	}
 	if s.closed {
-		return rcMsg{Retcode: rcPollEmpty}, nil
+		ans, _ := s.emptyPollLocked()
+		return ans, nil
 	}
 	if cr := sess.creds; cr.renew != "" {
 		cr.ptwebqq, cr.renew = cr.renew, ""
@@ -287,6 +293,8 @@ func (s *Server) pollStepLocked(sess *session, gen int64, held, final bool) (any
 		for _, p := range taken {
 			if p.raw != nil {
 				items = append(items, p.raw)
+			} else if p.file != nil {
+				items = append(items, s.fileItemLocked(p.file, sess.num))
 			} else {
 				items = append(items, s.renderLocked(p.msg, sess.num))
 			}
@@ -295,8 +303,9 @@ func (s *Server) pollStepLocked(sess *session, gen int64, held, final bool) (any
 		return result{Result: items}, taken
 	}
 	if final {
-		s.count("polls_102")
-		return rcMsg{Retcode: rcPollEmpty}, nil
+		ans, counter := s.emptyPollLocked()
+		s.count(counter)
+		return ans, nil
 	}
 	return nil, nil
 }

@@ -94,6 +94,9 @@ func protocolEndpoints() map[string]endpoint {
 		{"get_friend_info2", http.MethodGet, hostS, needClientID | needPSession | needVF, (*Server).friendInfo},
 		{"get_self_info2", http.MethodGet, hostS, 0, (*Server).selfInfo},
 		{"get_discus_list", http.MethodGet, hostS, needClientID | needPSession | needVF, (*Server).discusList},
+		{"get_offpic2", http.MethodGet, hostD1, needClientID | needPSession, (*Server).getOffpic2},
+		{"get_file2", http.MethodGet, hostD1, needClientID | needPSession, (*Server).getFile2},
+		{"refuse_file2", http.MethodGet, hostD1, needClientID | needPSession, (*Server).refuseFile2},
 	}
 	m := map[string]endpoint{}
 	for _, e := range list {
@@ -108,6 +111,8 @@ func protocolEndpoints() map[string]endpoint {
 		}
 		m[path] = e
 	}
+	// Seed 002 fetches pictures from w.qq.com/d/channel/get_offpic2.
+	m["/d/channel/get_offpic2"] = m["/channel/get_offpic2"]
 	return m
 }
 
@@ -189,7 +194,10 @@ func (s *Server) serveProtocol(w http.ResponseWriter, r *http.Request, ep endpoi
 	fail502 := chaos.HTTP502Rate > 0 && s.rng.Float64() < chaos.HTTP502Rate
 	s.mu.Unlock()
 
-	if r.Method != ep.method {
+	// The service took GET and POST alike on most calls (get_group_name_list_mask2
+	// as a GET with r in the query, get_discus_list as a POST); --strict keeps each
+	// endpoint's one method.
+	if r.Method != ep.method && (s.cfg.Strict || (r.Method != http.MethodGet && r.Method != http.MethodPost)) {
 		w.Header().Set("Allow", ep.method)
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
@@ -203,6 +211,9 @@ func (s *Server) serveProtocol(w http.ResponseWriter, r *http.Request, ep endpoi
 			return
 		}
 	}
+	if slowEndpoints[ep.name] && !wait(r.Context(), s.cfg.TransferLatency) {
+		return
+	}
 	if fail502 {
 		s.mu.Lock()
 		s.count("chaos_502")
@@ -212,11 +223,23 @@ func (s *Server) serveProtocol(w http.ResponseWriter, r *http.Request, ep endpoi
 	}
 
 	c := &call{ep: ep, r: r, now: time.Now(), query: r.URL.Query()}
+	// The parameters: an r-taking endpoint (POST in the write-ups) reads the JSON in
+	// field r of the form or the query; the others read the query and the form.
 	var rawR string
 	if r.Method == http.MethodPost {
 		if err := r.ParseForm(); err == nil {
 			rawR = r.PostForm.Get("r")
+			if ep.method == http.MethodGet {
+				for k, vs := range r.PostForm {
+					if !c.query.Has(k) {
+						c.query[k] = vs
+					}
+				}
+			}
 		}
+	}
+	if rawR == "" && ep.method == http.MethodPost {
+		rawR = c.query.Get("r")
 	}
 
 	s.mu.Lock()
@@ -243,6 +266,11 @@ func (s *Server) serveProtocol(w http.ResponseWriter, r *http.Request, ep endpoi
 	}
 	s.mu.Unlock()
 
+	writeAnswer(w, ans)
+}
+
+// writeAnswer writes an endpoint's answer: a reply as it is, anything else as JSON.
+func writeAnswer(w http.ResponseWriter, ans any) {
 	if f, ok := ans.(reply); ok {
 		f(w)
 		return
@@ -259,15 +287,15 @@ func forbidden(w http.ResponseWriter) {
 // browserUA reports whether ua looks like the desktop browser the web client ran in.
 func browserUA(ua string) bool { return strings.HasPrefix(ua, "Mozilla/") }
 
-// checkLoginLocked checks a request to the login hosts: a browser User-Agent and the
-// login page's Referer (check_sig: a proxy page's), else HTTP 403.
+// checkLoginLocked checks a request to the login hosts. Only --strict checks headers
+// there: a browser User-Agent and the login page's Referer (check_sig: a proxy
+// page's), else HTTP 403. The service itself took no Referer, the 2018 xlogin page,
+// or any page.
 func (s *Server) checkLoginLocked(c *call) any {
-	ref := c.r.Referer()
-	refOK := strings.HasPrefix(ref, "https://ui.ptlogin2.qq.com/cgi-bin/login?") && strings.Contains(ref, "appid=501004106")
-	if c.ep.name == "check_sig" {
-		refOK = ref == RefererS || ref == RefererD1
+	if !s.cfg.Strict {
+		return nil
 	}
-	if !browserUA(c.r.UserAgent()) || !refOK {
+	if !browserUA(c.r.UserAgent()) || !strictLoginReferer(c.ep.name, c.r.Referer()) {
 		s.count("rejected_403")
 		return reply(forbidden)
 	}
@@ -282,22 +310,8 @@ func (s *Server) checkLoginLocked(c *call) any {
 func (s *Server) checkLocked(c *call, rawR string) any {
 	r := c.r
 	ep := c.ep
-	if !browserUA(r.UserAgent()) {
+	if s.cfg.Strict && !strictHeaders(r, ep) {
 		return rc{rcMissingData}
-	}
-	ref := r.Referer()
-	origin := r.Header.Get("Origin")
-	if ep.host == hostD1 {
-		if ref != RefererD1 || (r.Method == http.MethodPost && origin != OriginD1) {
-			return rc{rcMissingData}
-		}
-	} else {
-		if ref != RefererS && ref != RefererD1 {
-			return rc{rcMissingData}
-		}
-		if r.Method == http.MethodPost && origin != OriginS && origin != OriginD1 {
-			return rc{rcMissingData}
-		}
 	}
 	// The rate is per session: the login steps before it and poll2 are not counted.
 	switch ep.name {
@@ -307,7 +321,7 @@ func (s *Server) checkLocked(c *call, rawR string) any {
 			return rc{rcTooFast}
 		}
 	}
-	if r.Method == http.MethodPost {
+	if ep.method == http.MethodPost {
 		dec := json.NewDecoder(strings.NewReader(rawR))
 		dec.UseNumber()
 		if err := dec.Decode(&c.body); err != nil || c.body == nil || dec.More() {
@@ -334,7 +348,7 @@ func (s *Server) checkLocked(c *call, rawR string) any {
 		}
 	}
 	if ep.need&needPtWebQQ != 0 {
-		if v, ok := c.str("ptwebqq"); !ok || v != cr.ptwebqq {
+		if v, ok := c.str("ptwebqq"); !s.ptwebqqOK(v, ok, cr) {
 			return rc{rcMissingData}
 		}
 	}
@@ -363,6 +377,24 @@ func (s *Server) checkLocked(c *call, rawR string) any {
 		}
 	}
 	return nil
+}
+
+// strictHeaders is --strict's check of the web hosts' headers: a browser User-Agent,
+// the exact http Referer of the host (either proxy page on /api/*), and on a POST the
+// host's Origin.
+func strictHeaders(r *http.Request, ep endpoint) bool {
+	if !browserUA(r.UserAgent()) {
+		return false
+	}
+	ref := r.Referer()
+	origin := r.Header.Get("Origin")
+	if ep.host == hostD1 {
+		return ref == RefererD1 && (r.Method != http.MethodPost || origin == OriginD1)
+	}
+	if ref != RefererS && ref != RefererD1 {
+		return false
+	}
+	return r.Method != http.MethodPost || origin == OriginS || origin == OriginD1
 }
 
 // rateLocked is the request rate in force: chaos's when set, else the configured one.

@@ -201,10 +201,7 @@ func (s *Server) sendLocked(c *call, t sendTarget) any {
 		s.count("chaos_1202")
 		return rcMsg{Retcode: rcMaybeSent}
 	}
-	if t.kind == "friend" || t.kind == "group" {
-		return map[string]any{"errCode": 0, "msg": "send ok"}
-	}
-	return result{Result: "ok"}
+	return s.sendOKLocked(t.kind)
 }
 
 // stampLocked gives a new message its msg_id, msg_id2 and group or discussion seq.

@@ -35,13 +35,23 @@ type Server struct {
 	lastNum *numbers // numbers of the previous session, never drawn again right after
 	bucket  bucket
 
-	pending   []pendingItem
-	sent      []SentRecord
-	recent    []recentEntry
-	chaos     Chaos
-	counters  map[string]int64
-	nextMsgID int64
-	groupSeq  map[string]int64
+	pending    []pendingItem
+	sent       []SentRecord
+	recent     []recentEntry
+	chaos      Chaos
+	counters   map[string]int64
+	nextMsgID  int64
+	groupSeq   map[string]int64
+	emptyPolls int64 // empty polls answered (EmptyPollCycle)
+	sends      int64 // sends answered (the 2018 profile alternates the success forms)
+
+	pictures  map[string]*picture  // by offpic file_path
+	files     map[int64]*fileOffer // by lcid
+	lastLCID  int64
+	blobs     map[string]blob // by rkey
+	transfers []Transfer
+
+	rec *recorder // nil without Config.Record
 }
 
 // New makes a Server from cfg, filling defaults. It fails (wrapping ErrBadWorld) when
@@ -62,16 +72,32 @@ func New(cfg Config) (*Server, error) {
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = 48 * time.Hour
 	}
+	if cfg.FileTTL <= 0 {
+		cfg.FileTTL = 60 * time.Second
+	}
 	if cfg.RateLimit == 0 {
 		cfg.RateLimit = 20
 	}
 	if cfg.BaseURL != "" {
 		cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	}
+	p, err := ParseProfile(string(cfg.Profile))
+	if err != nil {
+		return nil, err
+	}
+	cfg.Profile = p
+	if _, err := ParseEmptyPoll(string(cfg.EmptyPoll)); err != nil {
+		return nil, err
+	}
 	var seed [32]byte
 	_, _ = crand.Read(seed[:]) // never fails on supported platforms
 	rng := rand.New(rand.NewChaCha8(seed))
+	var rec *recorder
+	if cfg.Record != nil {
+		rec = &recorder{w: cfg.Record}
+	}
 	return &Server{
+		rec:       rec,
 		cfg:       cfg,
 		world:     cfg.World.clone(),
 		endpoints: protocolEndpoints(),
@@ -84,17 +110,40 @@ func New(cfg Config) (*Server, error) {
 		counters:  map[string]int64{},
 		nextMsgID: 20000 + rng.Int64N(30000),
 		groupSeq:  map[string]int64{},
+		pictures:  map[string]*picture{},
+		files:     map[int64]*fileOffer{},
+		blobs:     map[string]blob{},
+		lastLCID:  20000 + rng.Int64N(10000),
 	}, nil
 }
 
 // ServeHTTP serves the protocol endpoints and the /_sim/ control API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.rec != nil {
+		s.serveRecorded(w, r)
+		return
+	}
+	s.serve(w, r)
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, "/_sim/") {
 		s.serveControl(w, r)
 		return
 	}
+	if strings.HasPrefix(r.URL.Path, "/blob/") {
+		s.serveBlob(w, r)
+		return
+	}
 	ep, ok := s.endpoints[r.URL.Path]
 	if !ok {
+		if title, ok := pages[r.URL.Path]; ok {
+			s.mu.Lock()
+			s.count("page")
+			s.mu.Unlock()
+			page(title)(w)
+			return
+		}
 		http.NotFound(w, r)
 		return
 	}

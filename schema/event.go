@@ -62,6 +62,8 @@ type Event struct {
 	Part       int             `json:"part,omitempty" msgpack:"part,omitempty"`
 	Parts      int             `json:"parts,omitempty" msgpack:"parts,omitempty"`
 	Truncated  bool            `json:"truncated,omitempty" msgpack:"truncated,omitempty"`
+	Image      *Image          `json:"image,omitempty" msgpack:"image,omitempty"`
+	File       *File           `json:"file,omitempty" msgpack:"file,omitempty"`
 }
 
 // PartSuffix is what the id of part part of parts adds to the message's
@@ -129,6 +131,8 @@ type Segment struct {
 	Type string `json:"type" msgpack:"type"`
 	Text string `json:"text,omitempty" msgpack:"text,omitempty"`
 	Face int    `json:"face,omitempty" msgpack:"face,omitempty"`
+	// Image is set on image segments only (SegmentImage, see media.go).
+	Image *Image `json:"image,omitempty" msgpack:"image,omitempty"`
 }
 
 // Segment types.
@@ -162,6 +166,12 @@ func (e *Event) Kind() Kind {
 	}
 	if strings.HasPrefix(e.Type, "system.") {
 		return KindSystem
+	}
+	if strings.HasPrefix(e.Type, "media.") {
+		return KindMedia
+	}
+	if strings.HasPrefix(e.Type, "file.") {
+		return KindFile
 	}
 	return ""
 }

@@ -110,6 +110,9 @@ func DecodeEvent(header map[string][]string, data []byte) (*Event, error) {
 		return nil, fmt.Errorf("%w: event v %d, this package reads v %d", ErrUnsupportedVersion, e.V, Version)
 	}
 	e.Time = e.Time.UTC()
+	if e.File != nil {
+		e.File.Expires = e.File.Expires.UTC()
+	}
 	if len(e.Segments) == 0 {
 		e.Segments = nil // "segments":[] and an absent list mean the same
 	}

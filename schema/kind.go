@@ -15,13 +15,15 @@ const (
 	KindSess    Kind = "sess"    // a temporary chat with a group member who is not a friend
 	KindStatus  Kind = "status"  // a buddy's online status changed
 	KindInput   Kind = "input"   // a buddy is typing
-	KindSystem  Kind = "system"  // kicks, system notices, file offers, tips and unknown poll types
+	KindSystem  Kind = "system"  // kicks, system notices, tips and unknown poll types
+	KindMedia   Kind = "media"   // a picture of a message was stored or could not be (media.stored, media.failed)
+	KindFile    Kind = "file"    // a friend offers a file, an accepted file was stored (file.offer, file.received)
 )
 
 // Valid reports whether k is one of the kinds above.
 func (k Kind) Valid() bool {
 	switch k {
-	case KindFriend, KindGroup, KindDiscuss, KindSess, KindStatus, KindInput, KindSystem:
+	case KindFriend, KindGroup, KindDiscuss, KindSess, KindStatus, KindInput, KindSystem, KindMedia, KindFile:
 		return true
 	}
 	return false

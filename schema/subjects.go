@@ -101,6 +101,14 @@ func checkInID(kind Kind, id string) error {
 	if isPositiveNumber(id) {
 		return nil
 	}
+	if kind == KindMedia { // the conversation of the message: a person, group or discussion
+		for _, p := range []string{IDPrefixUIN, IDPrefixGID, IDPrefixDID} {
+			if rest, ok := strings.CutPrefix(id, p); ok && isPositiveNumber(rest) {
+				return nil
+			}
+		}
+		return fmt.Errorf("%w: media id %q: want a positive number or \"uin\", \"gid\" or \"did\" followed by one", ErrInvalidSubject, truncate(id, 64))
+	}
 	want := IDPrefixUIN
 	switch kind {
 	case KindGroup:

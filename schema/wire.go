@@ -20,6 +20,8 @@ type segmentWire struct {
 	Type string  `json:"type" msgpack:"type"`
 	Text *string `json:"text,omitempty" msgpack:"text,omitempty"`
 	Face *int    `json:"face,omitempty" msgpack:"face,omitempty"`
+	// Image: image segments only (SegmentImage).
+	Image *Image `json:"image,omitempty" msgpack:"image,omitempty"`
 }
 
 // wireSegments converts segs: a text segment always has "text", a face
@@ -39,6 +41,7 @@ func wireSegments(segs []Segment) []segmentWire {
 		if s.Type == SegmentFace || s.Face != 0 {
 			out[i].Face = &s.Face
 		}
+		out[i].Image = s.Image
 	}
 	return out
 }
@@ -80,6 +83,8 @@ type eventWire struct {
 	Part       int             `json:"part,omitempty" msgpack:"part,omitempty"`
 	Parts      int             `json:"parts,omitempty" msgpack:"parts,omitempty"`
 	Truncated  bool            `json:"truncated,omitempty" msgpack:"truncated,omitempty"`
+	Image      *Image          `json:"image,omitempty" msgpack:"image,omitempty"`
+	File       *File           `json:"file,omitempty" msgpack:"file,omitempty"`
 }
 
 func (e *Event) wire() (*eventWire, error) {
@@ -115,6 +120,8 @@ func (e *Event) wire() (*eventWire, error) {
 		Part:       e.Part,
 		Parts:      e.Parts,
 		Truncated:  e.Truncated,
+		Image:      e.Image,
+		File:       e.File,
 	}, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/qqbridge/qqbridge/bus"
 	"github.com/qqbridge/qqbridge/live"
+	"github.com/qqbridge/qqbridge/natsembed"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/qqsim"
 	"github.com/qqbridge/qqbridge/schema"
@@ -118,9 +119,9 @@ func newEnv(t *testing.T, simCfg qqsim.Config) *env {
 		hs.Close()
 	})
 
-	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: t.TempDir(), Port: -1})
+	ns, err := natsembed.Start(natsembed.Options{DataDir: t.TempDir(), Port: -1})
 	if err != nil {
-		t.Fatalf("StartEmbedded: %v", err)
+		t.Fatalf("natsembed.Start: %v", err)
 	}
 	t.Cleanup(func() {
 		ns.Shutdown()

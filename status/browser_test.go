@@ -1,3 +1,8 @@
+//go:build browser
+
+// The browser test runs with -tags browser (CI installs Chromium and runs it):
+// plain `go test ./...` needs no browser on a new machine.
+
 package status_test
 
 import (

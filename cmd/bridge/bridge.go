@@ -21,6 +21,8 @@ import (
 	"github.com/qqbridge/qqbridge/egress"
 	"github.com/qqbridge/qqbridge/ingress"
 	"github.com/qqbridge/qqbridge/internal/retry"
+	"github.com/qqbridge/qqbridge/media"
+	"github.com/qqbridge/qqbridge/natsembed"
 	"github.com/qqbridge/qqbridge/pace"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/session"
@@ -43,6 +45,7 @@ type Bridge struct {
 	in      *ingress.Ingress
 	out     *egress.Egress
 	api     *api.API
+	media   *media.Media
 
 	httpLn  net.Listener // nil without --http
 	httpSrv *http.Server
@@ -79,7 +82,7 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 		if port == 0 {
 			port = -1 // any free port
 		}
-		b.ns, err = bus.StartEmbedded(bus.EmbeddedOptions{DataDir: cfg.DataDir, Host: host, Port: port})
+		b.ns, err = natsembed.Start(natsembed.Options{DataDir: cfg.DataDir, Host: host, Port: port})
 		if err != nil {
 			return nil, fmt.Errorf("embedded nats-server: %w", err)
 		}
@@ -93,17 +96,13 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 		return nil, err
 	}
 	s := cfg.Subjects
-	if err := bus.EnsureStreams(ctx, b.js, s, bus.StreamOptions{Replicas: cfg.Replicas}); err != nil {
-		return nil, err
-	}
-	sessionKV, err := bus.SessionKV(ctx, b.js, s, cfg.Replicas)
+	// Waits (logging "waiting for JetStream: <reason>") while JetStream is not
+	// ready, as on a cluster that has just started.
+	buckets, err := bus.Setup(ctx, b.js, bus.SetupConfig{Subjects: s, Replicas: cfg.Replicas, LeaderTTL: cfg.LeaderTTL, Log: log})
 	if err != nil {
 		return nil, err
 	}
-	sentKV, err := bus.SentKV(ctx, b.js, s, cfg.Replicas)
-	if err != nil {
-		return nil, err
-	}
+	sessionKV, sentKV := buckets.Session, buckets.Sent
 
 	opts := []qqclient.Option{qqclient.WithPollTimeout(cfg.PollTimeout), qqclient.WithQRPollInterval(cfg.QRPollInterval)}
 	if cfg.QQEndpoint != "" {
@@ -126,6 +125,7 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 		LeaderTTL: cfg.LeaderTTL,
 
 		StateDebounce: cfg.StateDebounce,
+		LeaderKV:      buckets.Leader,
 	})
 	if err != nil {
 		return nil, err
@@ -134,6 +134,9 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 	// Online first: the contacts load in the background (see
 	// directory.RefreshInBackground for what events carry meanwhile).
 	b.session.OnOnline(b.dir.RefreshInBackground)
+	if b.media, err = newMedia(ctx, b.js, b.client, b.session.Sessions(), s, cfg.Codec, cfg.Replicas, cfg.Media, log); err != nil {
+		return nil, err
+	}
 	if b.in, err = ingress.New(ingress.Config{
 		Client:   b.client,
 		Terms:    b.session.LeaderTerms(), // only the leader polls
@@ -145,6 +148,7 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 		MinHold:  cfg.PollMinHold,
 		// MaxPayload: the server's limit, known once connected.
 		MaxPayload: int(b.nc.MaxPayload()),
+		Media:      b.media, // the pictures of each message: fetched and stored apart
 	}); err != nil {
 		return nil, err
 	}
@@ -176,6 +180,7 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 		Subjects: s,
 		Codec:    cfg.Codec,
 		Log:      egressLog,
+		Files:    b.media,
 	}); err != nil {
 		return nil, err
 	}
@@ -296,10 +301,14 @@ func (b *Bridge) Run(ctx context.Context) error {
 	if _, err := b.api.Start(workCtx); err != nil {
 		failed("API service", err)
 	}
-	workWG.Add(2)
+	workWG.Add(3)
 	go func() {
 		defer workWG.Done()
 		failed("ingress", b.in.Run(workCtx))
+	}()
+	go func() {
+		defer workWG.Done()
+		failed("media", b.media.Run(workCtx))
 	}()
 	go func() {
 		defer workWG.Done()
@@ -318,7 +327,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.setRunning(false)
 
 	stopWork()
-	if !waitTimeout(func() { workWG.Wait(); b.api.Wait() }, b.cfg.ShutdownTimeout) {
+	if !waitTimeout(func() { workWG.Wait(); b.api.Wait(); b.media.Wait() }, b.cfg.ShutdownTimeout) {
 		b.log.Warn().Dur("timeout", b.cfg.ShutdownTimeout).Msg("sends still in flight at the shutdown timeout; they are recorded and retried by the next bridge")
 	}
 	stopSession()

@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/qqbridge/qqbridge/bus"
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/qqsim"
 	"github.com/qqbridge/qqbridge/schema"
 	"github.com/qqbridge/qqbridge/session"
@@ -21,15 +21,15 @@ import (
 
 // Stable numbers of qqsim's default world.
 const (
-	aliceQQ  = 123456
-	devGroup = 987654
+	aliceQQ  = testenv.Alice
+	devGroup = testenv.DevChat
 )
 
 // loginByQR waits for the bridge's QR code, checks it, and plays the phone: scan,
 // confirm. It returns the index of the online state event.
-func loginByQR(t *testing.T, sim *qqsim.Server, rec *recorder, s schema.Subjects) int {
+func loginByQR(t *testing.T, sim *testenv.Sim, rec *testenv.Recorder, s schema.Subjects) int {
 	t.Helper()
-	_, qrMsg := rec.waitAfter(t, 0, "a QR code", func(m *nats.Msg) bool { return m.Subject == s.SessionQR() })
+	_, qrMsg := rec.WaitFrom(0, "a QR code", func(m *nats.Msg) bool { return m.Subject == s.SessionQR() })
 	qr, err := decodeQR(qrMsg)
 	if err != nil {
 		t.Fatal(err)
@@ -40,15 +40,15 @@ func loginByQR(t *testing.T, sim *qqsim.Server, rec *recorder, s schema.Subjects
 	if qr.ExpiresAt.IsZero() {
 		t.Errorf("the QR message has no expiry")
 	}
-	rec.waitAfter(t, 0, "state awaiting_scan", isState(s, schema.StateAwaitingScan))
+	rec.WaitFrom(0, "state awaiting_scan", testenv.IsState(s, schema.StateAwaitingScan))
 	if err := sim.ScanQR(); err != nil {
 		t.Fatal(err)
 	}
-	rec.waitAfter(t, 0, "state scanned", isState(s, schema.StateScanned))
+	rec.WaitFrom(0, "state scanned", testenv.IsState(s, schema.StateScanned))
 	if err := sim.ConfirmQR(); err != nil {
 		t.Fatal(err)
 	}
-	i, _ := rec.waitAfter(t, 0, "state online", isState(s, schema.StateOnline))
+	i, _ := rec.WaitFrom(0, "state online", testenv.IsState(s, schema.StateOnline))
 	return i
 }
 
@@ -57,12 +57,12 @@ func loginByQR(t *testing.T, sim *qqsim.Server, rec *recorder, s schema.Subjects
 // the health endpoints, a session expiry survived without a new QR and without a
 // lost or doubled message, and a graceful stop.
 func TestBridgeEndToEnd(t *testing.T) {
-	sim, simURL := newSim(t)
-	cfg := testConfig(t, simURL)
+	sim := testenv.StartSim(t, testenv.SimConfig())
+	cfg := testConfig(t, sim.URL)
 	rb := wireBridge(t, cfg)
 	s := cfg.Subjects
-	nc := connect(t, rb.b.NATSURL())
-	rec := record(t, nc, s.Prefix()+".>")
+	nc := testenv.Connect(t, rb.b.NATSURL())
+	rec := testenv.Record(t, nc, s.Prefix()+".>")
 	rb.start(t)
 	health := "http://" + rb.b.HTTPAddr()
 
@@ -72,7 +72,7 @@ func TestBridgeEndToEnd(t *testing.T) {
 	}
 
 	onlineAt := loginByQR(t, sim, rec, s)
-	qrsAtLogin := rec.count(func(m *nats.Msg) bool { return m.Subject == s.SessionQR() })
+	qrsAtLogin := rec.Count(func(m *nats.Msg) bool { return m.Subject == s.SessionQR() })
 
 	t.Run("state kept in KV", func(t *testing.T) {
 		js, err := jetstream.New(nc)
@@ -111,7 +111,7 @@ func TestBridgeEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		subject := "qq.in.group.987654"
-		_, m := rec.waitAfter(t, onlineAt, "the group message", func(m *nats.Msg) bool { return m.Subject == subject })
+		_, m := rec.WaitFrom(onlineAt, "the group message", func(m *nats.Msg) bool { return m.Subject == subject })
 		ev, err := schema.DecodeEvent(m.Header, m.Data)
 		if err != nil {
 			t.Fatal(err)
@@ -140,16 +140,16 @@ func TestBridgeEndToEnd(t *testing.T) {
 		if _, err := js.PublishMsg(context.Background(), msg); err != nil {
 			t.Fatal(err)
 		}
-		_, m := rec.waitAfter(t, onlineAt, "the result of e2e-out-1", isResult("e2e-out-1"))
+		_, m := rec.WaitFrom(onlineAt, "the result of e2e-out-1", testenv.IsResult(s, "e2e-out-1"))
 		res, _ := decodeResult(m)
 		if !res.OK || res.Parts != 1 || res.Kind != schema.KindGroup || m.Subject != s.Result(schema.KindGroup) {
 			t.Errorf("result %+v on %s", res, m.Subject)
 		}
-		waitSent(t, sim, "group", devGroup, "reply through qq.out")
+		sim.Control.WaitSent("group reply through qq.out", testenv.SentText("group", devGroup, "reply through qq.out"))
 	})
 
 	t.Run("outbound through the API", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitTimeout)
 		defer cancel()
 		res, how, err := sendRequest(ctx, nc, s, schema.KindFriend, &schema.Request{ID: "e2e-api-1", To: schema.Target{QQ: aliceQQ}, Text: "reply through the API"}, schema.JSON())
 		if err != nil {
@@ -158,37 +158,37 @@ func TestBridgeEndToEnd(t *testing.T) {
 		if !res.OK || !strings.Contains(how, "api.send.friend") {
 			t.Errorf("result %+v (%s)", res, how)
 		}
-		if got := sentTexts(sim, "friend", aliceQQ); len(got) != 1 || got[0] != "reply through the API" {
+		if got := sim.Control.SentTexts("friend", aliceQQ); len(got) != 1 || got[0] != "reply through the API" {
 			t.Errorf("the simulator received %q", got)
 		}
 	})
 
 	t.Run("session expiry", func(t *testing.T) {
-		from := rec.len()
+		from := rec.Len()
 		sim.ExpireSession()
 		if _, err := sim.Say(qqsim.Say{Kind: "friend", From: aliceQQ, Text: "said during the outage"}); err != nil {
 			t.Fatal(err)
 		}
-		i, _ := rec.waitAfter(t, from, "state reconnecting", isState(s, schema.StateReconnecting))
-		j, _ := rec.waitAfter(t, i, "state online again", isState(s, schema.StateOnline))
+		i, _ := rec.WaitFrom(from, "state reconnecting", testenv.IsState(s, schema.StateReconnecting))
+		j, _ := rec.WaitFrom(i, "state online again", testenv.IsState(s, schema.StateOnline))
 		subject := "qq.in.friend.123456"
-		rec.waitAfter(t, from, "the message said during the outage", isEventText(subject, "said during the outage"))
+		rec.WaitFrom(from, "the message said during the outage", testenv.IsEvent(subject, "said during the outage"))
 		// A marker said after the outage: once it is through, a repeat would be too.
 		if _, err := sim.Say(qqsim.Say{Kind: "friend", From: aliceQQ, Text: "marker"}); err != nil {
 			t.Fatal(err)
 		}
-		rec.waitAfter(t, j, "the marker", isEventText(subject, "marker"))
-		if n := rec.count(isEventText(subject, "said during the outage")); n != 1 {
+		rec.WaitFrom(j, "the marker", testenv.IsEvent(subject, "marker"))
+		if n := rec.Count(testenv.IsEvent(subject, "said during the outage")); n != 1 {
 			t.Errorf("the message said during the outage arrived %d times", n)
 		}
-		if n := rec.count(func(m *nats.Msg) bool { return m.Subject == s.SessionQR() }); n != qrsAtLogin {
+		if n := rec.Count(func(m *nats.Msg) bool { return m.Subject == s.SessionQR() }); n != qrsAtLogin {
 			t.Errorf("%d QR codes after the expiry, %d before: a re-login needed no QR", n, qrsAtLogin)
 		}
-		if n := rec.count(isState(s, schema.StateAwaitingScan)); n != 1 {
+		if n := rec.Count(testenv.IsState(s, schema.StateAwaitingScan)); n != 1 {
 			t.Errorf("awaiting_scan %d times", n)
 		}
 		// Sending works in the new session (new session numbers).
-		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitTimeout)
 		defer cancel()
 		res, _, err := sendRequest(ctx, nc, s, schema.KindGroup, &schema.Request{ID: "e2e-after-expiry", To: schema.Target{Group: devGroup}, Text: "after the expiry"}, schema.JSON())
 		if err != nil || !res.OK {
@@ -198,7 +198,7 @@ func TestBridgeEndToEnd(t *testing.T) {
 
 	t.Run("own sends are not inbound events", func(t *testing.T) {
 		for _, text := range []string{"reply through qq.out", "reply through the API", "after the expiry"} {
-			if n := rec.count(func(m *nats.Msg) bool {
+			if n := rec.Count(func(m *nats.Msg) bool {
 				ev, err := schema.DecodeEvent(m.Header, m.Data)
 				return strings.HasPrefix(m.Subject, "qq.in.") && err == nil && ev.Text == text
 			}); n != 0 {
@@ -208,11 +208,11 @@ func TestBridgeEndToEnd(t *testing.T) {
 	})
 
 	t.Run("graceful stop", func(t *testing.T) {
-		from := rec.len()
+		from := rec.Len()
 		if err := rb.stopBridge(t); err != nil {
 			t.Fatalf("Run: %v", err)
 		}
-		rec.waitAfter(t, from, "state stopped", isState(s, schema.StateStopped))
+		rec.WaitFrom(from, "state stopped", testenv.IsState(s, schema.StateStopped))
 	})
 
 	t.Run("no secret in the logs", func(t *testing.T) {
@@ -269,23 +269,23 @@ func sessionSecrets(t *testing.T, rb *runningBridge) []string {
 // TestBridgeStopFinishesSend stops the bridge while a send is in flight (the
 // simulator answers slowly): the send completes, once.
 func TestBridgeStopFinishesSend(t *testing.T) {
-	sim, simURL := newSim(t)
-	cfg := testConfig(t, simURL)
+	sim := testenv.StartSim(t, testenv.SimConfig())
+	cfg := testConfig(t, sim.URL)
 	rb := wireBridge(t, cfg)
 	s := cfg.Subjects
-	nc := connect(t, rb.b.NATSURL())
-	rec := record(t, nc, s.Prefix()+".>")
+	nc := testenv.Connect(t, rb.b.NATSURL())
+	rec := testenv.Record(t, nc, s.Prefix()+".>")
 	rb.start(t)
 	loginByQR(t, sim, rec, s)
 
 	sim.SetChaos(qqsim.Chaos{LatencyMS: 1500})
 	before := sim.State().Counters["send_qun_msg2"]
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitTimeout)
 		defer cancel()
 		_, _, _ = sendRequest(ctx, nc, s, schema.KindGroup, &schema.Request{ID: "in-flight", To: schema.Target{Group: devGroup}, Text: "in flight at the stop"}, schema.JSON())
 	}()
-	deadline := time.Now().Add(waitFor)
+	deadline := time.Now().Add(testenv.WaitTimeout)
 	for sim.State().Counters["send_qun_msg2"] == before {
 		if time.Now().After(deadline) {
 			t.Fatal("the send never reached the simulator")
@@ -295,7 +295,7 @@ func TestBridgeStopFinishesSend(t *testing.T) {
 	if err := rb.stopBridge(t); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if got := sentTexts(sim, "group", devGroup); len(got) != 1 || got[0] != "in flight at the stop" {
+	if got := sim.Control.SentTexts("group", devGroup); len(got) != 1 || got[0] != "in flight at the stop" {
 		t.Errorf("after the stop the simulator has %q", got)
 	}
 }
@@ -304,38 +304,21 @@ func TestBridgeStopFinishesSend(t *testing.T) {
 // send; when the leader stops, the other takes over with the saved session — no
 // QR — and nothing said is lost or doubled.
 func TestTwoReplicas(t *testing.T) {
-	sim, simURL := newSim(t)
-	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: t.TempDir(), Port: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	})
+	sim := testenv.StartSim(t, testenv.SimConfig())
+	ns := testenv.StartNATS(t)
 	replica := func() *runningBridge {
-		cfg := testConfig(t, simURL)
-		cfg.NATSURL = ns.ClientURL()
+		cfg := testConfig(t, sim.URL)
+		cfg.NATSURL = ns.URL()
 		cfg.SessionKey = "shared by the replicas"
 		return startBridge(t, cfg)
 	}
-	nc := connect(t, ns.ClientURL())
+	nc := testenv.Connect(t, ns.URL())
 	s := schema.Subjects{}
-	rec := record(t, nc, s.Prefix()+".>")
+	rec := testenv.Record(t, nc, s.Prefix()+".>")
 	a, b := replica(), replica()
 	loginByQR(t, sim, rec, s)
 
-	waitUntil := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(waitFor)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("never: %s", what)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	waitUntil("both replicas online", func() bool {
+	testenv.Eventually(t, "both replicas online", func() bool {
 		return a.b.Session().State().State == schema.StateOnline && b.b.Session().State().State == schema.StateOnline &&
 			readyOnline(t, a) && readyOnline(t, b)
 	})
@@ -353,11 +336,11 @@ func TestTwoReplicas(t *testing.T) {
 		if _, err := sim.Say(qqsim.Say{Kind: "friend", From: aliceQQ, Text: text}); err != nil {
 			t.Fatal(err)
 		}
-		rec.waitAfter(t, 0, text, isEventText(subject, text))
+		rec.WaitFrom(0, text, testenv.IsEvent(subject, text))
 	}
 	say("to both replicas")
 
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitTimeout)
 	defer cancel()
 	for i := range 4 {
 		req := &schema.Request{ID: fmt.Sprintf("two-%d", i), To: schema.Target{Group: devGroup}, Text: fmt.Sprintf("message %d", i)}
@@ -365,26 +348,26 @@ func TestTwoReplicas(t *testing.T) {
 			t.Fatalf("send %d: %+v %v", i, res, err)
 		}
 	}
-	if got := sentTexts(sim, "group", devGroup); len(got) != 4 {
+	if got := sim.Control.SentTexts("group", devGroup); len(got) != 4 {
 		t.Errorf("the simulator received %q", got)
 	}
 
-	qrs := rec.count(func(m *nats.Msg) bool { return m.Subject == s.SessionQR() })
+	qrs := rec.Count(func(m *nats.Msg) bool { return m.Subject == s.SessionQR() })
 	if err := leader.stopBridge(t); err != nil {
 		t.Fatalf("leader: %v", err)
 	}
 	if _, err := sim.Say(qqsim.Say{Kind: "friend", From: aliceQQ, Text: "said during the handover"}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil("the follower leads", follower.b.Session().IsLeader)
-	rec.waitAfter(t, 0, "the message said during the handover", isEventText(subject, "said during the handover"))
+	testenv.Eventually(t, "the follower leads", follower.b.Session().IsLeader)
+	rec.WaitFrom(0, "the message said during the handover", testenv.IsEvent(subject, "said during the handover"))
 	say("after the handover")
 	for _, text := range []string{"to both replicas", "said during the handover", "after the handover"} {
-		if n := rec.count(isEventText(subject, text)); n != 1 {
+		if n := rec.Count(testenv.IsEvent(subject, text)); n != 1 {
 			t.Errorf("%q arrived %d times", text, n)
 		}
 	}
-	if n := rec.count(func(m *nats.Msg) bool { return m.Subject == s.SessionQR() }); n != qrs {
+	if n := rec.Count(func(m *nats.Msg) bool { return m.Subject == s.SessionQR() }); n != qrs {
 		t.Errorf("%d QR codes after the handover, %d before", n, qrs)
 	}
 	if err := follower.stopBridge(t); err != nil {

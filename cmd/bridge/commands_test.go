@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/qqbridge/qqbridge/bus"
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/qqsim"
 	"github.com/qqbridge/qqbridge/schema"
 )
@@ -20,14 +21,14 @@ import (
 // runCommand runs the binary's command line in the background with its own output
 // buffers and environment; stop cancels it and returns its error.
 type runCommand struct {
-	stdout, stderr *syncBuffer
+	stdout, stderr *testenv.LogBuffer
 	cancel         context.CancelFunc
 	done           chan error
 }
 
 func startCommand(t *testing.T, env map[string]string, args ...string) *runCommand {
 	t.Helper()
-	rc := &runCommand{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	rc := &runCommand{stdout: &testenv.LogBuffer{}, stderr: &testenv.LogBuffer{}, done: make(chan error, 1)}
 	c := &cli{stdout: rc.stdout, stderr: rc.stderr, lookupEnv: func(k string) (string, bool) {
 		v, ok := env[k]
 		return v, ok
@@ -46,16 +47,16 @@ func (rc *runCommand) stop(t *testing.T) error {
 	case err := <-rc.done:
 		rc.done <- err // a second stop sees the same
 		return err
-	case <-time.After(waitFor):
+	case <-time.After(testenv.WaitTimeout):
 		t.Error("the command did not stop")
 		return nil
 	}
 }
 
 // logField waits for a JSON log line whose message is msg and returns its field.
-func logField(t *testing.T, logs *syncBuffer, msg, field string) string {
+func logField(t *testing.T, logs *testenv.LogBuffer, msg, field string) string {
 	t.Helper()
-	deadline := time.Now().Add(waitFor)
+	deadline := time.Now().Add(testenv.WaitTimeout)
 	for time.Now().Before(deadline) {
 		sc := bufio.NewScanner(strings.NewReader(logs.String()))
 		for sc.Scan() {
@@ -84,9 +85,9 @@ func runSend(t *testing.T, args ...string) (string, error) {
 // would, in-process: the bridge on its embedded NATS with the simulator as QQ,
 // settings from flags and environment twins.
 func TestRunTailSend(t *testing.T) {
-	sim, simURL := newSim(t)
+	sim := testenv.StartSim(t, testenv.SimConfig())
 	run := startCommand(t, map[string]string{
-		"QQBRIDGE_QQ_ENDPOINT":      simURL,
+		"QQBRIDGE_QQ_ENDPOINT":      sim.URL,
 		"QQBRIDGE_SESSION_KEY":      "correct horse battery staple",
 		"QQBRIDGE_QR_POLL_INTERVAL": "50ms",
 		"QQBRIDGE_LEADER_TTL":       "1s",
@@ -95,7 +96,7 @@ func TestRunTailSend(t *testing.T) {
 	url := logField(t, run.stderr, "bridge running", "nats")
 
 	tail := startCommand(t, nil, "tail", "--nats", url)
-	tail.stderr.waitText(t, "tail: listening on qq.>")
+	tail.stderr.WaitFor(t, "tail: listening on qq.>")
 	waitSimLogin(t, sim, "qr_waiting")
 	if err := sim.ScanQR(); err != nil {
 		t.Fatal(err)
@@ -103,13 +104,13 @@ func TestRunTailSend(t *testing.T) {
 	if err := sim.ConfirmQR(); err != nil {
 		t.Fatal(err)
 	}
-	tail.stdout.waitText(t, "state online (account 931996776)")
+	tail.stdout.WaitFor(t, "state online (account 931996776)")
 
 	// A tail started late sees where the session stands, from the session bucket.
 	late := startCommand(t, nil, "tail", "--nats", url, "qq.session.>")
-	late.stderr.waitText(t, "tail: the latest state, from KV qq_session")
-	late.stdout.waitText(t, "state online (account 931996776)")
-	late.stdout.waitText(t, "QR code to scan")
+	late.stderr.WaitFor(t, "tail: the latest state, from KV qq_session")
+	late.stdout.WaitFor(t, "state online (account 931996776)")
+	late.stdout.WaitFor(t, "QR code to scan")
 	if err := late.stop(t); err != nil {
 		t.Errorf("late tail: %v", err)
 	}
@@ -117,8 +118,8 @@ func TestRunTailSend(t *testing.T) {
 	if _, err := sim.Say(sayGroup("hello from the group")); err != nil {
 		t.Fatal(err)
 	}
-	tail.stdout.waitText(t, "qq.in.group.987654  ce-type=qq.message.group")
-	tail.stdout.waitText(t, "from Alice@dev (123456): hello from the group")
+	tail.stdout.WaitFor(t, "qq.in.group.987654  ce-type=qq.message.group")
+	tail.stdout.WaitFor(t, "from Alice@dev (123456): hello from the group")
 
 	out, err := runSend(t, "--nats", url, "--group", "987654", "--id", "cli-1", "hello from bridge send")
 	if err != nil {
@@ -127,20 +128,20 @@ func TestRunTailSend(t *testing.T) {
 	if !strings.Contains(out, "sent group cli-1 in 1 part(s) (via qq.api.send.group)") {
 		t.Errorf("send printed %q", out)
 	}
-	waitSent(t, sim, "group", devGroup, "hello from bridge send")
-	tail.stdout.waitText(t, "qq.api.send.group")
+	sim.Control.WaitSent("group hello from bridge send", testenv.SentText("group", devGroup, "hello from bridge send"))
+	tail.stdout.WaitFor(t, "qq.api.send.group")
 
 	// The same id again: the bridge answers the first outcome and sends nothing.
 	if out, err := runSend(t, "--nats", url, "--group", "987654", "--id", "cli-1", "hello from bridge send"); err != nil || !strings.Contains(out, "sent group cli-1") {
 		t.Errorf("repeat: %q %v", out, err)
 	}
-	if got := sentTexts(sim, "group", devGroup); len(got) != 1 {
+	if got := sim.Control.SentTexts("group", devGroup); len(got) != 1 {
 		t.Errorf("after a repeated id the simulator has %q", got)
 	}
 
 	// An unknown group: not sent, exit code 1.
 	out, err = runSend(t, "--nats", url, "--group", "1111", "nobody")
-	if !errors.Is(err, errNotSent) || exitCode(err, &syncBuffer{}) != exitFailure || !strings.Contains(out, "unknown_target") {
+	if !errors.Is(err, errNotSent) || exitCode(err, &testenv.LogBuffer{}) != exitFailure || !strings.Contains(out, "unknown_target") {
 		t.Errorf("unknown group: %q %v", out, err)
 	}
 
@@ -169,9 +170,9 @@ func sayGroup(text string) qqsim.Say {
 }
 
 // waitSimLogin waits until the simulator's login state is state.
-func waitSimLogin(t *testing.T, sim *qqsim.Server, state string) {
+func waitSimLogin(t *testing.T, sim *testenv.Sim, state string) {
 	t.Helper()
-	deadline := time.Now().Add(waitFor)
+	deadline := time.Now().Add(testenv.WaitTimeout)
 	for sim.State().Login != state {
 		if time.Now().After(deadline) {
 			t.Fatalf("the simulator never reached login state %q (it is %q)", state, sim.State().Login)
@@ -184,18 +185,11 @@ func waitSimLogin(t *testing.T, sim *qqsim.Server, state string) {
 // the out stream and `bridge send` gives up waiting (exit 1); a bridge started later
 // sends it.
 func TestSendQueuedWithoutBridge(t *testing.T) {
-	sim, simURL := newSim(t)
-	cfg := testConfig(t, simURL)
-	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: t.TempDir(), Port: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	})
-	url := ns.ClientURL()
-	nc := connect(t, url)
+	sim := testenv.StartSim(t, testenv.SimConfig())
+	cfg := testConfig(t, sim.URL)
+	ns := testenv.StartNATS(t)
+	url := ns.URL()
+	nc := testenv.Connect(t, url)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -205,7 +199,7 @@ func TestSendQueuedWithoutBridge(t *testing.T) {
 	}
 
 	out, err := runSend(t, "--nats", url, "--friend", "123456", "--id", "queued-1", "--timeout", "300ms", "sent later")
-	if err == nil || exitCode(err, &syncBuffer{}) != exitFailure || !strings.Contains(err.Error(), "queued on qq.out.friend") {
+	if err == nil || exitCode(err, &testenv.LogBuffer{}) != exitFailure || !strings.Contains(err.Error(), "queued on qq.out.friend") {
 		t.Fatalf("send without a bridge: %q %v", out, err)
 	}
 	stream, err := js.Stream(context.Background(), cfg.Subjects.StreamOut())
@@ -217,11 +211,11 @@ func TestSendQueuedWithoutBridge(t *testing.T) {
 	}
 
 	cfg.NATSURL = url
-	rec := record(t, nc, "qq.>")
+	rec := testenv.Record(t, nc, "qq.>")
 	rb := startBridge(t, cfg)
 	loginByQR(t, sim, rec, cfg.Subjects)
-	rec.waitAfter(t, 0, "the result of queued-1", isResult("queued-1"))
-	waitSent(t, sim, "friend", aliceQQ, "sent later")
+	rec.WaitFrom(0, "the result of queued-1", testenv.IsResult(cfg.Subjects, "queued-1"))
+	sim.Control.WaitSent("friend sent later", testenv.SentText("friend", aliceQQ, "sent later"))
 	if err := rb.stopBridge(t); err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +224,7 @@ func TestSendQueuedWithoutBridge(t *testing.T) {
 // waitAPI waits until a bridge answers on its API.
 func waitAPI(t *testing.T, nc *nats.Conn, s schema.Subjects) {
 	t.Helper()
-	deadline := time.Now().Add(waitFor)
+	deadline := time.Now().Add(testenv.WaitTimeout)
 	for {
 		if _, err := nc.Request(s.API("session", "state"), nil, time.Second); err == nil {
 			return
@@ -249,24 +243,17 @@ func waitAPI(t *testing.T, nc *nats.Conn, s schema.Subjects) {
 // exceeded" and the bridge sent the message when the session came back, so
 // that a retry sent it twice.)
 func TestSendTimeoutWhileOffline(t *testing.T) {
-	sim, simURL := newSim(t)
-	cfg := testConfig(t, simURL)
-	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: t.TempDir(), Port: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	})
-	cfg.NATSURL = ns.ClientURL()
-	nc := connect(t, cfg.NATSURL)
-	rec := record(t, nc, "qq.>")
+	sim := testenv.StartSim(t, testenv.SimConfig())
+	cfg := testConfig(t, sim.URL)
+	ns := testenv.StartNATS(t)
+	cfg.NATSURL = ns.URL()
+	nc := testenv.Connect(t, cfg.NATSURL)
+	rec := testenv.Record(t, nc, "qq.>")
 	startBridge(t, cfg)
 	waitAPI(t, nc, cfg.Subjects)
 
 	out, err := runSend(t, "--nats", cfg.NATSURL, "--friend", "123456", "--id", "offline-1", "--timeout", "1s", "too late")
-	if !errors.Is(err, errNotSent) || exitCode(err, &syncBuffer{}) != exitFailure {
+	if !errors.Is(err, errNotSent) || exitCode(err, &testenv.LogBuffer{}) != exitFailure {
 		t.Fatalf("send while offline: %q, %v; want exit 1, not sent", out, err)
 	}
 	if !strings.Contains(err.Error(), "not sent") || !strings.Contains(err.Error(), "deadline") {
@@ -277,7 +264,7 @@ func TestSendTimeoutWhileOffline(t *testing.T) {
 	if out, err := runSend(t, "--nats", cfg.NATSURL, "--friend", "123456", "--id", "online-1", "in time"); err != nil {
 		t.Fatalf("send online: %q %v", out, err)
 	}
-	if got := sentTexts(sim, "friend", aliceQQ); len(got) != 1 || got[0] != "in time" {
+	if got := sim.Control.SentTexts("friend", aliceQQ); len(got) != 1 || got[0] != "in time" {
 		t.Fatalf("the simulator received %q, want only the message sent in time", got)
 	}
 }
@@ -287,15 +274,8 @@ func TestSendTimeoutWhileOffline(t *testing.T) {
 // open; `bridge send` says so, with the deadline it gave, and how to learn the
 // outcome.
 func TestSendNoAnswerSaysMaybeSent(t *testing.T) {
-	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: t.TempDir(), Port: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	})
-	nc := connect(t, ns.ClientURL())
+	ns := testenv.StartNATS(t)
+	nc := testenv.Connect(t, ns.URL())
 	got := make(chan *nats.Msg, 1)
 	sub, err := nc.ChanSubscribe("qq.api.send.friend", got)
 	if err != nil {
@@ -306,7 +286,7 @@ func TestSendNoAnswerSaysMaybeSent(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	_, err = runSend(t, "--nats", ns.ClientURL(), "--friend", "123456", "--id", "hung-1", "--timeout", "400ms", "hello")
+	_, err = runSend(t, "--nats", ns.URL(), "--friend", "123456", "--id", "hung-1", "--timeout", "400ms", "hello")
 	if err == nil || !strings.Contains(err.Error(), "maybe sent") || !strings.Contains(err.Error(), "starts no send after") ||
 		!strings.Contains(err.Error(), "--id hung-1") {
 		t.Fatalf("send to a bridge that does not answer: %v", err)

@@ -42,6 +42,8 @@ type config struct {
 
 	LogLevel  zerolog.Level
 	LogFormat string // auto, json, console
+
+	Media mediaConfig // pictures and files (--media-*)
 }
 
 // defaultConfig is the configuration of `bridge run` with no flags and no
@@ -66,6 +68,7 @@ func defaultConfig() config {
 		ShutdownTimeout:  25 * time.Second,
 		LogLevel:         zerolog.InfoLevel,
 		LogFormat:        logAuto,
+		Media:            defaultMediaConfig(),
 	}
 }
 
@@ -118,11 +121,15 @@ func (c *cli) parseRunFlags(args []string) (config, error) {
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a stop waits for an in-flight send")
 	fs.StringVar(&level, "log-level", "info", "log `level`: trace, debug, info, warn, error or disabled")
 	fs.StringVar(&cfg.LogFormat, "log-format", logAuto, "log format: auto (console on a terminal, else json), json or console")
+	addMediaFlags(fs, &cfg.Media)
 	pos, err := f.parse(args)
 	if err != nil {
 		return cfg, err
 	}
 	if err := f.noArgs(pos); err != nil {
+		return cfg, err
+	}
+	if err := f.checkMediaFlags(cfg.Media); err != nil {
 		return cfg, err
 	}
 	if cfg.NATSURL != "" {

@@ -27,6 +27,7 @@ type demoConfig struct {
 	ScanAfter  time.Duration // how long the QR is shown before the scripted scan
 	Every      time.Duration // how often a contact says something after the first round trip
 	LogLevel   zerolog.Level
+	OneBot     string // host:port of a OneBot v11 gateway to start too ("" none)
 }
 
 // parseDemoFlags reads the flags of `bridge demo`.
@@ -46,6 +47,7 @@ func (c *cli) parseDemoFlags(args []string) (demoConfig, error) {
 	f.fs.DurationVar(&dc.ScanAfter, "scan-after", 2*time.Second, "how long the QR code is shown before the scripted scan")
 	f.fs.DurationVar(&dc.Every, "every", 5*time.Second, "how often a contact says something once the bridge is online")
 	f.fs.StringVar(&level, "log-level", "warn", "log `level` of the bridge's own logs (stderr)")
+	f.fs.StringVar(&dc.OneBot, "onebot", "", "also start a OneBot v11 gateway (bridge onebot) on this `host:port`, e.g. 127.0.0.1:6700")
 	pos, err := f.parse(args)
 	if err != nil {
 		return dc, err
@@ -95,6 +97,7 @@ func demoScript() []demoLine {
 	return []demoLine{
 		{qqsim.Say{Kind: "group", From: 123456, Group: 987654, Text: "大家好! is the bridge online? ", Faces: []int{14}}, "Alice in group Dev chat"},
 		{qqsim.Say{Kind: "friend", From: 3524125, Text: "ping"}, "Bob, privately"},
+		{qqsim.Say{Kind: "friend", From: 3524125, Text: "my cat:", Pictures: []string{"cat.png"}}, "Bob, privately, with a picture (the bridge stores it in the Object Store qq_media: media.stored)"},
 		{qqsim.Say{Kind: "discuss", From: 2468024, DID: 1008611, Text: "午饭吃什么?"}, "Carol in discussion 午饭吃什么"},
 		{qqsim.Say{Kind: "group", From: 7654321, Group: 55443322, Text: "周末去爬山吗"}, "Dave in group 周末爬山"},
 		{qqsim.Say{Kind: "friend", From: 123456, Text: "<b>markup stays text</b> & so do entities"}, "Alice, privately"},
@@ -190,6 +193,11 @@ func demo(ctx context.Context, dc demoConfig, out io.Writer, log zerolog.Logger)
 	defer stopRun()
 	runErr := make(chan error, 1)
 	go func() { runErr <- b.Run(runCtx) }()
+	if dc.OneBot != "" {
+		if err := startDemoOnebot(runCtx, nc, s, dc.OneBot, log, say); err != nil {
+			say("the OneBot gateway could not start: %v", err)
+		}
+	}
 
 	var wg sync.WaitGroup
 	wg.Add(1)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/schema"
 )
 
@@ -16,8 +17,8 @@ import (
 func TestDemo(t *testing.T) {
 	for _, codec := range []schema.Codec{schema.JSON(), schema.Msgpack()} {
 		t.Run(formatName(codec), func(t *testing.T) {
-			out := &syncBuffer{}
-			logs := &syncBuffer{}
+			out := &testenv.LogBuffer{}
+			logs := &testenv.LogBuffer{}
 			dc := demoConfig{Codec: codec, NATSListen: "127.0.0.1:0", SimListen: "127.0.0.1:0", ScanAfter: 10 * time.Millisecond, Every: 100 * time.Millisecond, LogLevel: zerolog.WarnLevel}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -34,8 +35,10 @@ func TestDemo(t *testing.T) {
 				"message.friend from Bob (3524125): ping",
 				"the API answered qq.api.send.friend: sent friend",
 				`qqsim received a friend message for 3524125: "echo: ping"`,
+				"message.friend from Bob (3524125): my cat:[image pending image/931996776:friend:",
+				"media.stored from Bob (3524125): stored image/931996776:friend:",
 			} {
-				out.waitText(t, want)
+				out.WaitFor(t, want)
 			}
 			cancel()
 			select {
@@ -43,13 +46,13 @@ func TestDemo(t *testing.T) {
 				if err != nil {
 					t.Fatalf("demo: %v", err)
 				}
-			case <-time.After(waitFor):
+			case <-time.After(testenv.WaitTimeout):
 				t.Fatal("the demo did not stop")
 			}
-			out.waitText(t, "state stopped")
-			out.waitText(t, "demo: stopped")
+			out.WaitFor(t, "state stopped")
+			out.WaitFor(t, "demo: stopped")
 			if formatName(codec) == "msgpack" {
-				out.waitText(t, "content-type=application/msgpack")
+				out.WaitFor(t, "content-type=application/msgpack")
 			}
 		})
 	}

@@ -5,6 +5,7 @@
 //	bridge demo   everything in one process: NATS, the simulator, a scripted QR scan and traffic
 //	bridge tail   print the messages on a subject readably
 //	bridge send   send one message through a running bridge and wait for the outcome
+//	bridge onebot a OneBot v11 gateway on a running bridge (docs/onebot.md)
 //
 // Every flag --foo-bar has an environment twin QQBRIDGE_FOO_BAR; the flag wins.
 // See README.md and docs/operations.md.
@@ -75,7 +76,7 @@ type cli struct {
 func (c *cli) run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		c.usage()
-		return usageErrorf("no command given: want run, demo, tail or send")
+		return usageErrorf("no command given: want run, demo, tail, send or onebot")
 	}
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "run":
@@ -86,12 +87,14 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return c.runTail(ctx, rest)
 	case "send":
 		return c.runSend(ctx, rest)
+	case "onebot":
+		return c.runOnebot(ctx, rest)
 	case "help", "-h", "-help", "--help":
 		c.usage()
 		return errHelp
 	default:
 		c.usage()
-		return usageErrorf("unknown command %q: want run, demo, tail or send", cmd)
+		return usageErrorf("unknown command %q: want run, demo, tail, send or onebot", cmd)
 	}
 }
 
@@ -103,6 +106,7 @@ Commands:
   demo   NATS, the simulator, a scripted QR scan and traffic both ways, all in one process
   tail   print the messages on a subject readably (default <prefix>.>)
   send   send one message through a running bridge and wait for the outcome
+  onebot a OneBot v11 gateway (HTTP, WebSocket, reverse WebSocket) on a running bridge
 
 Every flag --foo-bar has an environment twin QQBRIDGE_FOO_BAR; the flag wins.
 "bridge <command> --help" lists a command's flags.

@@ -175,6 +175,12 @@ func eventSummary(e *schema.Event) string {
 	if e.Kick != nil {
 		fmt.Fprintf(&sb, ": %s", e.Kick.Reason)
 	}
+	if e.Image != nil {
+		fmt.Fprintf(&sb, ": %s", imageText(e.Image))
+	}
+	if e.File != nil {
+		fmt.Fprintf(&sb, ": %s", fileText(e.File))
+	}
 	switch {
 	case len(e.Segments) > 0:
 		fmt.Fprintf(&sb, ": %s", segmentsText(e.Segments))
@@ -207,9 +213,38 @@ func segmentsText(segs []schema.Segment) string {
 			fmt.Fprintf(&sb, "[face %d]", s.Face)
 			continue
 		}
+		if s.Type == schema.SegmentImage && s.Image != nil {
+			fmt.Fprintf(&sb, "[image %s]", imageText(s.Image))
+			continue
+		}
 		sb.WriteString(s.Text)
 	}
 	return sb.String()
+}
+
+// imageText describes a picture: "pending image/…/1", "stored image/…/1
+// (1234 bytes image/png)", "failed image/…/1: too_large".
+func imageText(img *schema.Image) string {
+	s := img.State + " " + img.Ref
+	switch {
+	case img.State == schema.ImageFailed:
+		s += ": " + img.Reason
+	case img.Size > 0:
+		s += fmt.Sprintf(" (%d bytes %s)", img.Size, img.ContentType)
+	}
+	return s
+}
+
+// fileText describes a file offer or a received file.
+func fileText(f *schema.File) string {
+	if f.Ref != "" {
+		return fmt.Sprintf("%q stored as %s (%d bytes %s)", f.Name, f.Ref, f.Size, f.ContentType)
+	}
+	s := fmt.Sprintf("%q offered; accept with qq.api.file.accept {\"offer\":%q}", f.Name, f.Offer)
+	if !f.Expires.IsZero() {
+		s += " before " + f.Expires.Local().Format(time.TimeOnly)
+	}
+	return s
 }
 
 func stateSummary(st *schema.SessionState) string {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/qqbridge/qqbridge/qqsim"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -15,11 +17,16 @@ func TestParseFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	if o.listen != "127.0.0.1:8080" || o.qrTTL != 120*time.Second || o.pollHold != 60*time.Second ||
-		o.sessionTTL != 48*time.Hour || o.rateLimit != 20 || !o.echo || o.baseURL != "" {
+		o.sessionTTL != 48*time.Hour || o.rateLimit != 20 || !o.echo || o.baseURL != "" ||
+		o.profile != qqsim.Profile2018 || o.strict || o.emptyPoll != "" || o.seedConf || o.record != "" {
 		t.Errorf("defaults %+v", o)
 	}
 	o, err = parseFlags([]string{"--listen", "127.0.0.1:0", "--echo=false", "--poll-hold", "200ms", "--base-url", "http://127.0.0.1:9"}, io.Discard)
 	if err != nil || o.echo || o.pollHold != 200*time.Millisecond || o.baseURL != "http://127.0.0.1:9" {
+		t.Errorf("%+v %v", o, err)
+	}
+	o, err = parseFlags([]string{"--profile", "2015", "--strict", "--empty-poll", "504", "--seed-confirm", "--record", "r.jsonl"}, io.Discard)
+	if err != nil || o.profile != qqsim.Profile2015 || !o.strict || o.emptyPoll != qqsim.EmptyPoll504 || !o.seedConf || o.record != "r.jsonl" {
 		t.Errorf("%+v %v", o, err)
 	}
 
@@ -35,6 +42,10 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--base-url", "127.0.0.1:8080"}, "--base-url"},
 		{[]string{"--base-url", "http://h/path"}, "--base-url"},
 		{[]string{"--nope"}, "flag provided but not defined"},
+		{[]string{"--profile", "2016"}, "--profile"},
+		{[]string{"--file-ttl", "0s"}, "--file-ttl"},
+		{[]string{"--transfer-latency", "-1s"}, "--transfer-latency"},
+		{[]string{"--empty-poll", "103"}, "--empty-poll"},
 		{[]string{"extra"}, "unexpected argument"},
 	}
 	for _, b := range bad {
