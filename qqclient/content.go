@@ -79,6 +79,11 @@ func decodeContent(raw json.RawMessage) (Font, []Segment, []Picture, error) {
 	if err := json.Unmarshal(raw, &items); err != nil {
 		return Font{}, nil, nil, fmt.Errorf("%w: content is not an array", ErrProtocol)
 	}
+	return decodeContentItems(items)
+}
+
+// decodeContentItems decodes the items of a content array.
+func decodeContentItems(items []contentItem) (Font, []Segment, []Picture, error) {
 	var font Font
 	segs := make([]Segment, 0, len(items))
 	var pics []Picture

@@ -3,9 +3,11 @@ package qqclient
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"testing"
+	"time"
 )
 
 // decodeContentReference is decodeContent as it was before its one-pass
@@ -113,6 +115,59 @@ func FuzzDecodeContentSameAsReference(f *testing.F) {
 		}
 		if f1 != f2 || !reflect.DeepEqual(s1, s2) || !reflect.DeepEqual(p1, p2) {
 			t.Fatalf("%q:\n got %+v %+v %+v\nwant %+v %+v %+v", b, f1, s1, p1, f2, s2, p2)
+		}
+	})
+}
+
+// decodeMessageReference is decodeMessage as it was before the one-pass
+// decoding of its content.
+func decodeMessageReference(raw json.RawMessage) (*Message, error) {
+	if !isObject(raw) {
+		return nil, errNotObject
+	}
+	var w wireMessage
+	if err := json.Unmarshal(raw, &w); err != nil {
+		return nil, errors.New("unexpected field types")
+	}
+	if len(w.Content) == 0 {
+		return nil, errors.New("no content")
+	}
+	font, segs, pics, err := decodeContentReference(w.Content)
+	if err != nil {
+		return nil, errors.New("bad content")
+	}
+	m := &Message{
+		MsgID: int64(w.MsgID), MsgID2: int64(w.MsgID2), MsgType: int(w.MsgType),
+		FromUIN: int64(w.FromUIN), ToUIN: int64(w.ToUIN), SendUIN: int64(w.SendUIN),
+		GroupCode: int64(w.GroupCode), DID: int64(w.DID), SessID: int64(w.ID), SessRUIN: int64(w.RUIN),
+		ServiceType: int(w.ServiceType), Seq: int64(w.Seq),
+		Font: font, Segments: segs, Pictures: pics,
+	}
+	if w.Time != 0 {
+		m.Time = time.Unix(int64(w.Time), 0).UTC()
+	}
+	return m, nil
+}
+
+// FuzzDecodeMessageSameAsReference: the one-pass decodeMessage decodes every
+// value as the reference does.
+func FuzzDecodeMessageSameAsReference(f *testing.F) {
+	for _, s := range []string{
+		`{"msg_id":50873,"msg_id2":1,"msg_type":43,"from_uin":2890,"group_code":2890,"send_uin":4711,"seq":51,"to_uin":931996776,"time":1450687625,"content":[["font",{"name":"微软雅黑","size":10,"style":[0,0,0],"color":"000000"}],"好啊 ",["face",14]]}`,
+		`{"msg_id":"7","from_uin":1,"content":"[\"hi\"]"}`, `{"msg_id":1,"content":null}`, `{"msg_id":1}`,
+		`{"msg_id":1,"content":[]}`, `{"msg_id":true,"content":["x"]}`, `{"content":["a"],"content":["b"]}`,
+		`{"msg_id":1,"content":[["face","x"]]}`, `[]`, `{"time":1.5e9,"content":["t"]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m1, err1 := decodeMessage(b)
+		m2, err2 := decodeMessageReference(b)
+		if (err1 == nil) != (err2 == nil) || (err1 != nil && err1.Error() != err2.Error()) {
+			t.Fatalf("%q: error %v, reference %v", b, err1, err2)
+		}
+		if !reflect.DeepEqual(m1, m2) {
+			t.Fatalf("%q:\n got %+v\nwant %+v", b, m1, m2)
 		}
 	})
 }
