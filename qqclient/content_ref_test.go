@@ -177,3 +177,26 @@ var (
 	_ = json.Unmarshal
 	_ = fmt.Errorf
 )
+
+// FuzzDecodePollAnswerOnePass: the one-pass decodePollAnswer answers every
+// body as the general decoding does.
+func FuzzDecodePollAnswerOnePass(f *testing.F) {
+	for _, s := range []string{
+		`{"retcode":0,"result":[{"poll_type":"message","value":{"msg_id":1,"from_uin":2,"content":["hi"]}},null,1,{"poll_type":"tips","value":{"from_uin":3}}]}`,
+		`{"retcode":0,"result":[]}`, `{"retcode":0,"result":null}`, `{"retcode":0}`, `{"retcode":102,"errmsg":""}`,
+		`{"retcode":116,"p":"abc"}`, `{"retcode":0,"result":"x"}`, `{"retcode":"0","result":[{"poll_type":"kick_message","value":{"reason":"x"}},]}`,
+		`{"result":[]}`, `[]`, `{"retcode":0,"result":[{"value":{}}]}`, `{"retcode":1e2}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		a1, err1 := decodePollAnswer(b)
+		a2, err2 := decodePollAnswerGeneral(b)
+		if (err1 == nil) != (err2 == nil) || (err1 != nil && err1.Error() != err2.Error()) {
+			t.Fatalf("%q: error %v, general %v", b, err1, err2)
+		}
+		if !reflect.DeepEqual(a1, a2) {
+			t.Fatalf("%q:\n got %#v\nwant %#v", b, a1, a2)
+		}
+	})
+}

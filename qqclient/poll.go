@@ -108,6 +108,40 @@ type pollAnswer struct {
 // without a readable retcode, or a retcode-0 answer whose result is not an array, is an
 // error.
 func decodePollAnswer(body []byte) (pollAnswer, error) {
+	// One pass for the usual answer: the envelope and each item together.
+	// Anything else (not JSON, a result that is not an array) takes the
+	// general way below.
+	var f struct {
+		Retcode *flexInt    `json:"retcode"`
+		Result  []pollEvent `json:"result"`
+		P       flexString  `json:"p"`
+	}
+	if err := json.Unmarshal(body, &f); err == nil && f.Retcode != nil {
+		a := pollAnswer{retcode: int(*f.Retcode), p: string(f.P)}
+		if a.retcode == 0 && f.Result != nil {
+			a.events = make([]Event, len(f.Result))
+			for i, pe := range f.Result {
+				a.events[i] = pe.ev
+			}
+		}
+		return a, nil
+	}
+	return decodePollAnswerGeneral(body)
+}
+
+// pollEvent decodes one item of the result as DecodeEvent does; it never
+// fails (a malformed item is an Event with Err).
+type pollEvent struct{ ev Event }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (p *pollEvent) UnmarshalJSON(b []byte) error {
+	p.ev = DecodeEvent(b)
+	return nil
+}
+
+// decodePollAnswerGeneral is decodePollAnswer for any body: the envelope
+// first, then the result's items.
+func decodePollAnswerGeneral(body []byte) (pollAnswer, error) {
 	var e struct {
 		Retcode *flexInt        `json:"retcode"`
 		Result  json.RawMessage `json:"result"`
