@@ -51,7 +51,8 @@ type processes struct{ bin string }
 func (p *processes) StartSim(t *testing.T) string {
 	t.Helper()
 	addr := testenv.FreeAddr(t)
-	proc := start(t, filepath.Join(p.bin, "qqsim"), "--listen", addr, "--poll-hold", "200ms", "--rate-limit=-1")
+	args := append([]string{"--listen", addr, "--poll-hold", "200ms", "--rate-limit=-1"}, testenv.SimFlags(t)...)
+	proc := start(t, filepath.Join(p.bin, "qqsim"), args...)
 	url := "http://" + addr
 	testenv.Eventually(t, "qqsim answering on "+url, func() bool {
 		if proc.exited() {

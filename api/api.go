@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +18,9 @@ import (
 
 // ServiceVersion is the version the micro service announces.
 const ServiceVersion = "1.1.0"
+
+// semVer matches a semantic version (semver.org), as micro requires.
+var semVer = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$`)
 
 // QueueGroup is the queue group of the service's endpoints, so that the
 // replicas of one bridge share the requests.
@@ -62,6 +66,14 @@ type Config struct {
 	// Codec encodes the replies to requests without a Content-Type; nil = JSON.
 	Codec schema.Codec
 	Log   zerolog.Logger
+	// Version is the version the service announces (semantic, without a
+	// leading v, e.g. the bridge's module version); "" or one that is not a
+	// semantic version announces ServiceVersion.
+	Version string
+	// Metadata annotates the service in $SRV.INFO (e.g. the bridge's build
+	// version, its prefix, account and replica); "api" is always set to
+	// ServiceVersion, the version of this API's contract.
+	Metadata map[string]string
 	// Timeout bounds the work on one request: a send without a deadline of
 	// its own (header Qq-Deadline) or with a later one starts no part after
 	// Timeout; a login request waits at most that long. Default
@@ -108,9 +120,19 @@ func New(cfg Config) (*API, error) {
 // Start adds the micro service with its endpoints; it stops when ctx ends
 // (Wait then waits for the requests being handled).
 func (a *API) Start(ctx context.Context) (micro.Service, error) {
+	version := strings.TrimPrefix(a.cfg.Version, "v")
+	if !semVer.MatchString(version) {
+		version = ServiceVersion
+	}
+	md := map[string]string{}
+	for k, v := range a.cfg.Metadata {
+		md[k] = v
+	}
+	md["api"] = ServiceVersion
 	svc, err := micro.AddService(a.cfg.NC, micro.Config{
 		Name:        schema.ServiceName,
-		Version:     ServiceVersion,
+		Version:     version,
+		Metadata:    md,
 		Description: "qqbridge: send QQ messages, list contacts, session state and login",
 		QueueGroup:  QueueGroup,
 	})

@@ -329,3 +329,27 @@ func TestNewRejects(t *testing.T) {
 		}
 	}
 }
+
+// TestServiceVersionAndMetadata: a semantic Version (with or without v) is
+// announced, anything else falls back to ServiceVersion; the metadata carries
+// what the caller gave and the API contract version.
+func TestServiceVersionAndMetadata(t *testing.T) {
+	for _, tc := range []struct{ version, want string }{
+		{"v1.4.2", "1.4.2"},
+		{"0.0.0-20260101120000-abcdef123456", "0.0.0-20260101120000-abcdef123456"},
+		{"(devel)", ServiceVersion},
+		{"", ServiceVersion},
+	} {
+		e := newEnv(t, false, func(c *Config) {
+			c.Version = tc.version
+			c.Metadata = map[string]string{"prefix": "qq", "replica": "r1", "api": "overridden"}
+		})
+		info := e.svc.Info()
+		if info.Version != tc.want {
+			t.Errorf("Version %q announced %q, want %q", tc.version, info.Version, tc.want)
+		}
+		if info.Metadata["prefix"] != "qq" || info.Metadata["replica"] != "r1" || info.Metadata["api"] != ServiceVersion {
+			t.Errorf("metadata %v", info.Metadata)
+		}
+	}
+}

@@ -26,6 +26,14 @@ const (
 	DefaultDuplicates   = 20 * time.Minute
 	DefaultResultMaxAge = 24 * time.Hour
 	DefaultSentTTL      = 24 * time.Hour
+
+	DefaultInMaxBytes     = 1 << 30 // 1 GiB
+	DefaultInMaxMsgs      = 1_000_000
+	DefaultOutMaxBytes    = 64 << 20 // 64 MiB
+	DefaultOutMaxMsgs     = 100_000
+	DefaultOutMaxAge      = 24 * time.Hour
+	DefaultResultMaxBytes = 256 << 20
+	DefaultResultMaxMsgs  = 1_000_000
 )
 
 // StreamOptions are the limits of the bridge's streams. Zero fields take
@@ -40,6 +48,17 @@ type StreamOptions struct {
 	Duplicates time.Duration
 	// ResultMaxAge is how long send results are kept; default 24 hours.
 	ResultMaxAge time.Duration
+	// OutMaxAge is how long a send request waits in the work queue before
+	// it is dropped unsent; default 24 hours.
+	OutMaxAge time.Duration
+
+	// The size limits of each stream: bytes and messages; 0 takes the
+	// default (DefaultInMaxBytes, …), -1 is unlimited. The inbound and
+	// result streams drop their oldest messages at the limit; the outbound
+	// work queue refuses new requests instead (the publisher gets an error),
+	// so that queued sends are never dropped silently.
+	InMaxBytes, OutMaxBytes, ResultMaxBytes int64
+	InMaxMsgs, OutMaxMsgs, ResultMaxMsgs    int64
 }
 
 func (o StreamOptions) withDefaults() StreamOptions {
@@ -55,6 +74,22 @@ func (o StreamOptions) withDefaults() StreamOptions {
 	if o.ResultMaxAge <= 0 {
 		o.ResultMaxAge = DefaultResultMaxAge
 	}
+	if o.OutMaxAge <= 0 {
+		o.OutMaxAge = DefaultOutMaxAge
+	}
+	def := func(v *int64, d int64) {
+		if *v == 0 {
+			*v = d
+		} else if *v < 0 {
+			*v = -1
+		}
+	}
+	def(&o.InMaxBytes, DefaultInMaxBytes)
+	def(&o.InMaxMsgs, DefaultInMaxMsgs)
+	def(&o.OutMaxBytes, DefaultOutMaxBytes)
+	def(&o.OutMaxMsgs, DefaultOutMaxMsgs)
+	def(&o.ResultMaxBytes, DefaultResultMaxBytes)
+	def(&o.ResultMaxMsgs, DefaultResultMaxMsgs)
 	return o
 }
 
@@ -62,13 +97,15 @@ func (o StreamOptions) withDefaults() StreamOptions {
 // the inbound stream, the outbound work queue and the result stream.
 //
 //   - s.StreamIn(): subjects <prefix>.in.>, limits retention, file storage,
-//     MaxAge InMaxAge, the Duplicates window.
+//     MaxAge InMaxAge, InMaxBytes, InMaxMsgs (the oldest go first), the
+//     Duplicates window.
 //   - s.StreamOut(): subjects <prefix>.out.>, work-queue retention (each
 //     request is taken by one bridge replica and gone once acknowledged),
-//     file storage, the Duplicates window.
+//     file storage, MaxAge OutMaxAge, OutMaxBytes, OutMaxMsgs (a full queue
+//     refuses new requests), the Duplicates window.
 //   - s.StreamResult(): subjects <prefix>.result.>, limits retention, file
-//     storage, MaxAge ResultMaxAge, so that an outcome waits for a consumer
-//     that was away.
+//     storage, MaxAge ResultMaxAge, ResultMaxBytes, ResultMaxMsgs, so that an
+//     outcome waits for a consumer that was away.
 func StreamConfigs(s schema.Subjects, o StreamOptions) []jetstream.StreamConfig {
 	o = o.withDefaults()
 	return []jetstream.StreamConfig{
@@ -80,6 +117,8 @@ func StreamConfigs(s schema.Subjects, o StreamOptions) []jetstream.StreamConfig 
 			Storage:     jetstream.FileStorage,
 			Replicas:    o.Replicas,
 			MaxAge:      o.InMaxAge,
+			MaxBytes:    o.InMaxBytes,
+			MaxMsgs:     o.InMaxMsgs,
 			Duplicates:  min(o.Duplicates, o.InMaxAge),
 			Discard:     jetstream.DiscardOld,
 		},
@@ -90,8 +129,11 @@ func StreamConfigs(s schema.Subjects, o StreamOptions) []jetstream.StreamConfig 
 			Retention:   jetstream.WorkQueuePolicy,
 			Storage:     jetstream.FileStorage,
 			Replicas:    o.Replicas,
-			Duplicates:  o.Duplicates,
-			Discard:     jetstream.DiscardOld,
+			MaxAge:      o.OutMaxAge,
+			MaxBytes:    o.OutMaxBytes,
+			MaxMsgs:     o.OutMaxMsgs,
+			Duplicates:  min(o.Duplicates, o.OutMaxAge),
+			Discard:     jetstream.DiscardNew,
 		},
 		{
 			Name:        s.StreamResult(),
@@ -101,6 +143,8 @@ func StreamConfigs(s schema.Subjects, o StreamOptions) []jetstream.StreamConfig 
 			Storage:     jetstream.FileStorage,
 			Replicas:    o.Replicas,
 			MaxAge:      o.ResultMaxAge,
+			MaxBytes:    o.ResultMaxBytes,
+			MaxMsgs:     o.ResultMaxMsgs,
 			Duplicates:  min(o.Duplicates, o.ResultMaxAge),
 			Discard:     jetstream.DiscardOld,
 		},

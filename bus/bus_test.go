@@ -64,7 +64,7 @@ func TestEnsureStreams(t *testing.T) {
 				duplicates time.Duration
 			}{
 				{p.in, p.inSubj, jetstream.LimitsPolicy, bus.DefaultInMaxAge, bus.DefaultDuplicates},
-				{p.out, p.outSubj, jetstream.WorkQueuePolicy, 0, bus.DefaultDuplicates},
+				{p.out, p.outSubj, jetstream.WorkQueuePolicy, bus.DefaultOutMaxAge, bus.DefaultDuplicates},
 				{p.result, p.rs, jetstream.LimitsPolicy, bus.DefaultResultMaxAge, bus.DefaultDuplicates},
 			}
 			for _, w := range want {
@@ -294,5 +294,61 @@ func TestLeaderLeaseSemantics(t *testing.T) {
 			t.Fatalf("Create after the TTL: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestStreamLimits: the size limits and the work queue's age apply, with
+// defaults, -1 for none, and an existing stream (the old configuration without
+// limits, discarding old messages) is updated to them.
+func TestStreamLimits(t *testing.T) {
+	js := startJS(t)
+	ctx := testenv.Context(t)
+	s, _ := schema.NewSubjects("qq")
+	// A stream set up by an older bridge: no limits, discard old.
+	old := bus.StreamConfigs(s, bus.StreamOptions{})[1]
+	old.MaxAge, old.MaxBytes, old.MaxMsgs, old.Discard = 0, -1, -1, jetstream.DiscardOld
+	if _, err := js.CreateStream(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.EnsureStreams(ctx, js, s, bus.StreamOptions{}); err != nil {
+		t.Fatalf("EnsureStreams: %v", err)
+	}
+	type limits struct {
+		bytes, msgs int64
+		age         time.Duration
+		discard     jetstream.DiscardPolicy
+	}
+	check := func(name string, want limits) {
+		t.Helper()
+		st, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := st.CachedInfo().Config
+		if got := (limits{c.MaxBytes, c.MaxMsgs, c.MaxAge, c.Discard}); got != want {
+			t.Errorf("%s limits %+v, want %+v", name, got, want)
+		}
+	}
+	check(s.StreamIn(), limits{bus.DefaultInMaxBytes, bus.DefaultInMaxMsgs, bus.DefaultInMaxAge, jetstream.DiscardOld})
+	check(s.StreamOut(), limits{bus.DefaultOutMaxBytes, bus.DefaultOutMaxMsgs, bus.DefaultOutMaxAge, jetstream.DiscardNew})
+	check(s.StreamResult(), limits{bus.DefaultResultMaxBytes, bus.DefaultResultMaxMsgs, bus.DefaultResultMaxAge, jetstream.DiscardOld})
+
+	o := bus.StreamOptions{InMaxBytes: 1 << 20, InMaxMsgs: -1, OutMaxBytes: -1, OutMaxMsgs: 2, OutMaxAge: time.Hour, ResultMaxBytes: -7, ResultMaxMsgs: 10}
+	if err := bus.EnsureStreams(ctx, js, s, o); err != nil {
+		t.Fatalf("EnsureStreams with limits: %v", err)
+	}
+	check(s.StreamIn(), limits{1 << 20, -1, bus.DefaultInMaxAge, jetstream.DiscardOld})
+	check(s.StreamOut(), limits{-1, 2, time.Hour, jetstream.DiscardNew})
+	check(s.StreamResult(), limits{-1, 10, bus.DefaultResultMaxAge, jetstream.DiscardOld})
+
+	// The full work queue refuses the third request instead of dropping the first.
+	for i := range 3 {
+		_, err := js.Publish(ctx, "qq.out.group", []byte("x"), jetstream.WithMsgID(time.Now().String()+string(rune('a'+i))))
+		if i < 2 && err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if i == 2 && err == nil {
+			t.Error("the full work queue accepted a third request")
+		}
 	}
 }

@@ -70,6 +70,13 @@ type Buckets struct {
 	Leader  jetstream.KeyValue // LeaderKV; nil unless SetupConfig.LeaderTTL > 0
 }
 
+// ErrJetStreamDisabled is the wait reason of Setup, in words, when the
+// connected server announces no JetStream at all (it may still be turned on).
+// A server that answers that JetStream is not enabled for the account
+// (API error 10039) is a configuration matter: Setup returns at once with an
+// error wrapping ErrSetup and the jetstream.APIError.
+var ErrJetStreamDisabled = errors.New("JetStream is not enabled on this server")
+
 // ErrSetup is matched (errors.Is) by the errors of Setup other than the end
 // of its context: JetStream answered, and refused the set-up.
 var ErrSetup = errors.New("bus: set-up refused")
@@ -113,6 +120,11 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) (Bucket
 			return Buckets{}, fmt.Errorf("bus: set-up: waiting for JetStream: %w (last error: %v)", ctx.Err(), err)
 		}
 		reason, transient := notReady(err)
+		if transient && (errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled)) {
+			if on, _ := js.Conn().ConnectedServerJetStream(); !on {
+				reason = ErrJetStreamDisabled.Error() + " (no JetStream API answers; waiting in case it is being turned on)"
+			}
+		}
 		if !transient {
 			return Buckets{}, fmt.Errorf("%w: %w", ErrSetup, err)
 		}

@@ -182,8 +182,8 @@ func TestSetupWaitsForJetStream(t *testing.T) {
 	case err := <-done:
 		t.Fatalf("Setup returned %v without waiting for JetStream", err)
 	}
-	if r := w.list()[0].Reason; !strings.Contains(r, "no JetStream") {
-		t.Errorf("wait reason %q does not say that JetStream is missing", r)
+	if r := w.list()[0].Reason; !strings.Contains(r, "no JetStream") || !strings.Contains(r, bus.ErrJetStreamDisabled.Error()) {
+		t.Errorf("wait reason %q does not say that JetStream is not enabled on the server", r)
 	}
 	n.EnableJetStream()
 	if err := <-done; err != nil {

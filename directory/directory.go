@@ -35,6 +35,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/qqbridge/qqbridge/metrics"
 	"github.com/qqbridge/qqbridge/qqclient"
 )
 
@@ -82,6 +83,7 @@ type Directory struct {
 	log         zerolog.Logger
 	missRefresh time.Duration
 	negativeTTL time.Duration
+	metrics     *metrics.Metrics // WithMetrics; nil: none
 
 	refreshMu sync.Mutex // one Refresh at a time
 	empty     *snapshot  // no lists (never changed)

@@ -74,7 +74,8 @@ func (d *Directory) RefreshInBackground(s live.Session) {
 	}()
 }
 
-func (d *Directory) refreshLocked(ctx context.Context) error {
+func (d *Directory) refreshLocked(ctx context.Context) (err error) {
+	defer func(start time.Time) { d.observeRefresh(start, err) }(time.Now())
 	key, ok := d.sessionKey()
 	d.mu.Lock()
 	d.lastAttempt, d.attemptSess = time.Now(), key

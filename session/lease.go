@@ -34,6 +34,7 @@ func (m *Manager) campaign(ctx context.Context, kv jetstream.KeyValue, first cha
 		m.mu.Lock()
 		m.term = nil
 		m.mu.Unlock()
+		m.cfg.Metrics.SetLeader(false)
 		m.logger().Warn().Str("why", why).Msg("leadership lost")
 	}
 	defer func() {
@@ -44,6 +45,7 @@ func (m *Manager) campaign(ctx context.Context, kv jetstream.KeyValue, first cha
 		m.mu.Lock()
 		m.term = nil
 		m.mu.Unlock()
+		m.cfg.Metrics.SetLeader(false)
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), period)
 		defer cancel()
 		if err := kv.Delete(rctx, bus.LeaderKey, jetstream.LastRevision(rev)); err != nil {
@@ -80,6 +82,7 @@ func (m *Manager) campaign(ctx context.Context, kv jetstream.KeyValue, first cha
 			case err == nil:
 				rev, renewed = r, time.Now()
 				stop = m.startTerm(ctx)
+				m.cfg.Metrics.SetLeader(true)
 				m.logger().Info().Msg("leadership taken")
 			case errors.Is(err, jetstream.ErrKeyExists):
 				if e, gerr := kv.Get(opCtx, bus.LeaderKey); gerr == nil && string(e.Value()) != seen {

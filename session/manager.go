@@ -91,6 +91,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/qqbridge/qqbridge/internal/retry"
 	"github.com/qqbridge/qqbridge/live"
+	"github.com/qqbridge/qqbridge/metrics"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/schema"
 	"github.com/rs/zerolog"
@@ -198,6 +199,8 @@ type Config struct {
 	// ReplicaID names this replica in the lease; default host name and a
 	// random suffix.
 	ReplicaID string
+	// Metrics, when set, receives the state, leadership and QR metrics.
+	Metrics *metrics.Metrics
 }
 
 // pending are the reports waiting for the Manager's loop.

@@ -123,6 +123,7 @@ func (m *Manager) dropHeld() {
 func (m *Manager) publishState(ctx context.Context, st schema.SessionState) {
 	l := m.logger()
 	l.Info().Str("state", st.State).Str("reason", st.Reason).Msg("session state")
+	m.cfg.Metrics.SetState(st.State)
 	data, err := m.cfg.Format.Marshal(&st)
 	if err != nil {
 		l.Error().Err(err).Msg("encode session state")
@@ -152,6 +153,7 @@ func (m *Manager) publishQR(ctx context.Context, qr *qqclient.QRCode) {
 		l.Error().Err(err).Msg("encode QR")
 		return
 	}
+	m.cfg.Metrics.QRIssued()
 	if _, err := m.cfg.KV.Put(ctx, schema.SessionKeyQR, data); err != nil {
 		l.Warn().Err(err).Msg("QR not kept in the bucket")
 	}

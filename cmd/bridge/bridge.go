@@ -22,6 +22,7 @@ import (
 	"github.com/qqbridge/qqbridge/ingress"
 	"github.com/qqbridge/qqbridge/internal/retry"
 	"github.com/qqbridge/qqbridge/media"
+	"github.com/qqbridge/qqbridge/metrics"
 	"github.com/qqbridge/qqbridge/natsembed"
 	"github.com/qqbridge/qqbridge/pace"
 	"github.com/qqbridge/qqbridge/qqclient"
@@ -49,10 +50,19 @@ type Bridge struct {
 
 	httpLn  net.Listener // nil without --http
 	httpSrv *http.Server
+	httpErr chan error // the listener's failure, for Run
+
+	replica string           // this replica's ID
+	version buildVersion     // of the binary
+	metrics *metrics.Metrics // served on /metrics
+	buckets bus.Buckets
+	view    statusCache // what the status page shows of the buckets
 
 	mu      sync.Mutex
-	running bool  // between the start of Run and the beginning of the stop
-	failed  error // a component that stopped with an error
+	wired   bool   // every component exists (the fields above are set)
+	phase   string // what the start waits for while not wired, e.g. "waiting for JetStream: …"
+	running bool   // between the start of Run and the beginning of the stop
+	failed  error  // a component that stopped with an error
 }
 
 // wire assembles a bridge from cfg: it starts the embedded nats-server (without
@@ -62,15 +72,40 @@ type Bridge struct {
 func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err error) {
 	egressLog := log // egress names its prefix itself
 	log = log.With().Str("prefix", cfg.Subjects.Prefix()).Logger()
-	b := &Bridge{cfg: cfg, log: log}
+	b := &Bridge{cfg: cfg, log: log, httpErr: make(chan error, 1), version: readBuildVersion(),
+		metrics: metrics.New(cfg.Subjects.Prefix()), replica: cfg.ReplicaID}
+	if b.replica == "" {
+		b.replica = defaultReplicaID()
+	}
+	b.log = log.With().Str("replica", b.replica).Logger()
+	log = b.log
 	defer func() {
 		if err != nil {
 			b.close()
 		}
 	}()
 
+	// The HTTP listener comes first, so that the probes answer while NATS and
+	// JetStream are awaited (/healthz 200, /readyz 503 with the reason).
+	b.setPhase("starting")
+	if cfg.HTTPAddr != "" {
+		if b.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return nil, listenError("--http", cfg.HTTPAddr, err)
+		}
+		b.httpSrv = &http.Server{Handler: b.httpHandler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := b.httpSrv.Serve(b.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				b.httpErr <- err
+			}
+		}()
+		log.Info().Str("http", b.HTTPAddr()).Msg("HTTP: status page /, /metrics, /healthz and /readyz")
+	}
+
 	url := cfg.NATSURL
 	if url == "" {
+		if err := checkFreePort("embedded nats-server: --nats-listen", cfg.NATSListen); err != nil {
+			return nil, err
+		}
 		host, portStr, err := net.SplitHostPort(cfg.NATSListen)
 		if err != nil {
 			return nil, fmt.Errorf("embedded nats-server: listen address %q: %w", cfg.NATSListen, err)
@@ -89,7 +124,8 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 		url = b.ns.ClientURL()
 		log.Info().Str("nats", url).Str("data_dir", cfg.DataDir).Msg("embedded nats-server with JetStream started")
 	}
-	if b.nc, err = connectNATS(ctx, url, cfg.NATSCreds, log); err != nil {
+	b.setPhase("connecting to NATS")
+	if b.nc, err = connectNATS(ctx, url, b.natsOptions(), log, func(err error) { b.setPhase("connecting to NATS: " + err.Error()) }); err != nil {
 		return nil, err
 	}
 	if b.js, err = jetstream.New(b.nc); err != nil {
@@ -98,10 +134,15 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 	s := cfg.Subjects
 	// Waits (logging "waiting for JetStream: <reason>") while JetStream is not
 	// ready, as on a cluster that has just started.
-	buckets, err := bus.Setup(ctx, b.js, bus.SetupConfig{Subjects: s, Replicas: cfg.Replicas, LeaderTTL: cfg.LeaderTTL, Log: log})
+	b.setPhase("setting up the streams and buckets")
+	buckets, err := bus.Setup(ctx, b.js, bus.SetupConfig{
+		Subjects: s, Replicas: cfg.Replicas, Streams: cfg.Streams, LeaderTTL: cfg.LeaderTTL, Log: log,
+		OnWait: func(w bus.Wait) { b.setPhase("waiting for JetStream: " + w.Reason) },
+	})
 	if err != nil {
-		return nil, err
+		return nil, setupError(err)
 	}
+	b.buckets = buckets
 	sessionKV, sentKV := buckets.Session, buckets.Sent
 
 	opts := []qqclient.Option{qqclient.WithPollTimeout(cfg.PollTimeout), qqclient.WithQRPollInterval(cfg.QRPollInterval)}
@@ -126,11 +167,13 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 
 		StateDebounce: cfg.StateDebounce,
 		LeaderKV:      buckets.Leader,
+		ReplicaID:     b.replica,
+		Metrics:       b.metrics,
 	})
 	if err != nil {
 		return nil, err
 	}
-	b.dir = directory.New(b.client, log) // it names itself (component)
+	b.dir = directory.New(b.client, log, directory.WithMetrics(b.metrics)) // it names itself (component)
 	// Online first: the contacts load in the background (see
 	// directory.RefreshInBackground for what events carry meanwhile).
 	b.session.OnOnline(b.dir.RefreshInBackground)
@@ -181,24 +224,22 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 		Codec:    cfg.Codec,
 		Log:      egressLog,
 		Files:    b.media,
+		Version:  b.version.Module,
+		Metadata: b.serviceMetadata(ctx),
 	}); err != nil {
 		return nil, err
 	}
-	if cfg.HTTPAddr != "" {
-		if b.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-			return nil, fmt.Errorf("--http %s: %w", cfg.HTTPAddr, err)
-		}
-		b.httpSrv = &http.Server{Handler: b.healthHandler(), ReadHeaderTimeout: 5 * time.Second}
-	}
+	b.mu.Lock()
+	b.wired, b.phase = true, ""
+	b.mu.Unlock()
 	return b, nil
 }
 
 // connectNATS connects to url, retrying with backoff until it succeeds or ctx ends;
 // once connected it reconnects forever. Connection events are logged with the URL
 // redacted (no credentials).
-func connectNATS(ctx context.Context, url, creds string, log zerolog.Logger) (*nats.Conn, error) {
+func connectNATS(ctx context.Context, url string, extra []nats.Option, log zerolog.Logger, onRetry func(error)) (*nats.Conn, error) {
 	opts := []nats.Option{
-		nats.Name("qqbridge"),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
@@ -217,9 +258,7 @@ func connectNATS(ctx context.Context, url, creds string, log zerolog.Logger) (*n
 			ev.Msg("NATS asynchronous error")
 		}),
 	}
-	if creds != "" {
-		opts = append(opts, nats.UserCredentials(creds))
-	}
+	opts = append(opts, extra...)
 	bo := retry.Backoff(500*time.Millisecond, 10*time.Second)
 	for {
 		nc, err := nats.Connect(url, opts...)
@@ -229,6 +268,9 @@ func connectNATS(ctx context.Context, url, creds string, log zerolog.Logger) (*n
 		}
 		wait := bo.NextBackOff()
 		log.Warn().Err(err).Dur("retry_in", wait).Msg("cannot connect to NATS")
+		if onRetry != nil {
+			onRetry(err)
+		}
 		if retry.Sleep(ctx, wait) != nil {
 			return nil, fmt.Errorf("connect to NATS: %w (last error: %v)", ctx.Err(), err)
 		}
@@ -281,14 +323,13 @@ func (b *Bridge) Run(ctx context.Context) error {
 		}
 	}
 	var sessWG, workWG sync.WaitGroup
-	if b.httpSrv != nil {
-		go func() {
-			if err := b.httpSrv.Serve(b.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				failed("health listener", err)
-			}
-		}()
-		b.log.Info().Str("http", b.HTTPAddr()).Msg("health endpoints /healthz and /readyz")
-	}
+	go func() {
+		select {
+		case err := <-b.httpErr:
+			failed("HTTP listener", err)
+		case <-workCtx.Done():
+		}
+	}()
 	sessWG.Add(2)
 	go func() {
 		defer sessWG.Done()

@@ -88,7 +88,7 @@ func TestRunTailSend(t *testing.T) {
 	sim := testenv.StartSim(t, testenv.SimConfig())
 	run := startCommand(t, map[string]string{
 		"QQBRIDGE_QQ_ENDPOINT":      sim.URL,
-		"QQBRIDGE_SESSION_KEY":      "correct horse battery staple",
+		"QQBRIDGE_SESSION_KEY":      "correct horse battery staple 42 at noon",
 		"QQBRIDGE_QR_POLL_INTERVAL": "50ms",
 		"QQBRIDGE_LEADER_TTL":       "1s",
 	}, "run", "--nats-listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--http", "127.0.0.1:0",

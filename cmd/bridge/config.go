@@ -2,10 +2,12 @@ package main
 
 import (
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/qqbridge/qqbridge/bus"
 	"github.com/qqbridge/qqbridge/ingress"
 	"github.com/qqbridge/qqbridge/schema"
 	"github.com/qqbridge/qqbridge/session"
@@ -14,10 +16,14 @@ import (
 // config is everything wire needs to assemble a bridge. parseRunFlags fills it
 // from the command line; tests build it directly (with short durations).
 type config struct {
-	NATSURL    string // "" = start an embedded nats-server with JetStream
-	NATSCreds  string // a .creds file for --nats (optional)
-	NATSListen string // the embedded server's host:port ("127.0.0.1:0" = any free port)
-	DataDir    string // the embedded server's store (JetStream files)
+	NATSURL     string // "" = start an embedded nats-server with JetStream
+	NATSCreds   string // a .creds file for --nats (optional)
+	NATSNkey    string // a user nkey seed file for --nats (optional; not with NATSCreds)
+	NATSTLSCA   string // PEM CA bundle the NATS server's certificate is checked against (optional)
+	NATSTLSCert string // PEM client certificate for mutual TLS (with NATSTLSKey)
+	NATSTLSKey  string // its private key
+	NATSListen  string // the embedded server's host:port ("127.0.0.1:0" = any free port)
+	DataDir     string // the embedded server's store (JetStream files)
 
 	QQEndpoint string // one base URL for every QQ host (qqsim); "" = the real hosts
 
@@ -28,9 +34,12 @@ type config struct {
 
 	SessionKey string // encrypts the saved session in KV; "" = plaintext (logged as a warning)
 
-	Rate     float64 // sends per second per account
-	Burst    int     // sends allowed at once after a quiet spell
-	Replicas int     // JetStream replicas of the streams and buckets
+	Rate     float64           // sends per second per account
+	Burst    int               // sends allowed at once after a quiet spell
+	Replicas int               // JetStream replicas of the streams and buckets
+	Streams  bus.StreamOptions // stream limits (its Replicas is ignored: Replicas applies)
+
+	ReplicaID string // names this replica (lease, status page, connection name); "" = host name and a random suffix
 
 	QRPollInterval   time.Duration // how often ptqrlogin is asked while a QR is shown
 	PollTimeout      time.Duration // client timeout of one poll2 (longer than the server's hold)
@@ -51,14 +60,19 @@ type config struct {
 func defaultConfig() config {
 	s, _ := schema.NewSubjects(schema.DefaultPrefix) // the default prefix is valid
 	return config{
-		NATSListen:       "127.0.0.1:4222",
-		DataDir:          "qqbridge-data",
-		Subjects:         s,
-		Codec:            schema.JSON(),
-		HTTPAddr:         "127.0.0.1:8081",
-		Rate:             1,
-		Burst:            3,
-		Replicas:         1,
+		NATSListen: "127.0.0.1:4222",
+		DataDir:    "qqbridge-data",
+		Subjects:   s,
+		Codec:      schema.JSON(),
+		HTTPAddr:   "127.0.0.1:8081",
+		Rate:       1,
+		Burst:      3,
+		Replicas:   1,
+		Streams: bus.StreamOptions{
+			InMaxAge: bus.DefaultInMaxAge, InMaxBytes: bus.DefaultInMaxBytes, InMaxMsgs: bus.DefaultInMaxMsgs,
+			OutMaxAge: bus.DefaultOutMaxAge, OutMaxBytes: bus.DefaultOutMaxBytes, OutMaxMsgs: bus.DefaultOutMaxMsgs,
+			ResultMaxAge: bus.DefaultResultMaxAge, ResultMaxBytes: bus.DefaultResultMaxBytes, ResultMaxMsgs: bus.DefaultResultMaxMsgs,
+		},
 		QRPollInterval:   1500 * time.Millisecond,
 		PollTimeout:      130 * time.Second,
 		PollMinHold:      ingress.DefaultMinHold,
@@ -104,6 +118,10 @@ func (c *cli) parseRunFlags(args []string) (config, error) {
 	var prefix, format, level string
 	fs.StringVar(&cfg.NATSURL, "nats", "", "NATS server `URL`s, comma-separated; empty: start an embedded nats-server with JetStream")
 	fs.StringVar(&cfg.NATSCreds, "nats-creds", "", "NATS user credentials `file` (.creds) for --nats")
+	fs.StringVar(&cfg.NATSNkey, "nats-nkey", "", "NATS user nkey seed `file` for --nats (instead of --nats-creds)")
+	fs.StringVar(&cfg.NATSTLSCA, "nats-tls-ca", "", "PEM `file` of the CA that signed the NATS server's certificate (implies TLS)")
+	fs.StringVar(&cfg.NATSTLSCert, "nats-tls-cert", "", "PEM client certificate `file` for mutual TLS with NATS (with --nats-tls-key)")
+	fs.StringVar(&cfg.NATSTLSKey, "nats-tls-key", "", "PEM private key `file` of --nats-tls-cert")
 	fs.StringVar(&cfg.NATSListen, "nats-listen", cfg.NATSListen, "`host:port` of the embedded nats-server (only without --nats; port 0: any free port)")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "`directory` of the embedded nats-server's JetStream store (only without --nats)")
 	fs.StringVar(&cfg.QQEndpoint, "qq-endpoint", "", "one base `URL` for every QQ host, e.g. a qqsim at http://127.0.0.1:8080; empty: the real SmartQQ hosts")
@@ -114,6 +132,16 @@ func (c *cli) parseRunFlags(args []string) (config, error) {
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "sends per second per account (QQ drops messages sent faster than about 1/s)")
 	fs.IntVar(&cfg.Burst, "burst", cfg.Burst, "sends allowed at once after a quiet spell")
 	fs.IntVar(&cfg.Replicas, "replicas", cfg.Replicas, "JetStream replicas of the bridge's streams and KV buckets (1, 3 or 5 on a cluster)")
+	fs.StringVar(&cfg.ReplicaID, "replica-id", "", "`name` of this replica in the lease, the status page, the API metadata and the NATS connection name; empty: host name and a random suffix")
+	fs.DurationVar(&cfg.Streams.InMaxAge, "in-max-age", cfg.Streams.InMaxAge, "how long inbound events are kept in the <PREFIX>_IN stream")
+	fs.Var(sizeValue{&cfg.Streams.InMaxBytes}, "in-max-bytes", "`size` limit of the <PREFIX>_IN stream (e.g. 1GiB, 500MB; -1: none); the oldest events go first")
+	fs.Int64Var(&cfg.Streams.InMaxMsgs, "in-max-msgs", cfg.Streams.InMaxMsgs, "message limit of the <PREFIX>_IN stream (-1: none); the oldest events go first")
+	fs.DurationVar(&cfg.Streams.OutMaxAge, "out-max-age", cfg.Streams.OutMaxAge, "how long a send request may wait in the <PREFIX>_OUT work queue before it is dropped unsent")
+	fs.Var(sizeValue{&cfg.Streams.OutMaxBytes}, "out-max-bytes", "`size` limit of the <PREFIX>_OUT work queue (-1: none); when full, new requests are refused")
+	fs.Int64Var(&cfg.Streams.OutMaxMsgs, "out-max-msgs", cfg.Streams.OutMaxMsgs, "message limit of the <PREFIX>_OUT work queue (-1: none); when full, new requests are refused")
+	fs.DurationVar(&cfg.Streams.ResultMaxAge, "result-max-age", cfg.Streams.ResultMaxAge, "how long send results are kept in the <PREFIX>_RESULT stream")
+	fs.Var(sizeValue{&cfg.Streams.ResultMaxBytes}, "result-max-bytes", "`size` limit of the <PREFIX>_RESULT stream (-1: none); the oldest results go first")
+	fs.Int64Var(&cfg.Streams.ResultMaxMsgs, "result-max-msgs", cfg.Streams.ResultMaxMsgs, "message limit of the <PREFIX>_RESULT stream (-1: none); the oldest results go first")
 	fs.DurationVar(&cfg.QRPollInterval, "qr-poll-interval", cfg.QRPollInterval, "how often the QR login status is asked while a QR code is shown")
 	fs.DurationVar(&cfg.PollTimeout, "poll-timeout", cfg.PollTimeout, "client timeout of one long poll (must exceed the server's hold)")
 	fs.DurationVar(&cfg.LeaderTTL, "leader-ttl", cfg.LeaderTTL, "replica leadership lease: a new leader takes over this long after the old one vanished")
@@ -137,8 +165,13 @@ func (c *cli) parseRunFlags(args []string) (config, error) {
 			return cfg, err
 		}
 	} else {
-		if cfg.NATSCreds != "" {
-			return cfg, f.badf("nats-creds", "only used with --nats (the embedded server needs no credentials)")
+		for _, n := range []struct{ name, v string }{
+			{"nats-creds", cfg.NATSCreds}, {"nats-nkey", cfg.NATSNkey}, {"nats-tls-ca", cfg.NATSTLSCA},
+			{"nats-tls-cert", cfg.NATSTLSCert}, {"nats-tls-key", cfg.NATSTLSKey},
+		} {
+			if n.v != "" {
+				return cfg, f.badf(n.name, "only used with --nats (the embedded server listens on loopback without credentials or TLS)")
+			}
 		}
 		if err := f.checkHostPort("nats-listen", cfg.NATSListen); err != nil {
 			return cfg, err
@@ -146,6 +179,12 @@ func (c *cli) parseRunFlags(args []string) (config, error) {
 		if cfg.DataDir == "" {
 			return cfg, f.badf("data-dir", "empty: the embedded nats-server needs a directory for its store")
 		}
+	}
+	if err := f.checkNATSFiles(&cfg); err != nil {
+		return cfg, err
+	}
+	if err := f.checkSessionKey("session-key", &cfg.SessionKey); err != nil {
+		return cfg, err
 	}
 	if cfg.QQEndpoint != "" {
 		u, err := url.Parse(cfg.QQEndpoint)
@@ -183,10 +222,36 @@ func (c *cli) parseRunFlags(args []string) (config, error) {
 	}{
 		{"qr-poll-interval", cfg.QRPollInterval}, {"poll-timeout", cfg.PollTimeout}, {"leader-ttl", cfg.LeaderTTL},
 		{"directory-refresh", cfg.DirectoryRefresh}, {"shutdown-timeout", cfg.ShutdownTimeout},
+		{"in-max-age", cfg.Streams.InMaxAge}, {"out-max-age", cfg.Streams.OutMaxAge}, {"result-max-age", cfg.Streams.ResultMaxAge},
 	} {
 		if err := f.checkPositive(d.name, d.v); err != nil {
 			return cfg, err
 		}
+	}
+	if cfg.LeaderTTL < time.Second {
+		return cfg, f.badf("leader-ttl", "must be at least 1s (the lease bucket's TTL), got %v", cfg.LeaderTTL)
+	}
+	if cfg.LeaderTTL > 10*time.Minute {
+		return cfg, f.badf("leader-ttl", "must be at most 10m (a failover waits this long), got %v", cfg.LeaderTTL)
+	}
+	for _, n := range []struct {
+		name string
+		v    int64
+	}{
+		{"in-max-bytes", cfg.Streams.InMaxBytes}, {"in-max-msgs", cfg.Streams.InMaxMsgs},
+		{"out-max-bytes", cfg.Streams.OutMaxBytes}, {"out-max-msgs", cfg.Streams.OutMaxMsgs},
+		{"result-max-bytes", cfg.Streams.ResultMaxBytes}, {"result-max-msgs", cfg.Streams.ResultMaxMsgs},
+	} {
+		if n.v == 0 || n.v < -1 {
+			return cfg, f.badf(n.name, "must be positive, or -1 for no limit, got %d", n.v)
+		}
+	}
+	if b := cfg.Streams.InMaxBytes; b > 0 && b < 1<<20 {
+		return cfg, f.badf("in-max-bytes", "at least 1MiB, got %d bytes", b)
+	}
+	cfg.ReplicaID = strings.TrimSpace(cfg.ReplicaID)
+	if strings.ContainsAny(cfg.ReplicaID, " \t\r\n") || len(cfg.ReplicaID) > 128 {
+		return cfg, f.badf("replica-id", "%q: at most 128 characters, no white space", cfg.ReplicaID)
 	}
 	if cfg.LogLevel, err = parseLogLevel(level); err != nil {
 		return cfg, f.badf("log-level", "%v", err)

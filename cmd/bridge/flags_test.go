@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/qqbridge/qqbridge/bus"
 	"github.com/qqbridge/qqbridge/schema"
 )
 
@@ -39,7 +42,18 @@ func TestEnvName(t *testing.T) {
 	}
 }
 
+// goodKey is a session key strong enough for --session-key.
+const goodKey = "q8V3n1Zr7TkYw2Lh5Gd0Xp9Bs6Mc4FjA"
+
 func TestParseRunFlags(t *testing.T) {
+	creds := writeCreds(t)
+	seed, _ := writeNkeySeed(t)
+	pki := newTestPKI(t)
+	missing := filepath.Join(t.TempDir(), "nonexistent")
+	notPEM := filepath.Join(t.TempDir(), "not.pem")
+	if err := os.WriteFile(notPEM, []byte("hello\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		args    []string
@@ -61,26 +75,56 @@ func TestParseRunFlags(t *testing.T) {
 		},
 		{
 			name: "every flag",
-			args: []string{"--nats", "nats://a:4222,nats://b:4222", "--nats-creds", "/x.creds", "--qq-endpoint", "http://127.0.0.1:18080",
-				"--prefix", "acct1", "--format", "msgpack", "--http", "0.0.0.0:9090", "--session-key", "k", "--rate", "2.5", "--burst", "5",
+			args: []string{"--nats", "nats://a:4222,nats://b:4222", "--nats-creds", creds, "--qq-endpoint", "http://127.0.0.1:18080",
+				"--prefix", "acct1", "--format", "msgpack", "--http", "0.0.0.0:9090", "--session-key", goodKey, "--rate", "2.5", "--burst", "5",
 				"--replicas", "3", "--qr-poll-interval", "50ms", "--poll-timeout", "5s", "--leader-ttl", "3s", "--directory-refresh", "1m",
-				"--shutdown-timeout", "9s", "--log-level", "debug", "--log-format", "json"},
+				"--shutdown-timeout", "9s", "--log-level", "debug", "--log-format", "json",
+				"--nats-tls-ca", pki.CA, "--nats-tls-cert", pki.ClientCert, "--nats-tls-key", pki.ClientKey, "--replica-id", "pod-0",
+				"--in-max-bytes", "2GiB", "--in-max-msgs", "5000", "--in-max-age", "48h", "--out-max-bytes", "10MB", "--out-max-msgs", "-1",
+				"--out-max-age", "1h", "--result-max-bytes", "-1", "--result-max-msgs", "77", "--result-max-age", "2h"},
 			check: func(t *testing.T, cfg config) {
-				if cfg.NATSURL != "nats://a:4222,nats://b:4222" || cfg.NATSCreds != "/x.creds" || cfg.QQEndpoint != "http://127.0.0.1:18080" ||
+				if cfg.NATSURL != "nats://a:4222,nats://b:4222" || cfg.NATSCreds != creds || cfg.QQEndpoint != "http://127.0.0.1:18080" ||
 					cfg.Subjects.Prefix() != "acct1" || cfg.Codec.ContentType() != schema.ContentTypeMsgpack || cfg.HTTPAddr != "0.0.0.0:9090" ||
-					cfg.SessionKey != "k" || cfg.Rate != 2.5 || cfg.Burst != 5 || cfg.Replicas != 3 || cfg.QRPollInterval != 50*time.Millisecond ||
+					cfg.SessionKey != goodKey || cfg.Rate != 2.5 || cfg.Burst != 5 || cfg.Replicas != 3 || cfg.QRPollInterval != 50*time.Millisecond ||
 					cfg.PollTimeout != 5*time.Second || cfg.LeaderTTL != 3*time.Second || cfg.DirectoryRefresh != time.Minute ||
 					cfg.ShutdownTimeout != 9*time.Second || cfg.LogLevel != zerolog.DebugLevel || cfg.LogFormat != logJSON {
+					t.Errorf("got %+v", cfg)
+				}
+				so := cfg.Streams
+				if cfg.NATSTLSCA != pki.CA || cfg.NATSTLSCert != pki.ClientCert || cfg.NATSTLSKey != pki.ClientKey || cfg.ReplicaID != "pod-0" ||
+					so.InMaxBytes != 2<<30 || so.InMaxMsgs != 5000 || so.InMaxAge != 48*time.Hour || so.OutMaxBytes != 10e6 || so.OutMaxMsgs != -1 ||
+					so.OutMaxAge != time.Hour || so.ResultMaxBytes != -1 || so.ResultMaxMsgs != 77 || so.ResultMaxAge != 2*time.Hour {
 					t.Errorf("got %+v", cfg)
 				}
 			},
 		},
 		{
+			// The key is judged without the white space but used as given, so
+			// that the sessions it sealed still open.
+			name: "nkey and a key with spaces around",
+			args: []string{"--nats", "tls://n:4222", "--nats-nkey", seed, "--session-key", "  " + goodKey + "\n"},
+			check: func(t *testing.T, cfg config) {
+				if cfg.NATSNkey != seed || cfg.SessionKey != "  "+goodKey+"\n" {
+					t.Errorf("nkey %q, key kept as given %v", cfg.NATSNkey, cfg.SessionKey == "  "+goodKey+"\n")
+				}
+			},
+		},
+		{
+			name: "stream limit defaults",
+			check: func(t *testing.T, cfg config) {
+				so := cfg.Streams
+				if so.InMaxBytes != bus.DefaultInMaxBytes || so.OutMaxMsgs != bus.DefaultOutMaxMsgs || so.OutMaxAge != bus.DefaultOutMaxAge ||
+					so.ResultMaxBytes != bus.DefaultResultMaxBytes || so.InMaxAge != bus.DefaultInMaxAge {
+					t.Errorf("streams %+v", so)
+				}
+			},
+		},
+		{
 			name: "env twins",
-			env: map[string]string{"QQBRIDGE_NATS": "nats://n:4222", "QQBRIDGE_PREFIX": "acct2", "QQBRIDGE_SESSION_KEY": "secret",
+			env: map[string]string{"QQBRIDGE_NATS": "nats://n:4222", "QQBRIDGE_PREFIX": "acct2", "QQBRIDGE_SESSION_KEY": goodKey,
 				"QQBRIDGE_RATE": "0.5", "QQBRIDGE_QR_POLL_INTERVAL": "2s", "QQBRIDGE_HTTP": ""},
 			check: func(t *testing.T, cfg config) {
-				if cfg.NATSURL != "nats://n:4222" || cfg.Subjects.Prefix() != "acct2" || cfg.SessionKey != "secret" ||
+				if cfg.NATSURL != "nats://n:4222" || cfg.Subjects.Prefix() != "acct2" || cfg.SessionKey != goodKey ||
 					cfg.Rate != 0.5 || cfg.QRPollInterval != 2*time.Second || cfg.HTTPAddr != "" {
 					t.Errorf("got %+v", cfg)
 				}
@@ -121,6 +165,33 @@ func TestParseRunFlags(t *testing.T) {
 		{name: "zero duration", args: []string{"--shutdown-timeout", "0s"}, wantErr: "--shutdown-timeout"},
 		{name: "bad log level", args: []string{"--log-level", "loud"}, wantErr: "--log-level"},
 		{name: "bad log format", args: []string{"--log-format", "xml"}, wantErr: "--log-format"},
+		{name: "leader ttl 1ms", args: []string{"--leader-ttl", "1ms"}, wantErr: "--leader-ttl: must be at least 1s"},
+		{name: "leader ttl an hour", args: []string{"--leader-ttl", "1h"}, wantErr: "--leader-ttl"},
+		{name: "creds missing", args: []string{"--nats", "nats://n:4222", "--nats-creds", missing}, wantErr: "--nats-creds: " + missing + ": no such file"},
+		{name: "creds not creds", args: []string{"--nats", "nats://n:4222", "--nats-creds", notPEM}, wantErr: "not a NATS credentials file"},
+		{name: "nkey missing", args: []string{"--nats", "nats://n:4222", "--nats-nkey", missing}, wantErr: "--nats-nkey: " + missing},
+		{name: "nkey not a seed", args: []string{"--nats", "nats://n:4222", "--nats-nkey", notPEM}, wantErr: "--nats-nkey: " + notPEM + ": not a user nkey seed"},
+		{name: "creds and nkey", args: []string{"--nats", "nats://n:4222", "--nats-creds", creds, "--nats-nkey", seed}, wantErr: "not both"},
+		{name: "nkey without nats", args: []string{"--nats-nkey", seed}, wantErr: "--nats-nkey: only used with --nats"},
+		{name: "tls ca missing", args: []string{"--nats", "tls://n:4222", "--nats-tls-ca", missing}, wantErr: "--nats-tls-ca"},
+		{name: "tls ca not PEM", args: []string{"--nats", "tls://n:4222", "--nats-tls-ca", notPEM}, wantErr: "--nats-tls-ca: " + notPEM + ": no PEM certificate"},
+		{name: "tls cert without key", args: []string{"--nats", "tls://n:4222", "--nats-tls-cert", pki.ClientCert}, wantErr: "--nats-tls-key: required"},
+		{name: "tls key without cert", args: []string{"--nats", "tls://n:4222", "--nats-tls-key", pki.ClientKey}, wantErr: "--nats-tls-cert: required"},
+		{name: "tls cert with another key", args: []string{"--nats", "tls://n:4222", "--nats-tls-cert", pki.ClientCert, "--nats-tls-key", pki.ServerKey}, wantErr: "--nats-tls-cert"},
+		{name: "tls without nats", args: []string{"--nats-tls-ca", pki.CA}, wantErr: "--nats-tls-ca: only used with --nats"},
+		{name: "size not a size", args: []string{"--in-max-bytes", "big"}, wantErr: "--in-max-bytes"},
+		{name: "size zero", args: []string{"--out-max-bytes", "0"}, wantErr: "--out-max-bytes"},
+		{name: "msgs zero", args: []string{"--result-max-msgs", "0"}, wantErr: "--result-max-msgs: must be positive"},
+		{name: "msgs below -1", args: []string{"--in-max-msgs", "-5"}, wantErr: "--in-max-msgs"},
+		{name: "in bytes tiny", args: []string{"--in-max-bytes", "1KiB"}, wantErr: "--in-max-bytes: at least 1MiB"},
+		{name: "out age zero", args: []string{"--out-max-age", "0s"}, wantErr: "--out-max-age"},
+		{name: "replica id with space", args: []string{"--replica-id", "a b"}, wantErr: "--replica-id"},
+		{name: "key short", args: []string{"--session-key", "k"}, wantErr: "--session-key: too weak (1 characters, want at least 32); make one with: head -c 32 /dev/urandom | base64"},
+		{name: "key placeholder", args: []string{"--session-key", "please-CHANGE-ME-before-production-use"}, wantErr: `too weak (it contains "change-me"`},
+		{name: "key secret", args: []string{"--session-key", "my-super-secret-session-key-0123456789"}, wantErr: `"secret"`},
+		{name: "key xxxx", args: []string{"--session-key", "XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"}, wantErr: `"xxxx"`},
+		{name: "key few bytes", args: []string{"--session-key", "abcabcabcabcabcabcabcabcabcabcabcabc"}, wantErr: "only 3 distinct characters"},
+		{name: "key weak from env", env: map[string]string{"QQBRIDGE_SESSION_KEY": "your-key-here-your-key-here-your-key"}, wantErr: "--session-key (from QQBRIDGE_SESSION_KEY): too weak"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -142,6 +213,15 @@ func TestParseRunFlags(t *testing.T) {
 			}
 			if got := exitCode(err, &bytes.Buffer{}); got != exitUsage {
 				t.Errorf("exit code %d, want %d", got, exitUsage)
+			}
+			key := tt.env["QQBRIDGE_SESSION_KEY"]
+			for i, a := range tt.args {
+				if a == "--session-key" && i+1 < len(tt.args) {
+					key = tt.args[i+1]
+				}
+			}
+			if len(key) > 4 && strings.Contains(err.Error(), key) {
+				t.Errorf("the error shows the session key: %q", err)
 			}
 		})
 	}
@@ -219,6 +299,9 @@ func TestCommandLine(t *testing.T) {
 		{name: "tail two subjects", args: []string{"tail", "a", "b"}, wantCode: exitUsage, wantOut: "one subject"},
 		{name: "run bad flag", args: []string{"run", "--rate", "x"}, wantCode: exitUsage, wantOut: "--rate"},
 		{name: "demo bad flag", args: []string{"demo", "--format", "yaml"}, wantCode: exitUsage, wantOut: "--format"},
+		{name: "run leader ttl 1ms", args: []string{"run", "--leader-ttl", "1ms"}, wantCode: exitUsage, wantOut: "bridge: run: --leader-ttl: must be at least 1s"},
+		{name: "run creds missing", args: []string{"run", "--nats", "nats://127.0.0.1:1", "--nats-creds", "/nonexistent"}, wantCode: exitUsage, wantOut: "--nats-creds: /nonexistent: no such file or directory"},
+		{name: "run help lists the new flags", args: []string{"run", "--help"}, wantCode: exitOK, wantOut: "--out-max-age"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -264,5 +347,28 @@ func TestValidSubscription(t *testing.T) {
 		if got := validSubscription(s); got != want {
 			t.Errorf("validSubscription(%q) = %v, want %v", s, got, want)
 		}
+	}
+}
+
+// TestVersion: bridge --version (and version) prints the module version and
+// the Go version on stdout and exits 0; the short form is a valid token.
+func TestVersion(t *testing.T) {
+	for _, arg := range []string{"--version", "version", "-version"} {
+		c, stdout, _ := testCLI(nil)
+		err := c.run(context.Background(), []string{arg})
+		if code := exitCode(err, &bytes.Buffer{}); code != exitOK {
+			t.Errorf("%s: exit code %d", arg, code)
+		}
+		v := readBuildVersion()
+		if out := stdout.String(); !strings.HasPrefix(out, "qqbridge "+v.Module) || !strings.Contains(out, v.Go) {
+			t.Errorf("%s printed %q", arg, out)
+		}
+	}
+	v := buildVersion{Module: "v1.2.3", Revision: "0123456789abcdef0123", Modified: true, Go: "go1.26"}
+	if got := v.Short(); got != "v1.2.3+0123456789ab.dirty" {
+		t.Errorf("Short = %q", got)
+	}
+	if got := v.String(); got != "qqbridge v1.2.3 revision 0123456789abcdef0123 (modified) go1.26" {
+		t.Errorf("String = %q", got)
 	}
 }

@@ -13,14 +13,18 @@ type healthStatus struct {
 	Account int64  `json:"account,omitempty"` // the QQ number once logged in
 	Leader  bool   `json:"leader"`            // this replica polls
 	Error   string `json:"error,omitempty"`   // why it is not healthy or not ready
+	Phase   string `json:"phase,omitempty"`   // while starting: what the bridge waits for
 }
 
 // healthHandler serves the probes:
 //
-//   - /healthz: 200 while the bridge runs and no component failed (a NATS outage
-//     is not a reason to restart the process: the client reconnects by itself);
-//     503 otherwise.
-//   - /readyz: 200 when, in addition, the NATS connection is up. The session
+//   - /healthz: 200 while the bridge starts or runs and no component failed (a
+//     NATS outage, or JetStream not ready yet, is not a reason to restart the
+//     process: the client reconnects and the start waits by themselves); 503
+//     otherwise.
+//   - /readyz: 200 when, in addition, the bridge has started (503 with the
+//     phase, e.g. "waiting for JetStream: …", before) and the NATS connection
+//     is up. The session
 //     state is reported but not required: a bridge waiting for a QR scan is ready
 //     (it serves the API and keeps requests queued); add ?online=1 to require a
 //     live QQ session as well.
@@ -30,6 +34,8 @@ func (b *Bridge) healthHandler() http.Handler {
 		st := b.status()
 		switch {
 		case st.Error != "":
+		case st.Phase != "":
+			st.OK = true // starting
 		case !b.isRunning():
 			st.Error = "not running"
 		default:
@@ -41,6 +47,8 @@ func (b *Bridge) healthHandler() http.Handler {
 		st := b.status()
 		switch {
 		case st.Error != "":
+		case st.Phase != "":
+			st.Error = "starting: " + st.Phase
 		case !b.isRunning():
 			st.Error = "not running"
 		case !b.nc.IsConnected():
@@ -56,6 +64,9 @@ func (b *Bridge) healthHandler() http.Handler {
 }
 
 func (b *Bridge) status() healthStatus {
+	if wired, phase := b.started(); !wired {
+		return healthStatus{NATS: "", Phase: phase}
+	}
 	s := b.session.State()
 	st := healthStatus{NATS: b.nc.Status().String(), State: s.State, Account: s.Account, Leader: b.session.IsLeader()}
 	b.mu.Lock()

@@ -6,6 +6,7 @@
 //	bridge tail   print the messages on a subject readably
 //	bridge send   send one message through a running bridge and wait for the outcome
 //	bridge onebot a OneBot v11 gateway on a running bridge (docs/onebot.md)
+//	bridge --version  the module version and VCS revision of the build
 //
 // Every flag --foo-bar has an environment twin QQBRIDGE_FOO_BAR; the flag wins.
 // See README.md and docs/operations.md.
@@ -89,6 +90,9 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return c.runSend(ctx, rest)
 	case "onebot":
 		return c.runOnebot(ctx, rest)
+	case "version", "-version", "--version":
+		c.printVersion()
+		return nil
 	case "help", "-h", "-help", "--help":
 		c.usage()
 		return errHelp
@@ -109,6 +113,7 @@ Commands:
   onebot a OneBot v11 gateway (HTTP, WebSocket, reverse WebSocket) on a running bridge
 
 Every flag --foo-bar has an environment twin QQBRIDGE_FOO_BAR; the flag wins.
-"bridge <command> --help" lists a command's flags.
+"bridge <command> --help" lists a command's flags; "bridge --version" prints the
+version and VCS revision.
 `)
 }

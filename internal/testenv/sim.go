@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -27,8 +29,46 @@ const (
 	Lunch   = int64(1008611)   // discussion "午饭吃什么" (the simulator's stable id)
 )
 
+// The simulator's era for a whole test run: QQBRIDGE_TEST_PROFILE names a
+// profile (2018, the default, or 2015) and QQBRIDGE_TEST_STRICT=1 adds the
+// write-ups' header checks, so that every suite that starts its simulator
+// through StartSim (or SimFlags, for the cmd/qqsim binary) runs against each
+// era: CI runs them once more with QQBRIDGE_TEST_PROFILE=2015
+// QQBRIDGE_TEST_STRICT=1.
+const (
+	EnvProfile = "QQBRIDGE_TEST_PROFILE"
+	EnvStrict  = "QQBRIDGE_TEST_STRICT"
+)
+
+// SimEra returns the profile and strictness the environment asks for.
+func SimEra(t testing.TB) (qqsim.Profile, bool) {
+	t.Helper()
+	p, err := qqsim.ParseProfile(os.Getenv(EnvProfile))
+	if err != nil {
+		t.Fatalf("testenv: %s: %v", EnvProfile, err)
+	}
+	strict := false
+	switch v := os.Getenv(EnvStrict); v {
+	case "", "0":
+	case "1":
+		strict = true
+	default:
+		t.Fatalf("testenv: %s=%q: want 1 or 0", EnvStrict, v)
+	}
+	return p, strict
+}
+
+// SimFlags are the cmd/qqsim flags of the era SimEra returns.
+func SimFlags(t testing.TB) []string {
+	t.Helper()
+	p, strict := SimEra(t)
+	return []string{"--profile", string(p), "--strict=" + strconv.FormatBool(strict)}
+}
+
 // SimConfig is a simulator configuration for tests: polls held 200ms, no
-// rate limit, echo on. Change fields as a test needs.
+// rate limit, echo on. Change fields as a test needs. StartSim sets the
+// profile and strictness from the environment (SimEra) when cfg leaves the
+// profile empty.
 func SimConfig() qqsim.Config {
 	return qqsim.Config{PollHold: 200 * time.Millisecond, RateLimit: -1, Echo: true}
 }
@@ -45,6 +85,9 @@ type Sim struct {
 // handler, when set, wraps the simulator's handler (to record requests).
 func StartSim(t testing.TB, cfg qqsim.Config, wrap ...func(http.Handler) http.Handler) *Sim {
 	t.Helper()
+	if cfg.Profile == "" {
+		cfg.Profile, cfg.Strict = SimEra(t)
+	}
 	sim, err := qqsim.New(cfg)
 	if err != nil {
 		t.Fatalf("testenv: qqsim.New: %v", err)
