@@ -1,7 +1,10 @@
-// Command qqbench measures qqbridge's ingress and egress side by side with
-// baselines that do the same work without the bridge (package bench), all on
-// the loopback with an embedded nats-server and the simulator, and prints the
-// medians and ratios as a Markdown table.
+// Command qqbench measures qqbridge's hot paths side by side with baselines
+// that do the same work without the bridge: ingress against raw JetStream
+// publishes of the same messages, egress against a plain loop of the same
+// sends to the same simulator, two egress replicas against one. It alternates
+// the bridge and its baselines in one process, all on the loopback with an
+// embedded nats-server and the simulator, and prints the medians and ratios
+// as a Markdown table (docs/performance.md).
 //
 //	go run ./cmd/qqbench [-reps 7] [-events 5000] [-requests 2000] [-in-flight 16] [-contacts 10000]
 package main
@@ -12,12 +15,10 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-
-	"github.com/qqbridge/qqbridge/bench"
 )
 
 func main() {
-	var cfg bench.Config
+	var cfg Config
 	flag.IntVar(&cfg.Reps, "reps", 7, "repetitions of each measurement (alternating; medians reported)")
 	flag.IntVar(&cfg.Events, "events", 5000, "group messages in the ingress runs' poll answer")
 	flag.IntVar(&cfg.Requests, "requests", 2000, "queued send requests of the egress runs")
@@ -27,7 +28,7 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if _, err := bench.Run(ctx, cfg, os.Stdout); err != nil {
+	if _, err := Run(ctx, cfg, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "qqbench:", err)
 		os.Exit(1)
 	}

@@ -1,4 +1,4 @@
-package bench
+package main
 
 import (
 	"context"
@@ -81,7 +81,7 @@ func TestRunSmall(t *testing.T) {
 		t.Skip("starts NATS and the simulator")
 	}
 	var out discard
-	rows, err := Run(context.Background(), Config{Reps: 1, Events: 200, Requests: 50}, &out)
+	rows, err := Run(context.Background(), Config{Reps: 1, Events: 200, Requests: 50, Contacts: 100}, &out)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,14 +1,11 @@
-// Package bench measures qqbridge's hot paths side by side with baselines that
-// do the same work without the bridge: ingress against raw JetStream publishes
-// of the same messages, egress against a plain loop of the same sends to the
-// same simulator, egress with two replicas against one. Run alternates the
-// bridge and its baselines in one process and prints medians and ratios
-// (cmd/qqbench); bench_test.go has the same runs as Go benchmarks.
+// The harness: the environment the runs share (env.go), the runs of the
+// bridge and of the baselines (runs.go, latency.go), Run and its table
+// (run.go). bench_test.go has the same runs as Go benchmarks.
 //
 // Everything runs on the loopback: an embedded nats-server (in process, its
 // own store in a temporary directory) and the simulator (qqsim) on an
 // httptest listener, logged in by QR as a test does.
-package bench
+package main
 
 import (
 	"context"
