@@ -192,6 +192,7 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 		// MaxPayload: the server's limit, known once connected.
 		MaxPayload: int(b.nc.MaxPayload()),
 		Media:      b.media, // the pictures of each message: fetched and stored apart
+		Metrics:    b.metrics,
 	}); err != nil {
 		return nil, err
 	}
@@ -212,6 +213,7 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 		Rate:     cfg.Rate,
 		Burst:    cfg.Burst,
 		Pacer:    pacer,
+		Metrics:  b.metrics,
 	}); err != nil {
 		return nil, err
 	}
