@@ -21,7 +21,8 @@
 // (answers made with micro's error reply) are counted, and the processing
 // time is the time to the answer. Requests to one endpoint are therefore
 // handled one at a time, in arrival order, per replica; sends are paced per
-// account anyway.
+// account anyway, across every replica when egress has a shared Pacer
+// (package pace), as the bridge does.
 //
 // The files: api.go (Config, New, Start), send.go (the send endpoints and
 // the deadline), session.go (state and login), reply.go (answers and error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -20,10 +21,19 @@ func (d *Directory) accountOf(ctx context.Context, uin int64) (int64, error) {
 	if uin <= 0 {
 		return 0, fmt.Errorf("%w: uin %d", errNotResolved, uin)
 	}
+	key, _ := d.keyFor(ctx)
 	d.mu.RLock()
 	e, ok := d.acct[uin]
 	sess := d.acctSess
 	d.mu.RUnlock()
+	if sess != key { // a new session whose lists are not loaded yet: its own numbers
+		d.mu.Lock()
+		if d.acctSess != key {
+			d.acct, d.byQQ, d.acctSess = map[int64]acctEntry{}, map[int64]int64{}, key
+		}
+		d.mu.Unlock()
+		sess, ok = key, false
+	}
 	if ok && (e.qq > 0 || time.Now().Before(e.retryAt)) {
 		if e.qq == 0 {
 			return 0, fmt.Errorf("%w: uin %d (failed recently)", errNotResolved, uin)
@@ -91,4 +101,50 @@ func (d *Directory) findUIN(ctx context.Context, qq int64, uins []int64) (int64,
 		return 0, fmt.Errorf("%w: %d of %d QQ numbers could not be resolved (%v)", ErrIncomplete, unresolved, len(uins), first)
 	}
 	return 0, nil
+}
+
+// resolveConcurrency bounds the QQ number lookups ResolveAccounts makes at
+// once: a few, well under QQ's request rate (the client's retries back off
+// when QQ says too fast).
+const resolveConcurrency = 4
+
+// ResolveAccounts looks up the QQ numbers of the uins not known yet (and not
+// failed recently) together, at most resolveConcurrency requests at a time,
+// so that a batch of events from new senders waits for one round of lookups
+// rather than one after another. The lookups then answer from the cache;
+// failures are remembered as accountOf does.
+func (d *Directory) ResolveAccounts(ctx context.Context, uins []int64) {
+	seen := make(map[int64]bool, len(uins))
+	var todo []int64
+	now := time.Now()
+	d.mu.RLock()
+	for _, u := range uins {
+		if u <= 0 || seen[u] {
+			continue
+		}
+		seen[u] = true
+		if e, ok := d.acct[u]; ok && (e.qq > 0 || now.Before(e.retryAt)) {
+			continue
+		}
+		todo = append(todo, u)
+	}
+	d.mu.RUnlock()
+	if len(todo) <= 1 {
+		return // one lookup is made where it is needed
+	}
+	sem := make(chan struct{}, resolveConcurrency)
+	var wg sync.WaitGroup
+	for _, u := range todo {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			_, _ = d.accountOf(ctx, u)
+		})
+	}
+	wg.Wait()
 }

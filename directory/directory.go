@@ -28,6 +28,7 @@
 package directory
 
 import (
+	"context"
 	"hash/fnv"
 	"sync"
 	"time"
@@ -85,6 +86,7 @@ type Directory struct {
 	metrics     *metrics.Metrics // WithMetrics; nil: none
 
 	refreshMu sync.Mutex // one Refresh at a time
+	empty     *snapshot  // no lists (never changed)
 
 	mu          sync.RWMutex
 	snap        *snapshot           // the lists of the last refresh; never nil
@@ -161,6 +163,7 @@ func New(c *qqclient.Client, log zerolog.Logger, opts ...Option) *Directory {
 		missRefresh: DefaultMissRefresh,
 		negativeTTL: DefaultNegativeTTL,
 		snap:        emptySnapshot(),
+		empty:       emptySnapshot(),
 		acct:        map[int64]acctEntry{},
 		byQQ:        map[int64]int64{},
 	}
@@ -192,4 +195,41 @@ func (d *Directory) snapshot() *snapshot {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	return d.snap
+}
+
+// inboundSnapshot is the lists of the current session, or empty ones while
+// they are not loaded yet in it: the session numbers of another session
+// name other people.
+func (d *Directory) inboundSnapshot(ctx context.Context) *snapshot {
+	s := d.snapshot()
+	if key, ok := d.keyFor(ctx); ok && key == s.sess {
+		return s
+	}
+	return d.empty
+}
+
+// pinnedKey is the context key of a session key pinned by Pin.
+type pinnedKey struct{ d *Directory }
+
+// pinned is a session key pinned for the lookups of a batch.
+type pinned struct {
+	key uint64
+	ok  bool
+}
+
+// Pin returns ctx with the client's current session noted, for the inbound
+// lookups of one poll's items (which all come from one session): they then
+// take the session from ctx instead of asking the client each time, which
+// copies its whole session. Refreshes always ask the client.
+func (d *Directory) Pin(ctx context.Context) context.Context {
+	key, ok := d.sessionKey()
+	return context.WithValue(ctx, pinnedKey{d}, pinned{key: key, ok: ok})
+}
+
+// keyFor is the session key pinned in ctx, else the client's current one.
+func (d *Directory) keyFor(ctx context.Context) (uint64, bool) {
+	if p, ok := ctx.Value(pinnedKey{d}).(pinned); ok {
+		return p.key, p.ok
+	}
+	return d.sessionKey()
 }

@@ -11,10 +11,10 @@ import (
 // parts stay zero; it never fails.
 func (d *Directory) Friend(ctx context.Context, uin int64) schema.Contact {
 	c := schema.Contact{UIN: uin}
-	s := d.snapshot()
+	s := d.inboundSnapshot(ctx)
 	i, ok := s.friendByUIN[uin]
 	if !ok {
-		s, _ = d.refreshOnMiss(ctx, s)
+		s, _ = d.refreshOnMiss(ctx, s, false)
 		i, ok = s.friendByUIN[uin]
 	}
 	if ok {
@@ -29,10 +29,10 @@ func (d *Directory) Friend(ctx context.Context, uin int64) schema.Contact {
 // know gets the friend list's nick when a friend. It never fails.
 func (d *Directory) Member(ctx context.Context, gid, uin int64) schema.Contact {
 	c := schema.Contact{UIN: uin}
-	s := d.snapshot()
+	s := d.inboundSnapshot(ctx)
 	m, ok := s.member(gid, uin)
 	if !ok {
-		s, _ = d.refreshOnMiss(ctx, s)
+		s, _ = d.refreshOnMiss(ctx, s, false)
 		m, ok = s.member(gid, uin)
 	}
 	if ok {
@@ -58,10 +58,10 @@ func (s *snapshot) member(gid, uin int64) (member, bool) {
 // else resolved lazily). It never fails.
 func (d *Directory) DiscussMember(ctx context.Context, did, uin int64) schema.Contact {
 	c := schema.Contact{UIN: uin}
-	s := d.snapshot()
+	s := d.inboundSnapshot(ctx)
 	m, ok := s.discussMember(did, uin)
 	if !ok {
-		s, _ = d.refreshOnMiss(ctx, s)
+		s, _ = d.refreshOnMiss(ctx, s, false)
 		m, ok = s.discussMember(did, uin)
 	}
 	if ok {
@@ -91,10 +91,10 @@ func (s *snapshot) discussMember(did, uin int64) (discussMember, bool) {
 // the protocol did not give it) and name. It never fails.
 func (d *Directory) Group(ctx context.Context, gid int64) schema.GroupRef {
 	r := schema.GroupRef{GID: gid}
-	s := d.snapshot()
+	s := d.inboundSnapshot(ctx)
 	g := s.groupByGID[gid]
 	if g == nil {
-		s, _ = d.refreshOnMiss(ctx, s)
+		s, _ = d.refreshOnMiss(ctx, s, false)
 		g = s.groupByGID[gid]
 	}
 	if g != nil {
@@ -107,7 +107,7 @@ func (d *Directory) Group(ctx context.Context, gid int64) schema.GroupRef {
 // when unknown). It makes no request.
 func (d *Directory) Discuss(did int64) schema.DiscussRef {
 	r := schema.DiscussRef{DID: did}
-	if dd := d.snapshot().discussByID[did]; dd != nil {
+	if dd := d.inboundSnapshot(context.Background()).discussByID[did]; dd != nil {
 		r.Name = dd.name
 	}
 	return r

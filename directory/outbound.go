@@ -121,7 +121,7 @@ func (d *Directory) has(ctx context.Context, s *snapshot, in func(*snapshot, int
 // keeps a miss in them from being a finding: the refresh failed, or the lists
 // are not the current session's.
 func (d *Directory) missed(ctx context.Context, s *snapshot) (*snapshot, error) {
-	s, err := d.refreshOnMiss(ctx, s)
+	s, err := d.refreshOnMiss(ctx, s, true)
 	if err != nil {
 		return nil, err
 	}

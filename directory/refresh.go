@@ -8,6 +8,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/qqbridge/qqbridge/live"
 	"github.com/qqbridge/qqbridge/qqclient"
 )
 
@@ -45,9 +46,35 @@ func (d *Directory) Run(ctx context.Context, every time.Duration) {
 // a list, a lost session or a cancelled ctx returns the error and keeps the
 // previous lists. Without a session it returns an error wrapping
 // qqclient.ErrNotLoggedIn.
-func (d *Directory) Refresh(ctx context.Context) (err error) {
+func (d *Directory) Refresh(ctx context.Context) error {
 	d.refreshMu.Lock()
 	defer d.refreshMu.Unlock()
+	return d.refreshLocked(ctx)
+}
+
+// RefreshInBackground starts a Refresh of the lists in s's session and
+// returns at once: the session goes online without waiting for the lists
+// (the bridge calls it from the session's OnOnline hook). Until they are
+// loaded, inbound events carry session numbers and the QQ numbers resolved
+// per person (get_friend_uin2), without nicks, cards or group names; an
+// outbound lookup waits for the lists, since only they say which targets
+// the session has. A failure is logged; the next lookup that misses
+// refreshes again.
+func (d *Directory) RefreshInBackground(s live.Session) {
+	go func() {
+		start := time.Now()
+		err := d.Refresh(s.Context())
+		switch {
+		case err != nil && s.Err() == nil:
+			d.log.Warn().Err(err).Int64("account", s.Account).
+				Msg("contact refresh at login failed; names and stable numbers may be missing until the next refresh")
+		case err == nil:
+			d.log.Debug().Dur("took", time.Since(start)).Msg("contacts loaded after going online")
+		}
+	}()
+}
+
+func (d *Directory) refreshLocked(ctx context.Context) (err error) {
 	defer func(start time.Time) { d.observeRefresh(start, err) }(time.Now())
 	key, ok := d.sessionKey()
 	d.mu.Lock()
@@ -239,7 +266,9 @@ const staleRetry = 5 * time.Second
 // returns the lists to look in again, with the error of the refresh it made
 // (nil when it made none). The inbound lookups log the error and go on with
 // what they have; an outbound lookup cannot call a miss a finding after it.
-func (d *Directory) refreshOnMiss(ctx context.Context, s *snapshot) (*snapshot, error) {
+// With wait, a refresh under way is waited for (outbound lookups); without,
+// the lists at hand are returned at once (inbound ones).
+func (d *Directory) refreshOnMiss(ctx context.Context, s *snapshot, wait bool) (*snapshot, error) {
 	key, ok := d.sessionKey()
 	if !ok {
 		return s, nil
@@ -252,13 +281,21 @@ func (d *Directory) refreshOnMiss(ctx context.Context, s *snapshot) (*snapshot, 
 	}
 	d.mu.RUnlock()
 	if !due {
-		return d.snapshot(), nil
+		return d.inboundSnapshot(ctx), nil
 	}
-	err := d.Refresh(ctx)
+	if wait {
+		d.refreshMu.Lock()
+	} else if !d.refreshMu.TryLock() {
+		// A refresh is under way (the one at login): an inbound lookup goes
+		// on with what there is rather than hold the event up.
+		return d.inboundSnapshot(ctx), nil
+	}
+	defer d.refreshMu.Unlock()
+	err := d.refreshLocked(ctx)
 	if err != nil && ctx.Err() == nil {
 		d.log.Warn().Err(err).Msg("refresh after an unknown number failed")
 	}
-	return d.snapshot(), err
+	return d.inboundSnapshot(ctx), err
 }
 
 // current returns the lists, refreshing first when the client moved to a

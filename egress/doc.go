@@ -15,12 +15,20 @@
 // records and claims), consumer.go (the stream consumer and the results).
 //
 // Guarantees:
-//   - Order: requests are sent one at a time in stream order; a request that
-//     meets a transient failure (QQ rate limit, session reconnecting,
-//     contact lists that cannot be loaded) is retried in place with backoff,
-//     its message kept in progress, so nothing overtakes it. After
-//     Config.RetryFor without progress it is answered rate_limited or
-//     session_unavailable.
+//   - Order: with Config.InFlight 1 (the default) requests are sent one at
+//     a time in stream order, across replicas; with InFlight n above 1 up to
+//     n requests are worked on at once by the one replica the consumer is
+//     pinned to, and requests to one target (as written in the request:
+//     to.group and to.gid are different targets) are sent one after another
+//     in stream order. A request that meets a transient failure (QQ rate
+//     limit, session reconnecting, contact lists that cannot be loaded) is
+//     retried in place with backoff, its message kept in progress, so
+//     nothing to its target overtakes it. After Config.RetryFor without
+//     progress it is answered rate_limited or session_unavailable. One
+//     limit of InFlight above 1: when the pinned replica dies, the requests
+//     it held are redelivered after AckWait, and a newer request to the same
+//     target that the next replica took meanwhile may have gone first; with
+//     InFlight 1 nothing is delivered before them.
 //   - At most once: a request with an id is sent at most once per id, across
 //     replicas and restarts, for the life of its record in the SentKV bucket
 //     (24 h); a repeat is answered with the first outcome. A request without

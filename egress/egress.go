@@ -40,6 +40,13 @@ type Resolver interface {
 	Resolve(ctx context.Context, kind schema.Kind, to schema.Target) (qqclient.Target, error)
 }
 
+// Pacer paces the sends of each account; *pace.Limiter implements it. Wait
+// returns when account may send one message, with how long it waited, or
+// ctx's error when ctx ends first (the turn is then given back).
+type Pacer interface {
+	Wait(ctx context.Context, account int64) (time.Duration, error)
+}
+
 // Sender sends one message part; *qqclient.Client is the implementation.
 type Sender interface {
 	SendPart(ctx context.Context, t qqclient.Target, segs []qqclient.Segment) error
@@ -62,6 +69,11 @@ type Config struct {
 	// send of the Egress (consumer and Send) shares the pace.
 	Rate  float64
 	Burst int
+	// Pacer, when set, paces the sends instead of the Egress's own token
+	// buckets (Rate and Burst are then the Pacer's business): a
+	// *pace.Limiter, whose buckets every replica shares, so that an account
+	// keeps its pace however many replicas send.
+	Pacer Pacer
 
 	// Consumer is the durable name of the pull consumer on the QQ_OUT
 	// stream; replicas that use the same name share the work.
@@ -85,6 +97,35 @@ type Config struct {
 	// heartbeat) before another worker treats its sender as dead and answers
 	// maybe_sent; default AckWait.
 	StaleAfter time.Duration
+
+	// InFlight is the number of requests of the stream worked on at once
+	// (default 1). Requests to one target are always sent one after another
+	// in stream order; with InFlight above 1 requests to different targets
+	// overlap, and one replica at a time (the one the consumer is pinned to)
+	// takes requests, so the order per target holds across replicas too.
+	InFlight int
+
+	// Metrics, when set, counts the sends and the pacing waits and watches
+	// the consumer's backlog (*metrics.Metrics).
+	Metrics Metrics
+}
+
+// Metrics is what egress reports to; *metrics.Metrics implements it. Each
+// method must be safe for concurrent use.
+type Metrics interface {
+	Sent(kind, code string, took time.Duration)
+	PacingWait(d time.Duration)
+	WatchConsumerPending(ctx context.Context, consumer string, every time.Duration, pending func(context.Context) (uint64, error))
+}
+
+// codeOK is the code of a sent request for Metrics.Sent (metrics.CodeOK).
+const codeOK = "ok"
+
+type nopMetrics struct{}
+
+func (nopMetrics) Sent(string, string, time.Duration) {}
+func (nopMetrics) PacingWait(time.Duration)           {}
+func (nopMetrics) WatchConsumerPending(context.Context, string, time.Duration, func(context.Context) (uint64, error)) {
 }
 
 // Egress sends the messages requested on qq.out.* (Run) and by Send (the
@@ -115,6 +156,8 @@ func New(cfg Config) (*Egress, error) {
 		return nil, fmt.Errorf("%w: SentKV is required", ErrConfig)
 	case cfg.Rate < 0 || cfg.Burst < 0:
 		return nil, fmt.Errorf("%w: Rate and Burst must not be negative", ErrConfig)
+	case cfg.InFlight < 0:
+		return nil, fmt.Errorf("%w: InFlight must not be negative", ErrConfig)
 	case cfg.MaxDeliver < -1:
 		return nil, fmt.Errorf("%w: MaxDeliver must be -1 (unlimited) or more", ErrConfig)
 	}
@@ -138,6 +181,12 @@ func New(cfg Config) (*Egress, error) {
 	setDefault(&cfg.RetryInitial, DefaultRetryInitial)
 	setDefault(&cfg.RetryMax, DefaultRetryMax)
 	setDefault(&cfg.StaleAfter, cfg.AckWait)
+	if cfg.InFlight == 0 {
+		cfg.InFlight = 1
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = nopMetrics{}
+	}
 	if cfg.MaxDeliver == 0 {
 		cfg.MaxDeliver = DefaultMaxDeliver
 	}
@@ -185,8 +234,19 @@ func (e *Egress) Send(ctx context.Context, kind schema.Kind, req *schema.Request
 	if req.ID != "" {
 		j.key = idKey(req.ID)
 	}
+	start := time.Now()
 	res, _ := e.pipeline(ctx, j)
+	e.sent(j, res, time.Since(start))
 	return res
+}
+
+// sent reports the outcome of j to the metrics.
+func (e *Egress) sent(j *job, res schema.Result, took time.Duration) {
+	code := codeOK
+	if res.Error != nil {
+		code = string(res.Error.Code)
+	}
+	e.cfg.Metrics.Sent(string(j.kind), code, took)
 }
 
 // pacer returns the token bucket of account, shared by every send path.

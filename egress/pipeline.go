@@ -50,7 +50,13 @@ type job struct {
 	parts    [][]qqclient.Segment
 	// inProgress, when set, is called at every heartbeat (msg.InProgress).
 	inProgress func()
-	claim      atomic.Pointer[claim]
+	// report, when set, publishes the outcome (the consumer's result); the
+	// claim layer runs it alongside the record's final write, which it
+	// waits for too. It is not called for an interrupted request.
+	report    func(ctx context.Context, res schema.Result) error
+	reportErr error // report's error
+	reported  bool  // report was run
+	claim     atomic.Pointer[claim]
 
 	sent   int       // parts sent so far, by earlier attempts included
 	giveUp time.Time // when the current retry window closes
@@ -135,12 +141,19 @@ func (e *Egress) withClaim(next handler) handler {
 		j.claim.Store(c)
 		j.sent = c.partsSent()
 		res, st := next(ctx, j)
-		// The outcome is recorded even when ctx has ended.
+		// The outcome is recorded even when ctx has ended; the result is
+		// published at the same time (one round trip for both).
+		var wg sync.WaitGroup
+		if j.report != nil && st != statusInterrupted {
+			wg.Go(func() { j.reportErr = j.report(ctx, res) })
+		}
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if err := c.finish(fctx, res, st != statusFinal); err != nil && !errors.Is(err, errLost) {
 			e.log.Warn().Err(err).Str("key", j.key).Msg("could not record the outcome")
 		}
+		wg.Wait()
+		j.reported = j.report != nil && st != statusInterrupted
 		return res, st
 	}
 }

@@ -112,11 +112,24 @@ func (e *Egress) resolveTarget(ctx context.Context, j *job, t *try) *fault {
 // pace waits for the account's turn. When ctx ends first, the turn is given
 // back.
 func (e *Egress) pace(ctx context.Context, _ *job, t *try) *fault {
+	if p := e.cfg.Pacer; p != nil {
+		d, err := p.Wait(ctx, t.sess.Account)
+		if err != nil {
+			if ctx.Err() == nil { // never: a Pacer fails only when ctx ends
+				return retryFault(schema.CodeRateLimited, "pacing: %v", err)
+			}
+			return stopFault(ctx)
+		}
+		e.cfg.Metrics.PacingWait(d)
+		return nil
+	}
 	r := e.pacer(t.sess.Account).Reserve()
-	if err := sleepCtx(ctx, r.Delay()); err != nil {
+	d := r.Delay()
+	if err := sleepCtx(ctx, d); err != nil {
 		r.Cancel()
 		return stopFault(ctx)
 	}
+	e.cfg.Metrics.PacingWait(d)
 	return nil
 }
 
@@ -167,7 +180,10 @@ func (e *Egress) sendPart(ctx context.Context, j *job, t *try) *fault {
 // write of the claim, which carries the same progress.
 func (e *Egress) recordProgress(ctx context.Context, j *job, _ *try) *fault {
 	c := j.claim.Load()
-	if c == nil {
+	if c == nil || j.sent == len(j.parts) {
+		// After the last part the outcome is written next (finish): a
+		// progress write would add a round trip and nothing else. A crash
+		// in between is answered maybe_sent, as one during the send.
 		return nil
 	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

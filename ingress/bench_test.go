@@ -58,7 +58,7 @@ func benchGroupEvent(b *testing.B) (qqclient.Event, *directory.Directory) {
 
 func BenchmarkNormalise(b *testing.B) {
 	ev, dir := benchGroupEvent(b)
-	ctx := context.Background()
+	ctx := dir.Pin(context.Background()) // as publishBatch does for a batch
 	b.Run("directory", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -81,7 +81,7 @@ func BenchmarkNormalise(b *testing.B) {
 // publish: normalise, then the body and headers in each codec.
 func BenchmarkNormaliseEncode(b *testing.B) {
 	ev, dir := benchGroupEvent(b)
-	ctx := context.Background()
+	ctx := dir.Pin(context.Background()) // as publishBatch does for a batch
 	subjects, _ := schema.NewSubjects("")
 	for _, codec := range []schema.Codec{schema.JSON(), schema.Msgpack()} {
 		b.Run(codec.ContentType()[len("application/"):], func(b *testing.B) {

@@ -281,11 +281,19 @@ func (h *harness) ctx() context.Context {
 // start runs an Ingress with codec (nil = JSON) until the test ends or stop.
 func (h *harness) start(codec schema.Codec) *Ingress {
 	h.t.Helper()
-	ing, err := New(Config{
-		Client: h.c, Terms: h.sess, Dir: h.dir, JS: h.js, Subjects: h.subjects, Codec: codec, Log: h.log,
+	return h.startWith(func(c *Config) { c.Codec = codec })
+}
+
+// startWith runs an Ingress of the test configuration changed by mod.
+func (h *harness) startWith(mod func(*Config)) *Ingress {
+	h.t.Helper()
+	cfg := Config{
+		Client: h.c, Terms: h.sess, Dir: h.dir, JS: h.js, Subjects: h.subjects, Log: h.log,
 		PublishTimeout: 500 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
 		MinHold: 50 * time.Millisecond, // the simulator holds an empty poll 200ms
-	})
+	}
+	mod(&cfg)
+	ing, err := New(cfg)
 	if err != nil {
 		h.t.Fatalf("New: %v", err)
 	}

@@ -7,6 +7,11 @@
 //   - Nothing polled is dropped: a publish that fails (NATS unreachable, no
 //     stream, a timeout) is retried with backoff until it is acknowledged, and
 //     the next poll waits until the whole batch is published, in order.
+//     A batch is published asynchronously, up to Config.Window messages
+//     waiting for their ack, each expecting its predecessor to be the
+//     stream's last message (Nats-Expected-Last-Msg-Id): a message never
+//     lands ahead of one published before it, and after a failure the
+//     retry loop resumes from the first message not acknowledged.
 //   - A repeated item is published once: every event carries a deterministic
 //     id (schema.EventID) as Nats-Msg-Id, which the stream de-duplicates, and
 //     a small set of recently published ids spares the repeat a publish.
@@ -53,6 +58,7 @@ const (
 	DefaultShutdownGrace  = 5 * time.Second
 	DefaultMinHold        = time.Second
 	DefaultMaxPayload     = 1 << 20 // the NATS server's default max_payload
+	DefaultWindow         = 256     // publishes of a batch waiting for their ack at once
 )
 
 // Poller makes one poll2 request; *qqclient.Client implements it.
@@ -111,10 +117,42 @@ type Config struct {
 	// Journal, when set, keeps each poll answer until its events are
 	// published, and replays what a dead leader left (journal.go).
 	Journal *Journal
+	// Window is the number of a batch's publishes that may wait for their
+	// JetStream ack at once (default 256); 1 publishes one by one.
+	Window int
+	// Metrics, when set, counts polls and publishes (*metrics.Metrics).
+	Metrics Metrics
 	// Media, when set, receives the pictures of every published message
 	// that has some; nil leaves their image segments pending.
 	Media Media
 }
+
+// Metrics is what ingress reports to; *metrics.Metrics implements it. Each
+// method must be safe for concurrent use.
+type Metrics interface {
+	PollDone(outcome string)
+	Published(kind string, took time.Duration)
+	Duplicate(kind string, took time.Duration)
+	PublishRetry()
+	Echo(kind string)
+}
+
+// Poll outcomes given to Metrics.PollDone (the values of package metrics).
+const (
+	pollEvents = "events"
+	pollEmpty  = "empty"
+	pollError  = "error"
+	pollLost   = "lost"
+)
+
+// nopMetrics reports nowhere.
+type nopMetrics struct{}
+
+func (nopMetrics) PollDone(string)                 {}
+func (nopMetrics) Published(string, time.Duration) {}
+func (nopMetrics) Duplicate(string, time.Duration) {}
+func (nopMetrics) PublishRetry()                   {}
+func (nopMetrics) Echo(string)                     {}
 
 // Stats counts what an Ingress did since it was made.
 type Stats struct {
@@ -136,11 +174,12 @@ type Stats struct {
 // Ingress is the poll loop of one account. Run it once; it is not meant to
 // run twice at the same time (only the newest poller of a session receives).
 type Ingress struct {
-	cfg    Config
-	dir    Resolver
-	codec  schema.Codec
-	log    zerolog.Logger
-	recent *recentSet
+	cfg     Config
+	dir     Resolver
+	codec   schema.Codec
+	log     zerolog.Logger
+	recent  *recentSet
+	metrics Metrics
 
 	polls, items, published, duplicates, repeats, echoes, retries, dropped, split, truncated, lost, kicks, replayed atomic.Uint64
 }
@@ -155,8 +194,11 @@ func New(cfg Config) (*Ingress, error) {
 	case cfg.JS == nil:
 		return nil, errors.New("ingress: Config.JS is required")
 	case cfg.PublishTimeout < 0 || cfg.MaxBackoff < 0 || cfg.RecentIDs < 0 || cfg.ShutdownGrace < 0 ||
-		cfg.MinHold < 0 || cfg.MaxPayload < 0:
-		return nil, errors.New("ingress: negative PublishTimeout, MaxBackoff, RecentIDs, ShutdownGrace, MinHold or MaxPayload")
+		cfg.MinHold < 0 || cfg.MaxPayload < 0 || cfg.Window < 0:
+		return nil, errors.New("ingress: negative PublishTimeout, MaxBackoff, RecentIDs, ShutdownGrace, MinHold, MaxPayload or Window")
+	}
+	if cfg.Window == 0 {
+		cfg.Window = DefaultWindow
 	}
 	if cfg.MinHold == 0 {
 		cfg.MinHold = DefaultMinHold
@@ -177,11 +219,15 @@ func New(cfg Config) (*Ingress, error) {
 		cfg.RecentIDs = DefaultRecentIDs
 	}
 	i := &Ingress{
-		cfg:    cfg,
-		dir:    cfg.Dir,
-		codec:  cfg.Codec,
-		log:    cfg.Log.With().Str("component", "ingress").Logger(),
-		recent: newRecentSet(cfg.RecentIDs),
+		cfg:     cfg,
+		dir:     cfg.Dir,
+		codec:   cfg.Codec,
+		log:     cfg.Log.With().Str("component", "ingress").Logger(),
+		recent:  newRecentSet(cfg.RecentIDs),
+		metrics: cfg.Metrics,
+	}
+	if i.metrics == nil {
+		i.metrics = nopMetrics{}
 	}
 	if i.dir == nil {
 		i.dir = numbersOnly{}
@@ -282,11 +328,13 @@ func (i *Ingress) pollSession(ctx context.Context, s live.Session, log zerolog.L
 				log.Info().Msg("the polling term ended; waiting for the next")
 				return polled, termEnded
 			case errors.Is(err, qqclient.ErrSessionLost) || errors.Is(err, qqclient.ErrNotLoggedIn):
+				i.metrics.PollDone(pollLost)
 				i.lost.Add(1)
 				log.Warn().Err(err).Msg("session lost")
 				s.Lost(err)
 				return polled, lost
 			}
+			i.metrics.PollDone(pollError)
 			wait := failed.NextBackOff()
 			log.Warn().Err(err).Dur("retry_in", wait).Msg("poll failed")
 			if retry.Sleep(pctx, wait) != nil {
@@ -301,6 +349,11 @@ func (i *Ingress) pollSession(ctx context.Context, s live.Session, log zerolog.L
 		polled = true
 		i.polls.Add(1)
 		i.items.Add(uint64(len(evs)))
+		if len(evs) == 0 {
+			i.metrics.PollDone(pollEmpty)
+		} else {
+			i.metrics.PollDone(pollEvents)
+		}
 		if len(evs) == 0 && time.Since(start) < i.cfg.MinHold {
 			// Not held by the server: an immediate 502/504 or an early 102.
 			wait := early.NextBackOff()
@@ -338,6 +391,16 @@ func (i *Ingress) pollSession(ctx context.Context, s live.Session, log zerolog.L
 // publishBatch publishes the items of one poll in order. Once ctx ends, it
 // still tries for ShutdownGrace to finish the batch, which poll2 would not
 // deliver again.
+//
+// The batch's messages are published asynchronously, at most Config.Window
+// unacknowledged, and their acks are checked in order (publishWindow). At
+// the first message that is not acknowledged, the event it belongs to is
+// published again by the retry loop (publishEvent), which waits until it is
+// acknowledged, and the rest of the batch follows asynchronously again.
+// Every message but the first of such a run expects the one before it to be
+// the stream's last (Nats-Expected-Last-Msg-Id), so a message never lands
+// in the stream ahead of one published before it; a message published
+// again is answered as a duplicate by its Nats-Msg-Id.
 func (i *Ingress) publishBatch(ctx context.Context, s live.Session, evs []qqclient.Event, log zerolog.Logger) error {
 	if len(evs) == 0 {
 		return nil
@@ -346,27 +409,205 @@ func (i *Ingress) publishBatch(ctx context.Context, s live.Session, evs []qqclie
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(i.cfg.ShutdownGrace, cancel) })
 	defer stop()
-	for n, ev := range evs {
-		if err := i.handle(bctx, s.Account, ev, log); err != nil {
-			return fmt.Errorf("ingress: %d of %d items not published: %w", len(evs)-n, len(evs), err)
+	if r, ok := i.dir.(batchResolver); ok {
+		bctx = r.Pin(bctx)
+		r.ResolveAccounts(bctx, senders(evs, s.Account))
+	}
+	b := &batch{i: i, ctx: bctx, account: s.Account, evs: evs, seen: make(map[string]struct{}, len(evs)), log: log}
+	for k := 0; ; {
+		k += i.publishWindow(bctx, b, k, log)
+		if _, ok := b.at(k); !ok {
+			return nil
+		}
+		if bctx.Err() != nil {
+			return fmt.Errorf("ingress: %d of %d items not published: %w", len(evs)-b.itemOf(k), len(evs), bctx.Err())
+		}
+		// The first message not acknowledged: its whole event again, by the
+		// retry loop (earlier parts are answered as duplicates).
+		p := b.out[k].ev
+		if err := i.publishEvent(bctx, p.e, p.subject, log); err != nil {
+			return fmt.Errorf("ingress: %d of %d items not published: %w", len(evs)-b.itemOf(k), len(evs), err)
+		}
+		if err := i.enqueueMedia(bctx, p); err != nil {
+			return fmt.Errorf("ingress: %d of %d items not published: %w", len(evs)-b.itemOf(k), len(evs), err)
+		}
+		i.recent.add(p.e.ID)
+		for k < len(b.out) && b.out[k].ev == p {
+			k++
 		}
 	}
-	return nil
 }
 
-// handle normalises and publishes one item. It returns an error only when
-// ctx ended before the item was published.
-func (i *Ingress) handle(ctx context.Context, account int64, ev qqclient.Event, log zerolog.Logger) error {
+// batch is the messages of one poll's items, normalised and encoded as the
+// publishes reach them (so that the first is on its way while the later ones
+// are prepared).
+type batch struct {
+	i       *Ingress
+	ctx     context.Context
+	account int64
+	evs     []qqclient.Event
+	next    int // the next item to prepare
+	seen    map[string]struct{}
+	out     []outMsg
+	log     zerolog.Logger
+}
+
+// at returns message k of the batch, preparing items up to it; false past
+// the last.
+func (b *batch) at(k int) (outMsg, bool) {
+	for len(b.out) <= k && b.next < len(b.evs) {
+		p := b.i.prepare(b.ctx, b.account, b.evs[b.next], b.seen, b.log)
+		b.next++
+		if p == nil {
+			continue
+		}
+		for n, m := range p.msgs {
+			b.out = append(b.out, outMsg{msg: m, ev: p, last: n == len(p.msgs)-1, item: b.next - 1})
+		}
+	}
+	if k < len(b.out) {
+		return b.out[k], true
+	}
+	return outMsg{}, false
+}
+
+// itemOf is the item of message k (or the next item to prepare).
+func (b *batch) itemOf(k int) int {
+	if k < len(b.out) {
+		return b.out[k].item
+	}
+	return b.next
+}
+
+// pending is one event of a batch, encoded.
+type pending struct {
+	e       *schema.Event
+	kind    schema.Kind
+	subject string
+	msgs    []*nats.Msg
+	msg     *qqclient.Message // the poll item's message, for Config.Media
+}
+
+// enqueueMedia hands the pictures of p, once published, to Config.Media. It
+// returns an error only when ctx ended first.
+func (i *Ingress) enqueueMedia(ctx context.Context, p *pending) error {
+	if i.cfg.Media == nil || p.msg == nil || len(p.msg.Pictures) == 0 {
+		return nil
+	}
+	return i.cfg.Media.Enqueue(ctx, p.e, p.msg)
+}
+
+// outMsg is one message of a batch; last marks the last message of its event.
+type outMsg struct {
+	msg  *nats.Msg
+	ev   *pending
+	last bool
+	item int // the poll item's index
+}
+
+// publishWindow publishes the messages of b from message from on
+// asynchronously, at most Config.Window without an ack, and returns how many
+// of them, from the first on, were acknowledged
+// (as new or as duplicates) before the first that was not: refused, not
+// answered within PublishTimeout, or not published because ctx ended.
+func (i *Ingress) publishWindow(ctx context.Context, b *batch, from int, log zerolog.Logger) int {
+	type flight struct {
+		f     jetstream.PubAckFuture
+		start time.Time
+	}
+	window := make([]flight, 0, min(i.cfg.Window, len(b.evs)))
+	next, acked := from, from
+	prevID := ""
+	// wait checks the oldest publish in flight; false when it failed.
+	wait := func() bool {
+		fl := window[0]
+		window = window[1:]
+		t := time.NewTimer(max(i.cfg.PublishTimeout-time.Since(fl.start), 0))
+		defer t.Stop()
+		m := b.out[acked]
+		select {
+		case ack := <-fl.f.Ok():
+			took := time.Since(fl.start)
+			if m.last && i.enqueueMedia(ctx, m.ev) != nil {
+				return false // ctx ended: the batch stops here
+			}
+			if ack.Duplicate {
+				i.duplicates.Add(1)
+				i.metrics.Duplicate(string(m.ev.kind), took)
+			} else {
+				i.published.Add(1)
+				i.metrics.Published(string(m.ev.kind), took)
+			}
+			if m.last {
+				i.recent.add(m.ev.e.ID)
+			}
+			acked++
+			return true
+		case err := <-fl.f.Err():
+			if !isWrongLast(err) {
+				i.retries.Add(1)
+				i.metrics.PublishRetry()
+				log.Debug().Err(err).Str("subject", m.msg.Subject).Msg("publish in the window failed; publishing again from it")
+			}
+		case <-t.C:
+			i.retries.Add(1)
+			i.metrics.PublishRetry()
+		case <-ctx.Done():
+		}
+		return false
+	}
+	for {
+		for len(window) < i.cfg.Window && ctx.Err() == nil {
+			om, ok := b.at(next)
+			if !ok {
+				break
+			}
+			m := om.msg
+			if prevID != "" {
+				m.Header.Set(jetstream.ExpectedLastMsgIDHeader, prevID)
+			} else {
+				m.Header.Del(jetstream.ExpectedLastMsgIDHeader)
+			}
+			f, err := i.cfg.JS.PublishMsgAsync(m)
+			if err != nil {
+				break
+			}
+			prevID = m.Header.Get(jetstream.MsgIDHeader)
+			window = append(window, flight{f: f, start: time.Now()})
+			next++
+		}
+		if len(window) == 0 || !wait() {
+			return acked - from
+		}
+	}
+}
+
+// errCodeWrongLastMsgID is JetStream's error code "wrong last msg ID".
+const errCodeWrongLastMsgID jetstream.ErrorCode = 10070
+
+// isWrongLast reports whether err is the stream's refusal of a message whose
+// predecessor is not the stream's last (Nats-Expected-Last-Msg-Id): that
+// predecessor failed, not this message.
+func isWrongLast(err error) bool {
+	var api *jetstream.APIError
+	return errors.As(err, &api) && api.ErrorCode == errCodeWrongLastMsgID
+}
+
+// prepare normalises and encodes one item. It returns nil for an item that
+// is not published (an echo, a repeat, not publishable).
+func (i *Ingress) prepare(ctx context.Context, account int64, ev qqclient.Event, seen map[string]struct{}, log zerolog.Logger) *pending {
 	if ev.Err != nil {
 		log.Warn().Err(ev.Err).Str("poll_type", string(ev.Type)).Msg("malformed poll item, published as a system event")
 	}
 	e, kind, id, ok := normalise(ctx, account, ev, i.dir)
 	if !ok {
 		i.echoes.Add(1)
+		i.metrics.Echo(string(echoKind(ev.Type)))
 		log.Debug().Str("poll_type", string(ev.Type)).Msg("own message echoed, not published")
 		return nil
 	}
-	if i.recent.contains(e.ID) {
+	_, again := seen[e.ID]
+	if again || i.recent.contains(e.ID) {
 		i.repeats.Add(1)
 		log.Debug().Str("event_id", e.ID).Msg("repeated item, not published again")
 		return nil
@@ -383,16 +624,12 @@ func (i *Ingress) handle(ctx context.Context, account int64, ev qqclient.Event, 
 			e.Raw = nil
 		}
 	}
-	if err := i.publishEvent(ctx, e, subject, log); err != nil {
-		return err
+	msgs := i.encodeEvent(e, subject, log)
+	if msgs == nil {
+		return nil
 	}
-	if i.cfg.Media != nil && ev.Message != nil && len(ev.Message.Pictures) > 0 {
-		if err := i.cfg.Media.Enqueue(ctx, e, ev.Message); err != nil {
-			return err
-		}
-	}
-	i.recent.add(e.ID)
-	return nil
+	seen[e.ID] = struct{}{}
+	return &pending{e: e, kind: kind, subject: subject, msgs: msgs, msg: ev.Message}
 }
 
 // publish publishes msg until the stream acknowledges it, waiting between
@@ -402,16 +639,20 @@ func (i *Ingress) handle(ctx context.Context, account int64, ev qqclient.Event, 
 // ctx's error when ctx ends first.
 func (i *Ingress) publish(ctx context.Context, msg *nats.Msg, log zerolog.Logger) error {
 	id := msg.Header.Get(schema.HeaderMsgID)
+	kind := kindOf(i.cfg.Subjects, msg.Subject)
 	b := retry.Backoff(min(100*time.Millisecond, i.cfg.MaxBackoff), i.cfg.MaxBackoff)
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, i.cfg.PublishTimeout)
+		start := time.Now()
 		ack, err := i.cfg.JS.PublishMsg(actx, msg)
 		cancel()
 		if err == nil {
 			if ack.Duplicate {
 				i.duplicates.Add(1)
+				i.metrics.Duplicate(kind, time.Since(start))
 			} else {
 				i.published.Add(1)
+				i.metrics.Published(kind, time.Since(start))
 			}
 			if attempt > 1 {
 				log.Info().Str("subject", msg.Subject).Str("event_id", id).Int("attempts", attempt).Msg("published after retries")
@@ -432,6 +673,7 @@ func (i *Ingress) publish(ctx context.Context, msg *nats.Msg, log zerolog.Logger
 			return nil
 		}
 		i.retries.Add(1)
+		i.metrics.PublishRetry()
 		wait := b.NextBackOff()
 		if attempt == 1 || attempt%20 == 0 {
 			log.Warn().Err(err).Str("subject", msg.Subject).Str("event_id", id).Int("attempt", attempt).
@@ -474,4 +716,57 @@ func (r *recentSet) add(id string) {
 	r.ring[r.next] = id
 	r.ids[id] = struct{}{}
 	r.next = (r.next + 1) % len(r.ring)
+}
+
+// batchResolver is a Resolver that can note the session for the lookups of
+// a batch (Pin) and look up many senders' QQ numbers together
+// (*directory.Directory).
+type batchResolver interface {
+	Pin(ctx context.Context) context.Context
+	ResolveAccounts(ctx context.Context, uins []int64)
+}
+
+// senders returns the uins of the people who sent the messages of evs, but
+// the account's own.
+func senders(evs []qqclient.Event, account int64) []int64 {
+	var out []int64
+	for _, ev := range evs {
+		m := ev.Message
+		if m == nil {
+			continue
+		}
+		u := m.FromUIN
+		if ev.Type == qqclient.PollGroupMessage || ev.Type == qqclient.PollDiscuMessage {
+			u = m.SendUIN
+		}
+		if u != account {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// echoKind is the kind of an echoed message of poll type t.
+func echoKind(t qqclient.PollType) schema.Kind {
+	switch t {
+	case qqclient.PollMessage:
+		return schema.KindFriend
+	case qqclient.PollGroupMessage:
+		return schema.KindGroup
+	case qqclient.PollDiscuMessage:
+		return schema.KindDiscuss
+	case qqclient.PollSessMessage:
+		return schema.KindSess
+	case qqclient.PollInputNotify:
+		return schema.KindInput
+	}
+	return schema.KindSystem
+}
+
+// kindOf is the kind token of an inbound subject, for the metrics.
+func kindOf(s schema.Subjects, subject string) string {
+	if k, _, err := s.ParseInSubject(subject); err == nil {
+		return string(k)
+	}
+	return string(schema.KindSystem)
 }

@@ -35,34 +35,16 @@ const faceWeight = 32
 var errTooLarge = errors.New("ingress: message too large for the server or the stream")
 
 // publishEvent publishes e on subject, in parts when it does not fit in one
-// message. It returns an error only when ctx ended first.
+// message, each message by the retry loop (publish). It returns an error only
+// when ctx ended first.
 func (i *Ingress) publishEvent(ctx context.Context, e *schema.Event, subject string, log zerolog.Logger) error {
 	limit := i.cfg.MaxPayload
 	for {
-		msgs, err := i.encodeParts(e, subject, limit)
-		if errors.Is(err, errTooLarge) && len(e.Raw) > 0 {
-			log.Warn().Str("event_id", e.ID).Int("raw_bytes", len(e.Raw)).
-				Msg("event too large for a message; published without its raw value (truncated)")
-			e.Raw, e.Truncated = nil, true
-			i.truncated.Add(1)
-			continue
-		}
-		if errors.Is(err, errTooLarge) {
-			i.dropped.Add(1)
-			log.Error().Err(err).Str("subject", subject).Str("event_id", e.ID).
-				Msg("event can never be published (too large, and nothing to split or leave out), dropped")
+		msgs, ok := i.encodeAt(e, subject, limit, log)
+		if !ok {
 			return nil
 		}
-		if err != nil {
-			i.dropped.Add(1)
-			log.Error().Err(err).Str("event_id", e.ID).Msg("event not encodable, dropped")
-			return nil
-		}
-		if len(msgs) > 1 {
-			i.split.Add(1)
-			log.Info().Str("event_id", e.ID).Int("parts", len(msgs)).Int("max_bytes", limit).
-				Msg("event too large for one message; published in parts")
-		}
+		var err error
 		for _, msg := range msgs {
 			if err = i.publish(ctx, msg, log); err != nil {
 				break
@@ -79,6 +61,48 @@ func (i *Ingress) publishEvent(ctx context.Context, e *schema.Event, subject str
 		}
 		limit = max(limit/2, minPartBytes)
 		log.Warn().Err(err).Str("event_id", e.ID).Int("max_bytes", limit).Msg("message refused for its size; splitting into smaller parts")
+	}
+}
+
+// encodeEvent encodes e into the messages that publish it at the server's
+// limit (Config.MaxPayload), or nil when it cannot be published (logged and
+// counted dropped).
+func (i *Ingress) encodeEvent(e *schema.Event, subject string, log zerolog.Logger) []*nats.Msg {
+	msgs, _ := i.encodeAt(e, subject, i.cfg.MaxPayload, log)
+	return msgs
+}
+
+// encodeAt encodes e into messages of at most limit bytes: one, or parts; an
+// event that is not a message and does not fit loses its raw value
+// (Truncated). ok is false when e cannot be published at all (logged and
+// counted dropped).
+func (i *Ingress) encodeAt(e *schema.Event, subject string, limit int, log zerolog.Logger) (msgs []*nats.Msg, ok bool) {
+	for {
+		msgs, err := i.encodeParts(e, subject, limit)
+		if errors.Is(err, errTooLarge) && len(e.Raw) > 0 {
+			log.Warn().Str("event_id", e.ID).Int("raw_bytes", len(e.Raw)).
+				Msg("event too large for a message; published without its raw value (truncated)")
+			e.Raw, e.Truncated = nil, true
+			i.truncated.Add(1)
+			continue
+		}
+		if errors.Is(err, errTooLarge) {
+			i.dropped.Add(1)
+			log.Error().Err(err).Str("subject", subject).Str("event_id", e.ID).
+				Msg("event can never be published (too large, and nothing to split or leave out), dropped")
+			return nil, false
+		}
+		if err != nil {
+			i.dropped.Add(1)
+			log.Error().Err(err).Str("event_id", e.ID).Msg("event not encodable, dropped")
+			return nil, false
+		}
+		if len(msgs) > 1 && limit == i.cfg.MaxPayload {
+			i.split.Add(1)
+			log.Info().Str("event_id", e.ID).Int("parts", len(msgs)).Int("max_bytes", limit).
+				Msg("event too large for one message; published in parts")
+		}
+		return msgs, true
 	}
 }
 

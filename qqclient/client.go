@@ -481,6 +481,10 @@ type flexInt int64
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (f *flexInt) UnmarshalJSON(b []byte) error {
+	if n, ok := plainInt(b); ok { // the usual case: digits, no allocation
+		*f = flexInt(n)
+		return nil
+	}
 	s := string(bytes.TrimSpace(b))
 	if s == "null" || s == `""` {
 		*f = 0
@@ -505,11 +509,37 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// plainInt parses b when it is an optional minus and 1 to 18 digits.
+func plainInt(b []byte) (int64, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, d := range b {
+		if d < '0' || d > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(d-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
+}
+
 // flexString decodes a JSON string, or a number as its text, or null.
 type flexString string
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (f *flexString) UnmarshalJSON(b []byte) error {
+	if t, ok := plainString(b); ok { // the usual case: no escapes
+		*f = flexString(t)
+		return nil
+	}
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 || string(b) == "null" {
 		*f = ""

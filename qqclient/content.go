@@ -72,15 +72,36 @@ func decodeContent(raw json.RawMessage) (Font, []Segment, []Picture, error) {
 		}
 		raw = bytes.TrimSpace([]byte(s))
 	}
-	var items []json.RawMessage
+	// One pass over the array: the common items (a text without escapes, a
+	// face) are decoded as the array is (contentItem); the others are kept
+	// and decoded below, as before.
+	var items []contentItem
 	if err := json.Unmarshal(raw, &items); err != nil {
 		return Font{}, nil, nil, fmt.Errorf("%w: content is not an array", ErrProtocol)
 	}
+	return decodeContentItems(items)
+}
+
+// decodeContentItems decodes the items of a content array.
+func decodeContentItems(items []contentItem) (Font, []Segment, []Picture, error) {
 	var font Font
-	var segs []Segment
+	segs := make([]Segment, 0, len(items))
 	var pics []Picture
-	for i, it := range items {
-		it = bytes.TrimSpace(it)
+	for i, ci := range items {
+		switch ci.kind {
+		case itemText:
+			if ci.text != "" {
+				segs = append(segs, TextSegment(UnescapeEntities(ci.text)))
+			}
+			continue
+		case itemFace:
+			segs = append(segs, FaceSegment(ci.face))
+			continue
+		case itemFont:
+			font = ci.font
+			continue
+		}
+		it := bytes.TrimSpace(ci.raw)
 		if len(it) == 0 {
 			continue
 		}
@@ -135,7 +156,84 @@ func decodeContent(raw json.RawMessage) (Font, []Segment, []Picture, error) {
 			// numbers, objects: not part of the protocol; skipped.
 		}
 	}
+	if len(segs) == 0 {
+		segs = nil
+	}
 	return font, segs, pics, nil
+}
+
+// contentItem is one item of a content array: a text without escapes or a
+// face decoded on the way (kind), or, for anything else, the item's JSON
+// (raw) for decodeContent to decode.
+type contentItem struct {
+	kind int
+	text string
+	face int
+	font Font
+	raw  []byte
+}
+
+const (
+	itemRaw = iota
+	itemText
+	itemFace
+	itemFont
+)
+
+// UnmarshalJSON implements json.Unmarshaler; it never fails (an item it
+// does not take on is kept in raw).
+func (c *contentItem) UnmarshalJSON(b []byte) error {
+	if t, ok := plainString(b); ok {
+		c.kind, c.text = itemText, t
+		return nil
+	}
+	if n, ok := plainFace(b); ok {
+		c.kind, c.face = itemFace, n
+		return nil
+	}
+	const fontPrefix = `["font",{`
+	if len(b) > len(fontPrefix)+1 && string(b[:len(fontPrefix)]) == fontPrefix && b[len(b)-1] == ']' && b[len(b)-2] == '}' {
+		if f, err := decodeFont(b[len(fontPrefix)-1 : len(b)-1]); err == nil {
+			c.kind, c.font = itemFont, f
+			return nil
+		}
+	}
+	c.kind, c.raw = itemRaw, append([]byte(nil), b...)
+	return nil
+}
+
+// plainString decodes b when it is a JSON string without escapes and of
+// valid UTF-8 (its bytes are then its value).
+func plainString(b []byte) (string, bool) {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return "", false
+	}
+	in := b[1 : len(b)-1]
+	if bytes.IndexByte(in, '\\') >= 0 || bytes.IndexByte(in, '"') >= 0 || !utf8.Valid(in) {
+		return "", false
+	}
+	return string(in), true
+}
+
+// plainFace decodes b when it is exactly ["face",N] with N a plain number of
+// at most 9 digits.
+func plainFace(b []byte) (int, bool) {
+	const prefix = `["face",`
+	if len(b) < len(prefix)+2 || string(b[:len(prefix)]) != prefix || b[len(b)-1] != ']' {
+		return 0, false
+	}
+	digits := b[len(prefix) : len(b)-1]
+	if len(digits) == 0 || len(digits) > 9 {
+		return 0, false
+	}
+	n := 0
+	for _, d := range digits {
+		if d < '0' || d > '9' {
+			return 0, false
+		}
+		n = n*10 + int(d-'0')
+	}
+	return n, true
 }
 
 // wireFont is the font object as it travels, tolerant on input.

@@ -108,6 +108,40 @@ type pollAnswer struct {
 // without a readable retcode, or a retcode-0 answer whose result is not an array, is an
 // error.
 func decodePollAnswer(body []byte) (pollAnswer, error) {
+	// One pass for the usual answer: the envelope and each item together.
+	// Anything else (not JSON, a result that is not an array) takes the
+	// general way below.
+	var f struct {
+		Retcode *flexInt    `json:"retcode"`
+		Result  []pollEvent `json:"result"`
+		P       flexString  `json:"p"`
+	}
+	if err := json.Unmarshal(body, &f); err == nil && f.Retcode != nil {
+		a := pollAnswer{retcode: int(*f.Retcode), p: string(f.P)}
+		if a.retcode == 0 && f.Result != nil {
+			a.events = make([]Event, len(f.Result))
+			for i, pe := range f.Result {
+				a.events[i] = pe.ev
+			}
+		}
+		return a, nil
+	}
+	return decodePollAnswerGeneral(body)
+}
+
+// pollEvent decodes one item of the result as DecodeEvent does; it never
+// fails (a malformed item is an Event with Err).
+type pollEvent struct{ ev Event }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (p *pollEvent) UnmarshalJSON(b []byte) error {
+	p.ev = DecodeEvent(b)
+	return nil
+}
+
+// decodePollAnswerGeneral is decodePollAnswer for any body: the envelope
+// first, then the result's items.
+func decodePollAnswerGeneral(body []byte) (pollAnswer, error) {
 	var e struct {
 		Retcode *flexInt        `json:"retcode"`
 		Result  json.RawMessage `json:"result"`
@@ -213,10 +247,60 @@ type wireMessage struct {
 	Content     json.RawMessage `json:"content"`
 }
 
+// wireMessageItems is wireMessage with the content's items decoded in the
+// same pass (contentItem).
+type wireMessageItems struct {
+	MsgID       flexInt       `json:"msg_id"`
+	MsgID2      flexInt       `json:"msg_id2"`
+	MsgType     flexInt       `json:"msg_type"`
+	FromUIN     flexInt       `json:"from_uin"`
+	ToUIN       flexInt       `json:"to_uin"`
+	SendUIN     flexInt       `json:"send_uin"`
+	GroupCode   flexInt       `json:"group_code"`
+	DID         flexInt       `json:"did"`
+	ID          flexInt       `json:"id"`
+	RUIN        flexInt       `json:"ruin"`
+	ServiceType flexInt       `json:"service_type"`
+	Seq         flexInt       `json:"seq"`
+	Time        flexInt       `json:"time"`
+	Content     []contentItem `json:"content"`
+}
+
 func decodeMessage(raw json.RawMessage) (*Message, error) {
 	if !isObject(raw) {
 		return nil, errNotObject
 	}
+	// One pass: the fields and the content's items together. A content that
+	// is not an array (the send form, a string), null or missing takes the
+	// general way below.
+	var w wireMessageItems
+	if err := json.Unmarshal(raw, &w); err == nil && w.Content != nil {
+		font, segs, pics, err := decodeContentItems(w.Content)
+		if err != nil {
+			return nil, errors.New("bad content")
+		}
+		return w.message(font, segs, pics), nil
+	}
+	return decodeMessageGeneral(raw)
+}
+
+func (w *wireMessageItems) message(font Font, segs []Segment, pics []Picture) *Message {
+	m := &Message{
+		MsgID: int64(w.MsgID), MsgID2: int64(w.MsgID2), MsgType: int(w.MsgType),
+		FromUIN: int64(w.FromUIN), ToUIN: int64(w.ToUIN), SendUIN: int64(w.SendUIN),
+		GroupCode: int64(w.GroupCode), DID: int64(w.DID), SessID: int64(w.ID), SessRUIN: int64(w.RUIN),
+		ServiceType: int(w.ServiceType), Seq: int64(w.Seq),
+		Font: font, Segments: segs, Pictures: pics,
+	}
+	if w.Time != 0 {
+		m.Time = time.Unix(int64(w.Time), 0).UTC()
+	}
+	return m
+}
+
+// decodeMessageGeneral decodes a message value whose content is kept as it
+// is and decoded apart (any content decodeContent takes).
+func decodeMessageGeneral(raw json.RawMessage) (*Message, error) {
 	var w wireMessage
 	if err := json.Unmarshal(raw, &w); err != nil {
 		return nil, errors.New("unexpected field types")

@@ -888,20 +888,21 @@ func TestSimConcurrentUse(t *testing.T) {
 
 // simProfiles are the services the client must work against: each era qqsim plays,
 // with and without the write-ups' strict header checks, seed 004's form of the QR
-// confirmation, and each empty-poll form on its own.
+// confirmation, and each empty-poll form on its own. Each names its profile, so
+// that the environment's era (testenv.SimEra) leaves it as it is.
 var simProfiles = []struct {
 	name string
 	set  func(*qqsim.Config)
 }{
-	{"2018", func(*qqsim.Config) {}},
-	{"2018 strict", func(c *qqsim.Config) { c.Strict = true }},
+	{"2018", func(c *qqsim.Config) { c.Profile = qqsim.Profile2018 }},
+	{"2018 strict", func(c *qqsim.Config) { c.Profile = qqsim.Profile2018; c.Strict = true }},
 	{"2015", func(c *qqsim.Config) { c.Profile = qqsim.Profile2015 }},
 	{"2015 strict", func(c *qqsim.Config) { c.Profile = qqsim.Profile2015; c.Strict = true }},
 	{"2015 seed-004 confirmation", func(c *qqsim.Config) { c.Profile = qqsim.Profile2015; c.SeedConfirm = true }},
-	{"2018 seed-004 confirmation", func(c *qqsim.Config) { c.SeedConfirm = true }},
-	{"2018 empty polls 504", func(c *qqsim.Config) { c.EmptyPoll = qqsim.EmptyPoll504 }},
-	{"2018 empty polls retcode 0", func(c *qqsim.Config) { c.EmptyPoll = qqsim.EmptyPollNoResult }},
-	{"2018 empty polls errmsg error", func(c *qqsim.Config) { c.EmptyPoll = qqsim.EmptyPollError }},
+	{"2018 seed-004 confirmation", func(c *qqsim.Config) { c.Profile = qqsim.Profile2018; c.SeedConfirm = true }},
+	{"2018 empty polls 504", func(c *qqsim.Config) { c.Profile = qqsim.Profile2018; c.EmptyPoll = qqsim.EmptyPoll504 }},
+	{"2018 empty polls retcode 0", func(c *qqsim.Config) { c.Profile = qqsim.Profile2018; c.EmptyPoll = qqsim.EmptyPollNoResult }},
+	{"2018 empty polls errmsg error", func(c *qqsim.Config) { c.Profile = qqsim.Profile2018; c.EmptyPoll = qqsim.EmptyPollError }},
 }
 
 // TestSimProfiles runs the client's whole life against every profile: QR login,

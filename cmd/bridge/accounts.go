@@ -20,8 +20,8 @@ import (
 	"github.com/qqbridge/qqbridge/directory"
 	"github.com/qqbridge/qqbridge/egress"
 	"github.com/qqbridge/qqbridge/ingress"
-	"github.com/qqbridge/qqbridge/live"
 	"github.com/qqbridge/qqbridge/media"
+	"github.com/qqbridge/qqbridge/pace"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/schema"
 	"github.com/qqbridge/qqbridge/session"
@@ -216,11 +216,9 @@ func (b *Bridge) wireAccount(ctx context.Context, spec accountSpec, egressLog ze
 		return nil, err
 	}
 	a.dir = directory.New(a.client, log, directory.WithMetrics(b.metrics)) // it names itself (component)
-	a.session.OnOnline(func(ls live.Session) {
-		if err := a.dir.Refresh(ls.Context()); err != nil && ls.Err() == nil {
-			log.Warn().Err(err).Int64("account", ls.Account).Msg("contact refresh at login failed; names and stable numbers may be missing until the next refresh")
-		}
-	})
+	// Online first: the contacts load in the background (see
+	// directory.RefreshInBackground for what events carry meanwhile).
+	a.session.OnOnline(a.dir.RefreshInBackground)
 	if a.media, err = newMedia(ctx, b.js, a.client, a.session.Sessions(), s, cfg.Codec, cfg.Replicas, cfg.Media, log); err != nil {
 		return nil, err
 	}
@@ -241,7 +239,13 @@ func (b *Bridge) wireAccount(ctx context.Context, spec accountSpec, egressLog ze
 		MaxPayload: int(b.nc.MaxPayload()),
 		Media:      a.media, // the pictures of each message: fetched and stored apart
 		Journal:    journal, // poll answers kept until published; a new leader replays a dead one's
+		Metrics:    b.metrics,
 	}); err != nil {
+		return nil, err
+	}
+	// One pace per account across the replicas, in the SentKV bucket.
+	pacer, err := pace.New(buckets.Sent, spec.Rate, spec.Burst)
+	if err != nil {
 		return nil, err
 	}
 	if a.out, err = egress.New(egress.Config{
@@ -255,6 +259,8 @@ func (b *Bridge) wireAccount(ctx context.Context, spec accountSpec, egressLog ze
 		Log:      egressLog,
 		Rate:     spec.Rate,
 		Burst:    spec.Burst,
+		Pacer:    pacer,
+		Metrics:  b.metrics,
 	}); err != nil {
 		return nil, err
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/qqbridge/qqbridge/bus"
 	"github.com/qqbridge/qqbridge/internal/testenv"
+	"github.com/qqbridge/qqbridge/qqsim"
 	"github.com/qqbridge/qqbridge/schema"
 	"github.com/qqbridge/qqbridge/status"
 )
@@ -131,6 +132,24 @@ func TestStatusPageAndMetrics(t *testing.T) {
 		_, body := get(t, b+"/metrics")
 		return metric(body, "qqbridge_session_state", `state="online"`) == "1"
 	})
+	// Traffic moves the ingress and egress series on the leader.
+	sim.Say(qqsim.Say{Kind: "group", From: testenv.Alice, Group: testenv.DevChat, Text: "metrics: in"})
+	rec.WaitFrom(0, "the group message", testenv.IsEvent(fmt.Sprintf("%s.in.group.%d", s.Prefix(), testenv.DevChat), "metrics: in"))
+	sendReq := nats.NewMsg(s.Out(schema.KindGroup))
+	sendReq.Header.Set(schema.HeaderMsgID, "metrics-out")
+	sendReq.Data = []byte(fmt.Sprintf(`{"id":"metrics-out","to":{"group":%d},"text":"metrics: out"}`, testenv.DevChat))
+	if err := nc.PublishMsg(sendReq); err != nil {
+		t.Fatal(err)
+	}
+	rec.WaitFrom(0, "the result of metrics-out", testenv.IsResult(s, "metrics-out"))
+	testenv.Eventually(t, "the ingress and egress metrics after traffic", func() bool {
+		_, body = get(t, a+"/metrics")
+		counted := func(v string) bool { return v != "" && v != "0" }
+		return counted(metric(body, "qqbridge_events_published_total", `kind="group"`)) &&
+			counted(metric(body, "qqbridge_polls_total", `outcome="events"`)) &&
+			counted(metric(body, "qqbridge_sends_total", `code="ok"`, `kind="group"`))
+	})
+
 	var v status.View
 	getJSON(t, b+"/status.json", &v)
 	if v.State != schema.StateOnline || v.Account != sim.WorldView().Self.QQ || v.QR != "" {

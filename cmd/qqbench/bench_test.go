@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+func newBenchEnv(b *testing.B) *Env {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e, err := NewEnv(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(e.Close)
+	return e
+}
+
+// BenchmarkIngress is one poll answer of 5,000 group messages, published by
+// the bridge and by the raw baselines; ns/op is per event.
+func BenchmarkIngress(b *testing.B) {
+	const n = 5000
+	e := newBenchEnv(b)
+	ctx := context.Background()
+	if _, err := e.IngressBridge(ctx, n); err != nil {
+		b.Fatal(err)
+	}
+	msgs, err := e.Published(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	run := func(name string, f func() (time.Duration, error)) {
+		b.Run(name, func(b *testing.B) {
+			var total time.Duration
+			for b.Loop() {
+				d, err := f()
+				if err != nil {
+					b.Fatal(err)
+				}
+				total += d
+			}
+			b.ReportMetric(float64(total.Nanoseconds())/float64(b.N*n), "ns/event")
+			b.ReportMetric(float64(b.N*n)/total.Seconds(), "events/s")
+		})
+	}
+	run("bridge", func() (time.Duration, error) { return e.IngressBridge(ctx, n) })
+	run("async-256", func() (time.Duration, error) { return e.IngressAsync(ctx, msgs, 256) })
+	run("sync", func() (time.Duration, error) { return e.IngressSync(ctx, msgs) })
+}
+
+// BenchmarkEgress is 2,000 queued group requests answered by one and two
+// replicas, and the plain send loop.
+func BenchmarkEgress(b *testing.B) {
+	const n = 2000
+	e := newBenchEnv(b)
+	ctx := context.Background()
+	run := func(name string, f func() (time.Duration, error)) {
+		b.Run(name, func(b *testing.B) {
+			var total time.Duration
+			for b.Loop() {
+				d, err := f()
+				if err != nil {
+					b.Fatal(err)
+				}
+				total += d
+			}
+			b.ReportMetric(float64(b.N*n)/total.Seconds(), "req/s")
+		})
+	}
+	run("bridge-1", func() (time.Duration, error) { return e.EgressBridge(ctx, n, EgressOptions{Replicas: 1}) })
+	run("bridge-2", func() (time.Duration, error) { return e.EgressBridge(ctx, n, EgressOptions{Replicas: 2}) })
+	run("plain-loop", func() (time.Duration, error) { return e.EgressBaseline(ctx, n) })
+}
+
+// TestRunSmall runs the harness once, small, and checks that it reports
+// every row with a positive ratio (not a timing assertion).
+func TestRunSmall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts NATS and the simulator")
+	}
+	var out discard
+	rows, err := Run(context.Background(), Config{Reps: 1, Events: 200, Requests: 50, Contacts: 100}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) < 5 {
+		t.Fatalf("%d rows", len(rows))
+	}
+	for _, r := range rows {
+		if !(r.Ratio > 0) {
+			t.Errorf("row %q: ratio %v", r.Path, r.Ratio)
+		}
+	}
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/qqbridge/qqbridge/egress"
+	"github.com/qqbridge/qqbridge/qqclient"
+)
+
+// Config sizes a Run.
+type Config struct {
+	Reps     int // repetitions of each measurement, alternating (default 7)
+	Events   int // poll items of the ingress runs (default 5000)
+	Requests int // send requests of the egress runs (default 2000)
+	Window   int // the async baseline's window (default 256)
+	InFlight int // egress Config.InFlight of the "in flight" rows (default 16)
+	Contacts int // friends of the directory row (default 10000)
+}
+
+func (c *Config) defaults() {
+	if c.Reps <= 0 {
+		c.Reps = 7
+	}
+	if c.Events <= 0 {
+		c.Events = 5000
+	}
+	if c.Requests <= 0 {
+		c.Requests = 2000
+	}
+	if c.Window <= 0 {
+		c.Window = 256
+	}
+	if c.InFlight <= 0 {
+		c.InFlight = 16
+	}
+	if c.Contacts <= 0 {
+		c.Contacts = 10000
+	}
+}
+
+// Row is one line of the report: a measurement of the bridge and its
+// baseline, both medians, and their ratio (bridge / baseline, in throughput:
+// above 1 the bridge is faster).
+type Row struct {
+	Path     string
+	Unit     string
+	Bridge   float64
+	Baseline string
+	Base     float64
+	Ratio    float64
+}
+
+// Run runs every measurement cfg.Reps times, the bridge and its baselines
+// alternating within each repetition, and writes the table to w.
+func Run(ctx context.Context, cfg Config, w io.Writer) ([]Row, error) {
+	cfg.defaults()
+	e, err := NewEnv(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer e.Close()
+
+	// Ingress: the bridge first, once, for the messages the baselines publish.
+	if _, err := e.IngressBridge(ctx, cfg.Events); err != nil {
+		return nil, err
+	}
+	msgs, err := e.Published(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rate := func(n int, d time.Duration) float64 { return float64(n) / d.Seconds() }
+	var inBridge, inAsync, inSync, outBridge, out2, outBase, outN, outN2 []float64
+	inflight := EgressOptions{Replicas: 1, Configure: func(c *egress.Config) { c.InFlight = cfg.InFlight }}
+	inflight2 := EgressOptions{Replicas: 2, Configure: inflight.Configure}
+	for rep := range cfg.Reps {
+		d, err := e.IngressBridge(ctx, cfg.Events)
+		if err != nil {
+			return nil, err
+		}
+		inBridge = append(inBridge, rate(cfg.Events, d))
+		if d, err = e.IngressAsync(ctx, msgs, cfg.Window); err != nil {
+			return nil, err
+		}
+		inAsync = append(inAsync, rate(len(msgs), d))
+		if d, err = e.IngressSync(ctx, msgs); err != nil {
+			return nil, err
+		}
+		inSync = append(inSync, rate(len(msgs), d))
+		if d, err = e.EgressBridge(ctx, cfg.Requests, EgressOptions{Replicas: 1}); err != nil {
+			return nil, err
+		}
+		outBridge = append(outBridge, rate(cfg.Requests, d))
+		if d, err = e.EgressBaseline(ctx, cfg.Requests); err != nil {
+			return nil, err
+		}
+		outBase = append(outBase, rate(cfg.Requests, d))
+		if d, err = e.EgressBridge(ctx, cfg.Requests, EgressOptions{Replicas: 2}); err != nil {
+			return nil, err
+		}
+		out2 = append(out2, rate(cfg.Requests, d))
+		if d, err = e.EgressBridge(ctx, cfg.Requests, inflight); err != nil {
+			return nil, err
+		}
+		outN = append(outN, rate(cfg.Requests, d))
+		if d, err = e.EgressBridge(ctx, cfg.Requests, inflight2); err != nil {
+			return nil, err
+		}
+		outN2 = append(outN2, rate(cfg.Requests, d))
+		fmt.Fprintf(os.Stderr, "rep %d/%d done\n", rep+1, cfg.Reps)
+	}
+	ib, ia, is := median(inBridge), median(inAsync), median(inSync)
+	ob, o2, obase := median(outBridge), median(out2), median(outBase)
+	on, on2 := median(outN), median(outN2)
+	lat, err := e.IngressLatency(ctx, 1000, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	dirBig, err := DirectoryLoad(ctx, cfg.Contacts)
+	if err != nil {
+		return nil, err
+	}
+	dirSmall, err := DirectoryLoad(ctx, 10)
+	if err != nil {
+		return nil, err
+	}
+	rows := []Row{
+		{Path: fmt.Sprintf("ingress, a poll answer of %d group messages → acked in QQ_IN", cfg.Events), Unit: "ev/s",
+			Bridge: ib, Baseline: fmt.Sprintf("raw PublishMsgAsync, window %d, same messages and Nats-Msg-Id", cfg.Window), Base: ia, Ratio: ib / ia},
+		{Path: "same", Unit: "ev/s", Bridge: ib, Baseline: "raw sync PublishMsg one by one", Base: is, Ratio: ib / is},
+		{Path: fmt.Sprintf("egress, %d queued qq.out.group requests → answered (pacing off)", cfg.Requests), Unit: "req/s",
+			Bridge: ob, Baseline: "a plain loop of SendPart (send_qun_msg2) to the same qqsim", Base: obase, Ratio: ob / obase},
+		{Path: "egress, 2 replicas", Unit: "req/s", Bridge: o2, Baseline: "1 replica", Base: ob, Ratio: o2 / ob},
+		{Path: fmt.Sprintf("egress, InFlight %d", cfg.InFlight), Unit: "req/s",
+			Bridge: on, Baseline: "the plain SendPart loop", Base: obase, Ratio: on / obase},
+		{Path: fmt.Sprintf("egress, InFlight %d, 2 replicas", cfg.InFlight), Unit: "req/s",
+			Bridge: on2, Baseline: "1 replica", Base: on, Ratio: on2 / on},
+	}
+	rows = append(rows, micro()...)
+	writeTable(w, cfg, rows)
+	fmt.Fprintf(w, "\ningress added latency at 1,000 events/s (poll answer decoded → core NATS subscriber), %d events: p50 %v, p99 %v\n",
+		lat.Events, lat.P50.Round(10*time.Microsecond), lat.P99.Round(10*time.Microsecond))
+	fmt.Fprintf(w, "directory refresh with %d friends: %v (10 friends: %v); going online no longer waits for it\n",
+		cfg.Contacts, dirBig.Round(time.Millisecond), dirSmall.Round(time.Millisecond))
+	fmt.Fprintf(w, "\npeak RSS of this process (bridge parts, embedded NATS, qqsim): %s\n", peakRSS())
+	return rows, nil
+}
+
+// micro measures the per-item decode against a typed unmarshal.
+func micro() []Row {
+	item := []byte(`{"poll_type":"group_message","value":{"msg_id":50873,"msg_id2":1,"msg_type":43,"from_uin":2890,` +
+		`"group_code":2890,"send_uin":4711,"seq":51,"to_uin":931996776,"time":1450687625,"content":[["font",` +
+		`{"name":"微软雅黑","size":10,"style":[0,0,0],"color":"000000"}],"好啊 ",["face",14]]}}`)
+	type typed struct {
+		PollType string `json:"poll_type"`
+		Value    struct {
+			MsgID     int64             `json:"msg_id"`
+			MsgID2    int64             `json:"msg_id2"`
+			MsgType   int               `json:"msg_type"`
+			FromUIN   int64             `json:"from_uin"`
+			GroupCode int64             `json:"group_code"`
+			SendUIN   int64             `json:"send_uin"`
+			Seq       int64             `json:"seq"`
+			ToUIN     int64             `json:"to_uin"`
+			Time      int64             `json:"time"`
+			Content   []json.RawMessage `json:"content"`
+		} `json:"value"`
+	}
+	dec := testing.Benchmark(func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if ev := qqclient.DecodeEvent(item); ev.Err != nil {
+				b.Fatal(ev.Err)
+			}
+		}
+	})
+	base := testing.Benchmark(func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var t typed
+			if err := json.Unmarshal(item, &t); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	ns := func(r testing.BenchmarkResult) float64 { return float64(r.NsPerOp()) / 1000 }
+	return []Row{{
+		Path: fmt.Sprintf("qqclient poll decode per item (%d allocs)", dec.AllocsPerOp()), Unit: "µs",
+		Bridge: ns(dec), Baseline: fmt.Sprintf("one typed json.Unmarshal of the same item (%d allocs)", base.AllocsPerOp()),
+		Base: ns(base), Ratio: ns(base) / ns(dec),
+	}}
+}
+
+func writeTable(w io.Writer, cfg Config, rows []Row) {
+	fmt.Fprintf(w, "medians of %d alternating repetitions; ratio = bridge / baseline in throughput (1 = as fast)\n\n", cfg.Reps)
+	fmt.Fprintln(w, "| path | bridge | baseline | ratio |")
+	fmt.Fprintln(w, "|---|---|---|---|")
+	for _, r := range rows {
+		fmt.Fprintf(w, "| %s | %s %s | %s: %s %s | %.2f |\n", r.Path, num(r.Bridge), r.Unit, r.Baseline, num(r.Base), r.Unit, r.Ratio)
+	}
+}
+
+func num(v float64) string {
+	switch {
+	case v >= 10000:
+		return fmt.Sprintf("%.1fk", v/1000)
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	default:
+		return fmt.Sprintf("%.2f", v)
+	}
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}
+
+// peakRSS is VmHWM of /proc/self/status, or "unknown".
+func peakRSS() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "unknown"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
