@@ -161,7 +161,7 @@ func TestChaosAccounts(t *testing.T) {
 	w("== accounts: %d accounts on 3 replicas (one accounts file), 3-node JetStream cluster", n)
 	d, ok := until(60*time.Second, quota(3))
 	w("spread after the logins: %v after %v (reached: %v)", last, d.Round(100*time.Millisecond), ok)
-	hold(10 * time.Second)
+	hold(4 * time.Second)
 	before := changes
 	hold(5 * time.Second)
 	w("changes in 5 s while spread: %d", changes-before)

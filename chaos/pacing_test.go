@@ -23,7 +23,7 @@ func TestChaosPacing(t *testing.T) {
 	if !*enabled {
 		t.Skip("the chaos suite runs with -args -chaos (see package chaos)")
 	}
-	const rate, n = 2, 20
+	const rate, n = 2, 12
 	dir := t.TempDir()
 	bridgeBin, simBin := buildBinaries(t, dir)
 	cl := startCluster(t, 3)
