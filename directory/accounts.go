@@ -40,7 +40,7 @@ func (d *Directory) accountOf(ctx context.Context, uin int64) (int64, error) {
 		}
 		return e.qq, nil
 	}
-	qq, err := retry(ctx, func() (int64, error) { return d.c.AccountOf(ctx, uin) })
+	qq, err := retryLimited(ctx, func() (int64, error) { return d.c.AccountOf(ctx, uin) })
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.acctSess != sess { // a refresh into a new session ran meanwhile

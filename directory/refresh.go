@@ -6,8 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
-
+	"github.com/qqbridge/qqbridge/internal/retry"
 	"github.com/qqbridge/qqbridge/live"
 	"github.com/qqbridge/qqbridge/qqclient"
 )
@@ -87,15 +86,15 @@ func (d *Directory) refreshLocked(ctx context.Context) (err error) {
 	if prev.sess != key {
 		prev = emptySnapshot()
 	}
-	friends, err := retry(ctx, func() ([]qqclient.Friend, error) { return d.c.Friends(ctx) })
+	friends, err := retryLimited(ctx, func() ([]qqclient.Friend, error) { return d.c.Friends(ctx) })
 	if err != nil {
 		return fmt.Errorf("directory: refresh friends: %w", err)
 	}
-	groups, err := retry(ctx, func() ([]qqclient.Group, error) { return d.c.Groups(ctx) })
+	groups, err := retryLimited(ctx, func() ([]qqclient.Group, error) { return d.c.Groups(ctx) })
 	if err != nil {
 		return fmt.Errorf("directory: refresh groups: %w", err)
 	}
-	discs, err := retry(ctx, func() ([]qqclient.Discussion, error) { return d.c.Discussions(ctx) })
+	discs, err := retryLimited(ctx, func() ([]qqclient.Discussion, error) { return d.c.Discussions(ctx) })
 	if err != nil {
 		return fmt.Errorf("directory: refresh discussions: %w", err)
 	}
@@ -173,7 +172,7 @@ func (d *Directory) loadGroup(ctx context.Context, g qqclient.Group, prev *group
 		ng.number = prev.number
 	}
 	if g.Code > 0 {
-		num, err := retry(ctx, func() (int64, error) { return d.c.GroupNumber(ctx, g.Code) })
+		num, err := retryLimited(ctx, func() (int64, error) { return d.c.GroupNumber(ctx, g.Code) })
 		switch {
 		case err == nil:
 			ng.number = num
@@ -182,7 +181,7 @@ func (d *Directory) loadGroup(ctx context.Context, g qqclient.Group, prev *group
 		default:
 			d.log.Warn().Err(err).Int64("gid", g.GID).Msg("group number not resolved")
 		}
-		info, err := retry(ctx, func() (*qqclient.GroupInfo, error) { return d.c.GroupInfo(ctx, g.Code) })
+		info, err := retryLimited(ctx, func() (*qqclient.GroupInfo, error) { return d.c.GroupInfo(ctx, g.Code) })
 		switch {
 		case err == nil:
 			ng.loaded = true
@@ -211,7 +210,7 @@ func (d *Directory) loadGroup(ctx context.Context, g qqclient.Group, prev *group
 // loadDiscussion loads a discussion's members; prev as in loadGroup.
 func (d *Directory) loadDiscussion(ctx context.Context, dl qqclient.Discussion, prev *discussion) (*discussion, error) {
 	nd := &discussion{did: dl.DID, name: dl.Name, members: map[int64]discussMember{}}
-	info, err := retry(ctx, func() (*qqclient.DiscussInfo, error) { return d.c.DiscussInfo(ctx, dl.DID) })
+	info, err := retryLimited(ctx, func() (*qqclient.DiscussInfo, error) { return d.c.DiscussInfo(ctx, dl.DID) })
 	switch {
 	case err == nil:
 		nd.loaded = true
@@ -234,26 +233,30 @@ func (d *Directory) loadDiscussion(ctx context.Context, dl qqclient.Discussion, 
 	return nd, nil
 }
 
-// retry calls fn again, with a short backoff, while the server answers that
-// requests come too often (ErrRateLimited); any other result is returned.
-func retry[T any](ctx context.Context, fn func() (T, error)) (T, error) {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 300 * time.Millisecond
-	b.MaxInterval = 2 * time.Second
-	b.MaxElapsedTime = 0
-	var out T
-	err := backoff.Retry(func() error {
+// retryLimited calls fn again, with a short backoff (300ms growing to 2s, at
+// most four more tries), while the server answers that requests come too
+// often (ErrRateLimited); any other result is returned, and ctx's error once
+// ctx ends.
+func retryLimited[T any](ctx context.Context, fn func() (T, error)) (T, error) {
+	var zero T
+	b := retry.Backoff(300*time.Millisecond, 2*time.Second)
+	for tries := 0; ; tries++ {
 		v, err := fn()
-		if err != nil {
-			if errors.Is(err, qqclient.ErrRateLimited) {
-				return err
+		switch {
+		case err == nil:
+			return v, nil
+		case !errors.Is(err, qqclient.ErrRateLimited):
+			return zero, err
+		case tries == 4:
+			if ctx.Err() != nil {
+				return zero, ctx.Err()
 			}
-			return backoff.Permanent(err)
+			return zero, err
 		}
-		out = v
-		return nil
-	}, backoff.WithContext(backoff.WithMaxRetries(b, 4), ctx))
-	return out, err
+		if err := retry.Sleep(ctx, b.NextBackOff()); err != nil {
+			return zero, err
+		}
+	}
 }
 
 // staleRetry is the least time between two attempts to load the lists of a

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/qqbridge/qqbridge/internal/retry"
 	"github.com/qqbridge/qqbridge/schema"
 )
 
@@ -91,7 +92,7 @@ func (e *Egress) runSerial(ctx context.Context, cons jetstream.Consumer, name st
 	// One pull request per message, made after the previous message was
 	// answered (a pull issued ahead, as the Messages iterator does, was seen
 	// to miss messages freed by an ack when MaxAckPending is 1).
-	bo := e.newBackoff()
+	bo := retry.Backoff(e.cfg.RetryInitial, e.cfg.RetryMax)
 	for ctx.Err() == nil {
 		fctx, cancel := context.WithTimeout(ctx, fetchWait)
 		msg, err := cons.Next(jetstream.FetchContext(fctx))
@@ -107,7 +108,7 @@ func (e *Egress) runSerial(ctx context.Context, cons jetstream.Consumer, name st
 				continue // nothing to do: pull again
 			}
 			e.log.Warn().Err(err).Msg("pulling the next request failed; retrying")
-			_ = sleepCtx(ctx, bo.NextBackOff())
+			_ = retry.Sleep(ctx, bo.NextBackOff())
 			continue
 		}
 		bo.Reset()
@@ -166,13 +167,13 @@ func (e *Egress) runLanes(ctx context.Context, cons jetstream.Consumer, name str
 			}
 		}
 	}
-	bo := e.newBackoff()
+	bo := retry.Backoff(e.cfg.RetryInitial, e.cfg.RetryMax)
 	for ctx.Err() == nil {
 		it, err := cons.Messages(jetstream.PullMaxMessages(e.cfg.InFlight), jetstream.PullPriorityGroup(pinGroup),
 			jetstream.PullExpiry(fetchWait))
 		if err != nil {
 			e.log.Warn().Err(err).Msg("pulling requests failed; retrying")
-			_ = sleepCtx(ctx, bo.NextBackOff())
+			_ = retry.Sleep(ctx, bo.NextBackOff())
 			continue
 		}
 		stop := context.AfterFunc(ctx, it.Stop)
@@ -185,7 +186,7 @@ func (e *Egress) runLanes(ctx context.Context, cons jetstream.Consumer, name str
 				// The iterator goes on (a missed heartbeat, a connection
 				// problem): messages it holds stay in order behind this.
 				e.log.Debug().Err(err).Msg("pulling requests: retrying")
-				_ = sleepCtx(ctx, bo.NextBackOff())
+				_ = retry.Sleep(ctx, bo.NextBackOff())
 				continue
 			}
 			bo.Reset()
@@ -353,7 +354,7 @@ func (e *Egress) publishResult(ctx context.Context, subject string, res schema.R
 		context.AfterFunc(pctx, func() { t.Stop() })
 	})
 	defer stop()
-	bo := e.newBackoff()
+	bo := retry.Backoff(e.cfg.RetryInitial, e.cfg.RetryMax)
 	for {
 		actx, acancel := context.WithTimeout(pctx, 5*time.Second)
 		_, err := e.cfg.JS.PublishMsg(actx, m)
@@ -362,7 +363,7 @@ func (e *Egress) publishResult(ctx context.Context, subject string, res schema.R
 			return nil
 		}
 		e.log.Warn().Err(err).Str("subject", subject).Msg("publishing a result failed; retrying")
-		if err := sleepCtx(pctx, bo.NextBackOff()); err != nil {
+		if err := retry.Sleep(pctx, bo.NextBackOff()); err != nil {
 			return fmt.Errorf("egress: publish result on %s: %w", subject, err)
 		}
 	}

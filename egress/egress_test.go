@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/qqsim"
 	"github.com/qqbridge/qqbridge/schema"
@@ -45,27 +46,27 @@ func TestSendEachKind(t *testing.T) {
 		wantText   string
 	}{
 		{"friend by qq", schema.KindFriend,
-			schema.Request{ID: "f-qq", To: schema.Target{QQ: alice}, Text: "hello <b> & 你好"},
-			hello, st.Friends[alice], alice, "hello <b> & 你好"},
+			schema.Request{ID: "f-qq", To: schema.Target{QQ: testenv.Alice}, Text: "hello <b> & 你好"},
+			hello, st.Friends[testenv.Alice], testenv.Alice, "hello <b> & 你好"},
 		{"friend by uin", schema.KindFriend,
-			schema.Request{To: schema.Target{UIN: st.Friends[alice]}, Text: "hello <b> & 你好"},
-			hello, st.Friends[alice], alice, "hello <b> & 你好"},
+			schema.Request{To: schema.Target{UIN: st.Friends[testenv.Alice]}, Text: "hello <b> & 你好"},
+			hello, st.Friends[testenv.Alice], testenv.Alice, "hello <b> & 你好"},
 		{"group by number", schema.KindGroup,
-			schema.Request{ID: "g-num", To: schema.Target{Group: devChat}, Segments: []schema.Segment{
+			schema.Request{ID: "g-num", To: schema.Target{Group: testenv.DevChat}, Segments: []schema.Segment{
 				schema.TextSegment("hi "), schema.FaceSegment(14), schema.FaceSegment(0)}},
-			faces, st.Groups[devChat], devChat, "hi [face 14][face 0]"},
+			faces, st.Groups[testenv.DevChat], testenv.DevChat, "hi [face 14][face 0]"},
 		{"group by gid", schema.KindGroup,
-			schema.Request{To: schema.Target{GID: st.Groups[devChat]}, Text: "hello <b> & 你好"},
-			hello, st.Groups[devChat], devChat, "hello <b> & 你好"},
+			schema.Request{To: schema.Target{GID: st.Groups[testenv.DevChat]}, Text: "hello <b> & 你好"},
+			hello, st.Groups[testenv.DevChat], testenv.DevChat, "hello <b> & 你好"},
 		{"discuss by did", schema.KindDiscuss,
-			schema.Request{ID: "d-did", To: schema.Target{DID: st.Discussions[lunchDisc]}, Text: "hello <b> & 你好"},
-			hello, st.Discussions[lunchDisc], lunchDisc, "hello <b> & 你好"},
+			schema.Request{ID: "d-did", To: schema.Target{DID: st.Discussions[testenv.Lunch]}, Text: "hello <b> & 你好"},
+			hello, st.Discussions[testenv.Lunch], testenv.Lunch, "hello <b> & 你好"},
 		{"sess by qq and group", schema.KindSess,
-			schema.Request{ID: "s-qq", To: schema.Target{QQ: carol, Group: devChat}, Text: "hello <b> & 你好"},
-			hello, st.Friends[carol], carol, "hello <b> & 你好"},
+			schema.Request{ID: "s-qq", To: schema.Target{QQ: testenv.Carol, Group: testenv.DevChat}, Text: "hello <b> & 你好"},
+			hello, st.Friends[testenv.Carol], testenv.Carol, "hello <b> & 你好"},
 		{"sess by uin and gid", schema.KindSess,
-			schema.Request{To: schema.Target{UIN: st.Friends[carol], GID: st.Groups[devChat]}, Text: "hello <b> & 你好"},
-			hello, st.Friends[carol], carol, "hello <b> & 你好"},
+			schema.Request{To: schema.Target{UIN: st.Friends[testenv.Carol], GID: st.Groups[testenv.DevChat]}, Text: "hello <b> & 你好"},
+			hello, st.Friends[testenv.Carol], testenv.Carol, "hello <b> & 你好"},
 	}
 	check := func(t *testing.T, n int, want string, wire []qqclient.Segment, kind schema.Kind, target, stable int64) {
 		t.Helper()
@@ -107,8 +108,7 @@ func TestSendEachKind(t *testing.T) {
 			if req.ID != "" {
 				req.ID += "-send"
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-			defer cancel()
+			ctx := testenv.Context(t)
 			res := e.eg.Send(ctx, c.kind, &req)
 			n++
 			if !res.OK || res.Parts != 1 || res.ID != req.ID || res.Kind != c.kind {
@@ -174,9 +174,9 @@ func TestInvalidRequests(t *testing.T) {
 			want string
 		}{
 			{schema.KindFriend, schema.Target{QQ: nobody}, "to.qq 99999999"},
-			{schema.KindFriend, schema.Target{QQ: carol}, "no friend with QQ number 2468024"},
+			{schema.KindFriend, schema.Target{QQ: testenv.Carol}, "no friend with QQ number 2468024"},
 			{schema.KindGroup, schema.Target{Group: nobody}, "to.group 99999999"},
-			{schema.KindSess, schema.Target{QQ: nobody, Group: devChat}, "to.qq 99999999"},
+			{schema.KindSess, schema.Target{QQ: nobody, Group: testenv.DevChat}, "to.qq 99999999"},
 		} {
 			id := fmt.Sprintf("who-%d", i)
 			e.publishJSON(req.kind, schema.Request{ID: id, To: req.to, Text: "anyone there?"})
@@ -197,8 +197,8 @@ func TestInvalidRequests(t *testing.T) {
 		if _, res := e.result(); !res.OK {
 			t.Fatalf("result %+v (error %+v), want ok", res, res.Error)
 		}
-		if sent := e.sent(); len(sent) != 1 || sent[0].Text != "hello" || sent[0].Stable != alice {
-			t.Fatalf("sent %+v, want one hello to %d", sent, alice)
+		if sent := e.sent(); len(sent) != 1 || sent[0].Text != "hello" || sent[0].Stable != testenv.Alice {
+			t.Fatalf("sent %+v, want one hello to %d", sent, testenv.Alice)
 		}
 	})
 	e.noMoreResults() // every request was terminated or acked: none is redelivered
@@ -210,7 +210,7 @@ func TestMaybeSent(t *testing.T) {
 	e := newEnv(t)
 	e.run(e.eg)
 	e.sim.SetChaos(qqsim.Chaos{MaybeSentRate: 1})
-	e.publishJSON(schema.KindFriend, schema.Request{ID: "m-1", To: schema.Target{QQ: alice}, Text: longText(2000)})
+	e.publishJSON(schema.KindFriend, schema.Request{ID: "m-1", To: schema.Target{QQ: testenv.Alice}, Text: longText(2000)})
 	_, res := e.result()
 	if res.OK || res.Error == nil || res.Error.Code != schema.CodeMaybeSent || res.Error.Retcode != 1202 {
 		t.Fatalf("result %+v (error %+v), want maybe_sent with retcode 1202", res, res.Error)
@@ -225,7 +225,7 @@ func TestMaybeSent(t *testing.T) {
 
 	// The same request again is not sent again either.
 	e.sim.SetChaos(qqsim.Chaos{})
-	e.publish(e.subj.Out(schema.KindFriend), mustJSON(t, schema.Request{ID: "m-1", To: schema.Target{QQ: alice}, Text: "again"}), "", "another-msg-id")
+	e.publish(e.subj.Out(schema.KindFriend), mustJSON(t, schema.Request{ID: "m-1", To: schema.Target{QQ: testenv.Alice}, Text: "again"}), "", "another-msg-id")
 	if _, again := e.result(); again.Error == nil || again.Error.Code != schema.CodeMaybeSent {
 		t.Fatalf("repeat answered %+v, want the recorded maybe_sent", again)
 	}
@@ -241,7 +241,7 @@ func TestMaybeSent(t *testing.T) {
 func TestSameIDTwice(t *testing.T) {
 	e := newEnv(t)
 	e.run(e.eg)
-	body := mustJSON(t, schema.Request{ID: "order-42", To: schema.Target{Group: devChat}, Text: "only once"})
+	body := mustJSON(t, schema.Request{ID: "order-42", To: schema.Target{Group: testenv.DevChat}, Text: "only once"})
 	e.publish(e.subj.Out(schema.KindGroup), body, "", "msg-a")
 	e.publish(e.subj.Out(schema.KindGroup), body, "", "msg-b")
 	_, first := e.result()
@@ -251,9 +251,8 @@ func TestSameIDTwice(t *testing.T) {
 			t.Errorf("result %+v, want ok for order-42", r)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	defer cancel()
-	if res := e.eg.Send(ctx, schema.KindGroup, &schema.Request{ID: "order-42", To: schema.Target{Group: devChat}, Text: "only once"}); !res.OK || res.ID != "order-42" {
+	ctx := testenv.Context(t)
+	if res := e.eg.Send(ctx, schema.KindGroup, &schema.Request{ID: "order-42", To: schema.Target{Group: testenv.DevChat}, Text: "only once"}); !res.OK || res.ID != "order-42" {
 		t.Errorf("Send answered %+v (error %+v), want the recorded ok", res, res.Error)
 	}
 	if sent := e.sent(); len(sent) != 1 || sent[0].Text != "only once" {
@@ -302,7 +301,7 @@ func TestLongTextInParts(t *testing.T) {
 	e := newEnv(t)
 	e.run(e.eg)
 	text := longText(2000)
-	e.publishJSON(schema.KindFriend, schema.Request{To: schema.Target{QQ: alice}, Text: text})
+	e.publishJSON(schema.KindFriend, schema.Request{To: schema.Target{QQ: testenv.Alice}, Text: text})
 	_, res := e.result()
 	sent := e.sent()
 	if !res.OK || res.Parts < 3 || res.Parts != len(sent) {
@@ -319,7 +318,7 @@ func TestRateLimitedRetried(t *testing.T) {
 	e.sim.SetChaos(qqsim.Chaos{RateLimitPerS: 2}) // a burst of 4, then 2 a second: 7 parts must meet the limit
 	want := []string{"one", "two", longText(1500), "four", "five"}
 	for _, s := range want {
-		e.publishJSON(schema.KindFriend, schema.Request{To: schema.Target{QQ: alice}, Text: s})
+		e.publishJSON(schema.KindFriend, schema.Request{To: schema.Target{QQ: testenv.Alice}, Text: s})
 	}
 	for range want {
 		if _, res := e.result(); !res.OK {
@@ -341,7 +340,7 @@ func TestOrder(t *testing.T) {
 	var want []string
 	for i := 1; i <= 5; i++ {
 		want = append(want, fmt.Sprintf("message %d", i))
-		e.publishJSON(schema.KindGroup, schema.Request{To: schema.Target{Group: devChat}, Text: want[i-1]})
+		e.publishJSON(schema.KindGroup, schema.Request{To: schema.Target{Group: testenv.DevChat}, Text: want[i-1]})
 	}
 	var lastSeq uint64
 	for range want {
@@ -367,9 +366,9 @@ func TestOrder(t *testing.T) {
 func TestSessionLostThenRetried(t *testing.T) {
 	e := newEnv(t)
 	e.run(e.eg)
-	oldUIN := e.sim.State().Friends[alice]
+	oldUIN := e.sim.State().Friends[testenv.Alice]
 	e.sim.ExpireSession()
-	e.publishJSON(schema.KindFriend, schema.Request{ID: "after-expiry", To: schema.Target{QQ: alice}, Text: "still here"})
+	e.publishJSON(schema.KindFriend, schema.Request{ID: "after-expiry", To: schema.Target{QQ: testenv.Alice}, Text: "still here"})
 	if _, res := e.result(); !res.OK {
 		t.Fatalf("result %+v (error %+v), want ok", res, res.Error)
 	}
@@ -380,8 +379,8 @@ func TestSessionLostThenRetried(t *testing.T) {
 		t.Errorf("%d send requests, want 2 (one answered 103, one after the re-login)", n)
 	}
 	sent := e.sent()
-	newUIN := e.sim.State().Friends[alice]
-	if len(sent) != 1 || sent[0].Target != newUIN || newUIN == oldUIN || sent[0].Stable != alice {
+	newUIN := e.sim.State().Friends[testenv.Alice]
+	if len(sent) != 1 || sent[0].Target != newUIN || newUIN == oldUIN || sent[0].Stable != testenv.Alice {
 		t.Fatalf("sent %+v; want one message to the new uin %d (old %d)", sent, newUIN, oldUIN)
 	}
 }
@@ -393,11 +392,10 @@ func TestWaitKeptInProgress(t *testing.T) {
 	e := newEnv(t, offline(), withConfig(func(c *Config) { c.AckWait = time.Second }))
 	e.run(e.eg)
 	e.run(e.newEgress(e.cfg)) // a second replica on the same durable consumer
-	e.publishJSON(schema.KindFriend, schema.Request{To: schema.Target{QQ: alice}, Text: "first"})
-	e.publishJSON(schema.KindFriend, schema.Request{To: schema.Target{QQ: alice}, Text: "second"})
+	e.publishJSON(schema.KindFriend, schema.Request{To: schema.Target{QQ: testenv.Alice}, Text: "first"})
+	e.publishJSON(schema.KindFriend, schema.Request{To: schema.Target{QQ: testenv.Alice}, Text: "second"})
 	time.Sleep(2500 * time.Millisecond) // more than twice the ack wait, offline
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	defer cancel()
+	ctx := testenv.Context(t)
 	cons, err := e.js.Consumer(ctx, e.subj.StreamOut(), DefaultConsumer)
 	if err != nil {
 		t.Fatal(err)
@@ -434,17 +432,17 @@ func TestGiveUp(t *testing.T) {
 		e := newEnv(t, withConfig(func(c *Config) { c.RetryFor = 300 * time.Millisecond }))
 		e.run(e.eg)
 		e.sim.SetChaos(qqsim.Chaos{RateLimitPerS: 0.001}) // one request, then one every 1000 s
-		e.publishJSON(schema.KindFriend, schema.Request{To: schema.Target{QQ: alice}, Text: "first"})
+		e.publishJSON(schema.KindFriend, schema.Request{To: schema.Target{QQ: testenv.Alice}, Text: "first"})
 		if _, res := e.result(); !res.OK {
 			t.Fatalf("first: %+v (error %+v), want ok", res, res.Error)
 		}
-		e.publishJSON(schema.KindFriend, schema.Request{ID: "later", To: schema.Target{QQ: alice}, Text: "second"})
+		e.publishJSON(schema.KindFriend, schema.Request{ID: "later", To: schema.Target{QQ: testenv.Alice}, Text: "second"})
 		_, res := e.result()
 		if res.Error == nil || res.Error.Code != schema.CodeRateLimited || !res.Error.Code.Retryable() {
 			t.Fatalf("second: %+v (error %+v), want rate_limited", res, res.Error)
 		}
 		e.sim.SetChaos(qqsim.Chaos{})
-		e.publishJSON(schema.KindFriend, schema.Request{ID: "later", To: schema.Target{QQ: alice}, Text: "second"})
+		e.publishJSON(schema.KindFriend, schema.Request{ID: "later", To: schema.Target{QQ: testenv.Alice}, Text: "second"})
 		if _, res := e.result(); !res.OK {
 			t.Fatalf("second again: %+v (error %+v), want ok", res, res.Error)
 		}
@@ -459,14 +457,14 @@ func TestGiveUp(t *testing.T) {
 	t.Run("no session", func(t *testing.T) {
 		e := newEnv(t, offline(), withConfig(func(c *Config) { c.RetryFor = 200 * time.Millisecond }))
 		e.run(e.eg)
-		e.publishJSON(schema.KindGroup, schema.Request{To: schema.Target{Group: devChat}, Text: "anyone?"})
+		e.publishJSON(schema.KindGroup, schema.Request{To: schema.Target{Group: testenv.DevChat}, Text: "anyone?"})
 		if _, res := e.result(); res.Error == nil || res.Error.Code != schema.CodeSessionUnavailable {
 			t.Fatalf("result %+v (error %+v), want session_unavailable", res, res.Error)
 		}
 		// Send, bounded by its ctx (as the API's deadline bounds it).
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
-		res := e.eg.Send(ctx, schema.KindGroup, &schema.Request{To: schema.Target{Group: devChat}, Text: "anyone?"})
+		res := e.eg.Send(ctx, schema.KindGroup, &schema.Request{To: schema.Target{Group: testenv.DevChat}, Text: "anyone?"})
 		if res.Error == nil || res.Error.Code != schema.CodeSessionUnavailable || !strings.HasPrefix(res.Error.Message, "not sent: ") {
 			t.Fatalf("Send answered %+v (error %+v), want session_unavailable, not sent", res, res.Error)
 		}
@@ -486,7 +484,7 @@ func TestCrashedSendIsMaybeSent(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.run(e.eg)
-	e.publishJSON(schema.KindFriend, schema.Request{ID: "crash-1", To: schema.Target{QQ: alice}, Text: longText(2000)})
+	e.publishJSON(schema.KindFriend, schema.Request{ID: "crash-1", To: schema.Target{QQ: testenv.Alice}, Text: longText(2000)})
 	_, res := e.result()
 	if res.Error == nil || res.Error.Code != schema.CodeMaybeSent || res.Parts != 1 || res.ID != "crash-1" {
 		t.Fatalf("result %+v (error %+v), want maybe_sent after 1 part", res, res.Error)
@@ -510,7 +508,7 @@ func TestCrashedSendIsMaybeSent(t *testing.T) {
 func TestRedeliveryAfterCrash(t *testing.T) {
 	e := newEnv(t, withConfig(func(c *Config) { c.StaleAfter = 300 * time.Millisecond }))
 	ctx := context.Background()
-	seq := e.publishJSON(schema.KindGroup, schema.Request{To: schema.Target{Group: devChat}, Text: "sent just before the crash"})
+	seq := e.publishJSON(schema.KindGroup, schema.Request{To: schema.Target{Group: testenv.DevChat}, Text: "sent just before the crash"})
 	stream, err := e.js.Stream(ctx, e.subj.StreamOut())
 	if err != nil {
 		t.Fatal(err)
@@ -538,11 +536,8 @@ func TestStopAndResume(t *testing.T) {
 	e.sim.SetChaos(qqsim.Chaos{LatencyMS: 100})
 	stop := e.run(e.eg)
 	text := longText(2000)
-	e.publishJSON(schema.KindFriend, schema.Request{To: schema.Target{QQ: alice}, Text: text})
-	deadline := time.Now().Add(waitFor)
-	for len(e.sent()) == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	e.publishJSON(schema.KindFriend, schema.Request{To: schema.Target{QQ: testenv.Alice}, Text: text})
+	testenv.Eventually(t, "the first part at the simulator", func() bool { return len(e.sent()) > 0 })
 	stop() // returns once the part in flight is finished
 	firstRun := len(e.sent())
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,8 +17,8 @@ import (
 
 	"github.com/qqbridge/qqbridge/bus"
 	"github.com/qqbridge/qqbridge/directory"
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/live"
-	"github.com/qqbridge/qqbridge/natsembed"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/qqsim"
 	"github.com/qqbridge/qqbridge/schema"
@@ -28,16 +27,9 @@ import (
 // The real directory is the Resolver; the tests use it.
 var _ Resolver = (*directory.Directory)(nil)
 
-// Stable numbers of qqsim's default world used by the tests.
-const (
-	alice     = int64(123456)   // friend, member of group devChat
-	carol     = int64(2468024)  // not a friend; member of devChat (temporary sessions)
-	devChat   = int64(987654)   // group
-	lunchDisc = int64(1008611)  // discussion (the simulator's stable id)
-	nobody    = int64(99999999) // nobody the account knows
-)
-
-const waitFor = 20 * time.Second
+// nobody is a number the account does not know (the world's numbers are
+// testenv's).
+const nobody = int64(99999999)
 
 // env is one bridge under test: an embedded nats-server with the bridge's
 // streams, a simulator (behind httpFaults) logged in through a real client,
@@ -49,14 +41,15 @@ type env struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	kv      jetstream.KeyValue
-	sim     *qqsim.Server
+	sim     *testenv.Sim
 	faults  *httpFaults
 	client  *qqclient.Client
 	sess    *testSessions
 	dir     *directory.Directory
 	eg      *Egress
 	cfg     Config
-	results chan *nats.Msg
+	results *testenv.Recorder
+	next    int // the index in results of the next result()
 }
 
 type envOption func(*envOptions)
@@ -115,23 +108,8 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	for _, f := range opts {
 		f(&o)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	defer cancel()
-
-	srv, err := natsembed.Start(natsembed.Options{DataDir: t.TempDir(), Port: -1})
-	if err != nil {
-		t.Fatalf("natsembed.Start: %v", err)
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatalf("nats.Connect: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx := testenv.Context(t)
+	nc, js := testenv.StartNATS(t).Connect()
 	subj, _ := schema.NewSubjects("")
 	if err := bus.EnsureStreams(ctx, js, subj, bus.StreamOptions{}); err != nil {
 		t.Fatalf("EnsureStreams: %v", err)
@@ -141,28 +119,27 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		t.Fatalf("SentKV: %v", err)
 	}
 
-	sim, err := qqsim.New(qqsim.Config{PollHold: 200 * time.Millisecond, QRTTL: 10 * time.Second, RateLimit: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	faults := &httpFaults{next: sim}
-	ts := httptest.NewServer(faults)
-	t.Cleanup(ts.Close)
-	t.Cleanup(sim.Close)
-	client, err := qqclient.New(qqclient.WithBaseURL(ts.URL), qqclient.WithQRPollInterval(10*time.Millisecond),
+	simCfg := testenv.SimConfig()
+	simCfg.QRTTL, simCfg.Echo = 10*time.Second, false
+	var faults *httpFaults
+	sim := testenv.StartSim(t, simCfg, func(next http.Handler) http.Handler {
+		faults = &httpFaults{next: next}
+		return faults
+	})
+	client, err := qqclient.New(qqclient.WithBaseURL(sim.URL), qqclient.WithQRPollInterval(10*time.Millisecond),
 		qqclient.WithRequestTimeout(5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := directory.New(client, testLogger(t))
 	sess := &testSessions{client: client, changed: make(chan struct{}), onOnline: func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitTimeout)
 		defer cancel()
 		_ = dir.Refresh(ctx) // as the bridge does at login; a failure is retried by the lookups
 	}}
 	e := &env{
 		t: t, subj: subj, nc: nc, js: js, kv: kv, sim: sim, faults: faults, client: client, sess: sess,
-		dir: dir, results: make(chan *nats.Msg, 64),
+		dir: dir, results: testenv.Record(t, nc, subj.ResultWildcard()),
 	}
 	e.cfg = Config{
 		Client: client, Sessions: sess, Dir: dir, JS: js, SentKV: kv, Subjects: subj,
@@ -178,11 +155,6 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if !o.offline {
 		e.login()
 	}
-	sub, err := nc.ChanSubscribe(subj.ResultWildcard(), e.results)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
 	return e
 }
 
@@ -190,9 +162,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 // session stand-in online.
 func (e *env) login() {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	defer cancel()
-	s, err := e.client.LoginQR(ctx, func(ev qqclient.LoginEvent) {
+	s, err := e.client.LoginQR(testenv.Context(e.t), func(ev qqclient.LoginEvent) {
 		if ev.Step == qqclient.LoginQRReady {
 			if err := e.sim.ScanQR(); err != nil {
 				e.t.Errorf("ScanQR: %v", err)
@@ -246,7 +216,7 @@ func (e *env) run(eg *Egress) (stop func()) {
 				if err != nil {
 					e.t.Errorf("Run: %v", err)
 				}
-			case <-time.After(waitFor):
+			case <-time.After(testenv.WaitTimeout):
 				e.t.Errorf("Run did not return after its ctx ended")
 			}
 		})
@@ -266,9 +236,7 @@ func (e *env) publish(subject string, body []byte, contentType, msgID string) ui
 	if msgID != "" {
 		m.Header.Set(jetstream.MsgIDHeader, msgID)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	defer cancel()
-	ack, err := e.js.PublishMsg(ctx, m)
+	ack, err := e.js.PublishMsg(testenv.Context(e.t), m)
 	if err != nil {
 		e.t.Fatalf("publish %s: %v", subject, err)
 	}
@@ -288,17 +256,13 @@ func (e *env) publishJSON(kind schema.Kind, v any) uint64 {
 // result waits for the next result message and decodes it.
 func (e *env) result() (string, schema.Result) {
 	e.t.Helper()
-	select {
-	case m := <-e.results:
-		var r schema.Result
-		if err := schema.Decode(m.Header.Get(schema.HeaderContentType), m.Data, &r); err != nil {
-			e.t.Fatalf("result on %s: %v: %q", m.Subject, err, m.Data)
-		}
-		return m.Subject, r
-	case <-time.After(waitFor):
-		e.t.Fatalf("no result within %v", waitFor)
+	i, m := e.results.WaitFrom(e.next, "a result", testenv.Any)
+	e.next = i + 1
+	var r schema.Result
+	if err := schema.Decode(m.Header.Get(schema.HeaderContentType), m.Data, &r); err != nil {
+		e.t.Fatalf("result on %s: %v: %q", m.Subject, err, m.Data)
 	}
-	return "", schema.Result{}
+	return m.Subject, r
 }
 
 // noMoreResults checks that no other result was published.
@@ -307,10 +271,9 @@ func (e *env) noMoreResults() {
 	// Results are published before the request is acked, and the stream is
 	// empty once every request was acked: wait for that, then look.
 	e.waitOutEmpty()
-	select {
-	case m := <-e.results:
+	if msgs := e.results.Msgs(); len(msgs) > e.next {
+		m := msgs[e.next]
 		e.t.Errorf("unexpected result on %s: %s", m.Subject, m.Data)
-	default:
 	}
 }
 
@@ -318,30 +281,19 @@ func (e *env) noMoreResults() {
 // acked or terminated).
 func (e *env) waitOutEmpty() {
 	e.t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for {
+	testenv.Eventually(e.t, "no request left in "+e.subj.StreamOut(), func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
 		s, err := e.js.Stream(ctx, e.subj.StreamOut())
-		var n uint64
+		var info *jetstream.StreamInfo
 		if err == nil {
-			var info *jetstream.StreamInfo
 			info, err = s.Info(ctx)
-			if err == nil {
-				n = info.State.Msgs
-			}
 		}
-		cancel()
 		if err != nil {
 			e.t.Fatalf("stream info: %v", err)
 		}
-		if n == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("%d requests still in %s", n, e.subj.StreamOut())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return info.State.Msgs == 0
+	})
 }
 
 // sent returns what the simulator received.
@@ -423,7 +375,7 @@ func (s *testSessions) Lost(gen uint64, _ error) {
 	close(s.changed)
 	s.changed = make(chan struct{})
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitTimeout)
 		defer cancel()
 		sess, err := s.client.Relogin(ctx)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/metrics"
 	"github.com/qqbridge/qqbridge/qqsim"
 	"github.com/qqbridge/qqbridge/schema"
@@ -22,7 +23,7 @@ func TestInFlightOrderPerTarget(t *testing.T) {
 	e.run(e.eg)
 	e.run(e.newEgress(e.cfg))
 	e.sim.SetChaos(qqsim.Chaos{RateLimitPerS: 10})
-	targets := []schema.Target{{Group: devChat}, {Group: 55443322}, {QQ: alice}}
+	targets := []schema.Target{{Group: testenv.DevChat}, {Group: testenv.Hiking}, {QQ: testenv.Alice}}
 	kinds := []schema.Kind{schema.KindGroup, schema.KindGroup, schema.KindFriend}
 	want := map[int64][]string{}
 	const n = 45

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/pace"
 	"github.com/qqbridge/qqbridge/schema"
 )
@@ -34,7 +35,7 @@ func TestSharedPaceAcrossReplicas(t *testing.T) {
 		replicas = append(replicas, eg)
 	}
 	for i := range 10 {
-		e.publishJSON(schema.KindGroup, schema.Request{To: schema.Target{Group: devChat}, Text: fmt.Sprintf("queued %d", i)})
+		e.publishJSON(schema.KindGroup, schema.Request{To: schema.Target{Group: testenv.DevChat}, Text: fmt.Sprintf("queued %d", i)})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
@@ -43,7 +44,7 @@ func TestSharedPaceAcrossReplicas(t *testing.T) {
 		eg := replicas[g%3]
 		wg.Go(func() {
 			for n := 0; ctx.Err() == nil; n++ {
-				eg.Send(ctx, schema.KindFriend, &schema.Request{To: schema.Target{QQ: alice}, Text: fmt.Sprintf("api %d.%d", g, n)})
+				eg.Send(ctx, schema.KindFriend, &schema.Request{To: schema.Target{QQ: testenv.Alice}, Text: fmt.Sprintf("api %d.%d", g, n)})
 			}
 		})
 	}

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/qqbridge/qqbridge/internal/retry"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/schema"
 )
@@ -162,7 +163,7 @@ func (e *Egress) withClaim(next handler) handler {
 // transient faults in place (never letting a later request overtake) until
 // the retry window (Config.RetryFor, restarted after each part) closes.
 func (e *Egress) deliver(ctx context.Context, j *job) (schema.Result, status) {
-	bo := e.newBackoff()
+	bo := retry.Backoff(e.cfg.RetryInitial, e.cfg.RetryMax)
 	j.giveUp = time.Now().Add(e.cfg.RetryFor)
 	steps := e.steps()
 	var last schema.ErrorCode // of the latest transient fault: the code to stop with
@@ -185,7 +186,7 @@ func (e *Egress) deliver(ctx context.Context, j *job) (schema.Result, status) {
 		}
 		last = f.code
 		wctx, cancel := context.WithDeadline(ctx, j.giveUp)
-		err := sleepCtx(wctx, bo.NextBackOff())
+		err := retry.Sleep(wctx, bo.NextBackOff())
 		cancel()
 		switch {
 		case ctx.Err() != nil:

@@ -12,9 +12,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/qqbridge/qqbridge/internal/retry"
 	"github.com/qqbridge/qqbridge/schema"
 )
 
@@ -161,14 +161,23 @@ func (c *claim) finish(ctx context.Context, res schema.Result, paused bool) erro
 			r.State, r.Result = stateDone, &res
 		}
 	}
-	b := backoff.WithContext(backoff.WithMaxRetries(backoff.NewConstantBackOff(100*time.Millisecond), 5), ctx)
-	return backoff.Retry(func() error {
+	// Up to six attempts 100ms apart while the KV fails (a lost claim is
+	// final); ctx's error once ctx ends.
+	for attempt := 1; ; attempt++ {
 		err := c.update(ctx, change)
-		if errors.Is(err, errLost) {
-			return backoff.Permanent(err)
+		if err == nil || errors.Is(err, errLost) {
+			return err
 		}
-		return err
-	}, b)
+		if attempt == 6 {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		if err := retry.Sleep(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
 }
 
 // acquire takes the claim on key for a request of parts parts, or returns
@@ -186,10 +195,10 @@ func (c *claim) finish(ctx context.Context, res schema.Result, paused bool) erro
 // ctx's.
 func (e *Egress) acquire(ctx context.Context, key string, parts int, stale func(rec record) schema.Result) (*claim, *schema.Result, error) {
 	kv := e.cfg.SentKV
-	bo := e.newBackoff()
+	bo := retry.Backoff(e.cfg.RetryInitial, e.cfg.RetryMax)
 	fail := func(err error) error {
 		e.log.Warn().Err(err).Str("key", key).Msg("idempotency record unavailable; retrying")
-		return sleepCtx(ctx, bo.NextBackOff())
+		return retry.Sleep(ctx, bo.NextBackOff())
 	}
 	owner := newOwner()
 	claimAt := func(rev uint64, rec record) *claim {
@@ -244,7 +253,7 @@ func (e *Egress) acquire(ctx context.Context, key string, parts int, stale func(
 			continue
 		case !bad && rec.State == stateSending:
 			if age := time.Since(entry.Created()); age < e.cfg.StaleAfter {
-				if err := sleepCtx(ctx, min(e.cfg.StaleAfter-age, e.heartbeat)); err != nil {
+				if err := retry.Sleep(ctx, min(e.cfg.StaleAfter-age, e.heartbeat)); err != nil {
 					return nil, nil, err
 				}
 				continue

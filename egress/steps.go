@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/qqbridge/qqbridge/directory"
+	"github.com/qqbridge/qqbridge/internal/retry"
 	"github.com/qqbridge/qqbridge/live"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/schema"
@@ -125,7 +126,7 @@ func (e *Egress) pace(ctx context.Context, _ *job, t *try) *fault {
 	}
 	r := e.pacer(t.sess.Account).Reserve()
 	d := r.Delay()
-	if err := sleepCtx(ctx, d); err != nil {
+	if err := retry.Sleep(ctx, d); err != nil {
 		r.Cancel()
 		return stopFault(ctx)
 	}

@@ -1,11 +1,10 @@
 package egress
 
 import (
-	"context"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/schema"
 )
 
@@ -15,17 +14,16 @@ import (
 func (e *env) relogin() (old struct{ alice, carol, devChat, lunch int64 }) {
 	e.t.Helper()
 	st := e.sim.State()
-	old.alice, old.carol, old.devChat, old.lunch = st.Friends[alice], st.Friends[carol], st.Groups[devChat], st.Discussions[lunchDisc]
+	old.alice, old.carol, old.devChat, old.lunch = st.Friends[testenv.Alice], st.Friends[testenv.Carol], st.Groups[testenv.DevChat], st.Discussions[testenv.Lunch]
 	e.sim.ExpireSession()
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	defer cancel()
+	ctx := testenv.Context(e.t)
 	s, err := e.client.Relogin(ctx)
 	if err != nil {
 		e.t.Fatalf("Relogin: %v", err)
 	}
 	e.sess.setOnline(s.UIN)
 	now := e.sim.State()
-	if now.Friends[alice] == old.alice || now.Groups[devChat] == old.devChat || now.Discussions[lunchDisc] == old.lunch {
+	if now.Friends[testenv.Alice] == old.alice || now.Groups[testenv.DevChat] == old.devChat || now.Discussions[testenv.Lunch] == old.lunch {
 		e.t.Fatal("the simulator kept session numbers across the re-login")
 	}
 	return old
@@ -48,7 +46,7 @@ func TestStaleSessionNumbersRefused(t *testing.T) {
 		{schema.KindGroup, schema.Target{GID: old.devChat}, "to.gid"},
 		{schema.KindDiscuss, schema.Target{DID: old.lunch}, "to.did"},
 		{schema.KindSess, schema.Target{UIN: old.carol, GID: old.devChat}, "to.gid"},
-		{schema.KindSess, schema.Target{UIN: old.carol, GID: now.Groups[devChat]}, "to.uin"},
+		{schema.KindSess, schema.Target{UIN: old.carol, GID: now.Groups[testenv.DevChat]}, "to.uin"},
 	} {
 		e.publishJSON(c.kind, schema.Request{To: c.to, Text: "to an old number"})
 		_, res := e.result()
@@ -64,7 +62,7 @@ func TestStaleSessionNumbersRefused(t *testing.T) {
 		t.Fatalf("simulator received %+v, want nothing", sent)
 	}
 	// The current numbers still go out.
-	e.publishJSON(schema.KindFriend, schema.Request{To: schema.Target{UIN: now.Friends[alice]}, Text: "to the new number"})
+	e.publishJSON(schema.KindFriend, schema.Request{To: schema.Target{UIN: now.Friends[testenv.Alice]}, Text: "to the new number"})
 	if _, res := e.result(); !res.OK {
 		t.Fatalf("result %+v (error %+v), want ok", res, res.Error)
 	}
@@ -80,18 +78,16 @@ func TestResolveFailureRetried(t *testing.T) {
 	e.run(e.eg)
 	e.faults.set("/get_user_friends2")
 	e.login() // the refresh at login fails: the directory has no lists
-	e.publishJSON(schema.KindFriend, schema.Request{ID: "garbled", To: schema.Target{QQ: alice}, Text: "still valid"})
-	deadline := time.Now().Add(waitFor)
-	for e.faults.count() < 2 && time.Now().Before(deadline) { // the login's refresh, then the request's
-		time.Sleep(5 * time.Millisecond)
-	}
+	e.publishJSON(schema.KindFriend, schema.Request{ID: "garbled", To: schema.Target{QQ: testenv.Alice}, Text: "still valid"})
+	// Two garbled friend lists: the login's refresh, then the request's.
+	testenv.Eventually(t, "two garbled friend lists", func() bool { return e.faults.count() >= 2 })
 	e.faults.set("")
 	_, res := e.result()
 	if !res.OK || res.ID != "garbled" {
 		t.Fatalf("result %+v (error %+v), want ok once the friend list loads", res, res.Error)
 	}
-	if sent := e.sent(); len(sent) != 1 || sent[0].Stable != alice {
-		t.Fatalf("sent %+v, want one message to %d", sent, alice)
+	if sent := e.sent(); len(sent) != 1 || sent[0].Stable != testenv.Alice {
+		t.Fatalf("sent %+v, want one message to %d", sent, testenv.Alice)
 	}
 	e.noMoreResults()
 }

@@ -2,16 +2,14 @@ package ingress
 
 import (
 	"context"
-	"net/http/httptest"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/qqbridge/qqbridge/directory"
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/qqclient"
-	"github.com/qqbridge/qqbridge/qqsim"
 	"github.com/qqbridge/qqbridge/schema"
 )
 
@@ -21,20 +19,15 @@ import (
 // of a running bridge.
 func benchGroupEvent(b *testing.B) (qqclient.Event, *directory.Directory) {
 	b.Helper()
-	sim, err := qqsim.New(qqsim.Config{PollHold: 200 * time.Millisecond, RateLimit: -1})
+	cfg := testenv.SimConfig()
+	cfg.Echo = false
+	sim := testenv.StartSim(b, cfg)
+	c, err := qqclient.New(qqclient.WithBaseURL(sim.URL))
 	if err != nil {
 		b.Fatal(err)
 	}
-	ts := httptest.NewServer(sim)
-	b.Cleanup(ts.Close)
-	b.Cleanup(sim.Close)
-	c, err := qqclient.New(qqclient.WithBaseURL(ts.URL))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := login(ctx, c, sim); err != nil {
+	ctx := testenv.Context(b)
+	if err := login(ctx, c, sim.Server); err != nil {
 		b.Fatal(err)
 	}
 	dir := directory.New(c, zerolog.Nop())
@@ -42,15 +35,15 @@ func benchGroupEvent(b *testing.B) (qqclient.Event, *directory.Directory) {
 		b.Fatal(err)
 	}
 	st := sim.State()
-	gid := strconv.FormatInt(st.Groups[devChat], 10)
+	gid := strconv.FormatInt(st.Groups[testenv.DevChat], 10)
 	item := `{"poll_type":"group_message","value":{"msg_id":50873,"msg_id2":1,"msg_type":43,"from_uin":` + gid +
-		`,"group_code":` + gid + `,"send_uin":` + strconv.FormatInt(st.Friends[alice], 10) +
+		`,"group_code":` + gid + `,"send_uin":` + strconv.FormatInt(st.Friends[testenv.Alice], 10) +
 		`,"seq":51,"to_uin":931996776,"time":1450687625,"content":[["font",{"name":"微软雅黑","size":10,"style":[0,0,0],"color":"000000"}],"好啊 ",["face",14]]}}`
 	ev := qqclient.DecodeEvent([]byte(item))
 	if ev.Err != nil {
 		b.Fatal(ev.Err)
 	}
-	if e, _, id, ok := normalise(ctx, self, ev, dir); !ok || id != "987654" || e.From.QQ != alice {
+	if e, _, id, ok := normalise(ctx, testenv.Self, ev, dir); !ok || id != "987654" || e.From.QQ != testenv.Alice {
 		b.Fatalf("warm-up: %+v %q %v", e, id, ok)
 	}
 	return ev, dir
@@ -62,7 +55,7 @@ func BenchmarkNormalise(b *testing.B) {
 	b.Run("directory", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, _, _, ok := normalise(ctx, self, ev, dir); !ok {
+			if _, _, _, ok := normalise(ctx, testenv.Self, ev, dir); !ok {
 				b.Fatal("not published")
 			}
 		}
@@ -70,7 +63,7 @@ func BenchmarkNormalise(b *testing.B) {
 	b.Run("numbers-only", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, _, _, ok := normalise(ctx, self, ev, nil); !ok {
+			if _, _, _, ok := normalise(ctx, testenv.Self, ev, nil); !ok {
 				b.Fatal("not published")
 			}
 		}
@@ -88,7 +81,7 @@ func BenchmarkNormaliseEncode(b *testing.B) {
 			b.ReportAllocs()
 			var size int
 			for b.Loop() {
-				e, kind, id, ok := normalise(ctx, self, ev, dir)
+				e, kind, id, ok := normalise(ctx, testenv.Self, ev, dir)
 				if !ok {
 					b.Fatal("not published")
 				}

@@ -4,42 +4,24 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/qqbridge/qqbridge/bus"
 	"github.com/qqbridge/qqbridge/directory"
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/live"
-	"github.com/qqbridge/qqbridge/natsembed"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/qqsim"
 	"github.com/qqbridge/qqbridge/schema"
 )
-
-// The default world of the simulator (qqsim.DefaultWorld).
-const (
-	self    = 931996776 // the account
-	alice   = 123456    // friend; card Alice@dev in Dev chat; discussion member
-	bob     = 3524125   // friend; no card
-	hey     = 1301948   // friend; in 周末爬山
-	carol   = 2468024   // not a friend; card "Carol (QA)" in Dev chat; discussion member
-	devChat = 987654
-	hiking  = 55443322
-	lunch   = 1008611 // the discussion's stable id in the simulator
-)
-
-// waitTimeout bounds every wait of a test for something to arrive.
-const waitTimeout = 15 * time.Second
 
 // login runs a whole QR login of c against sim, the test playing the phone.
 func login(ctx context.Context, c *qqclient.Client, sim *qqsim.Server) error {
@@ -157,7 +139,7 @@ func (s *testSession) Lost(gen uint64, _ error) {
 	}
 	s.offlineLocked()
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitTimeout)
 		defer cancel()
 		if _, err := s.c.Relogin(ctx); err != nil {
 			return // stays offline; the test fails waiting
@@ -191,12 +173,10 @@ func (s *testSession) reports() (lost []uint64, kicked []string) {
 type harness struct {
 	t        *testing.T
 	subjects schema.Subjects
-	dataDir  string
-	port     int
-	srv      *server.Server
+	nats     *testenv.NATS // stopped and restarted on its port and store by some tests
 	nc       *nats.Conn
 	js       jetstream.JetStream
-	sim      *qqsim.Server
+	sim      *testenv.Sim
 	c        *qqclient.Client
 	dir      *directory.Directory
 	sess     *testSession
@@ -209,74 +189,30 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{t: t, dataDir: t.TempDir(), log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)}
+	h := &harness{t: t, log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)}
 	h.subjects, _ = schema.NewSubjects("")
-	h.startNATS(-1)
-	t.Cleanup(func() {
-		if h.srv != nil {
-			h.srv.Shutdown()
-			h.srv.WaitForShutdown()
-		}
-	})
-	addr := h.srv.Addr().(*net.TCPAddr)
-	h.port = addr.Port
-	nc, err := nats.Connect(h.srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond),
-		nats.ReconnectJitter(0, 0))
-	if err != nil {
-		t.Fatalf("nats.Connect: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	h.nc = nc
-	if h.js, err = jetstream.New(nc); err != nil {
-		t.Fatalf("jetstream.New: %v", err)
-	}
+	h.nats = testenv.StartNATS(t)
+	h.nc, h.js = h.nats.Connect()
 	ctx := h.ctx()
 	if err := bus.EnsureStreams(ctx, h.js, h.subjects, bus.StreamOptions{}); err != nil {
 		t.Fatalf("EnsureStreams: %v", err)
 	}
 
-	h.sim, err = qqsim.New(qqsim.Config{PollHold: 200 * time.Millisecond, RateLimit: -1, Echo: true})
-	if err != nil {
-		t.Fatalf("qqsim.New: %v", err)
-	}
-	ts := httptest.NewServer(h.sim)
-	t.Cleanup(ts.Close)
-	t.Cleanup(h.sim.Close)
-	h.c, err = qqclient.New(qqclient.WithBaseURL(ts.URL), qqclient.WithPollTimeout(5*time.Second),
+	h.sim = testenv.StartSim(t, testenv.SimConfig())
+	var err error
+	h.c, err = qqclient.New(qqclient.WithBaseURL(h.sim.URL), qqclient.WithPollTimeout(5*time.Second),
 		qqclient.WithRequestTimeout(5*time.Second))
 	if err != nil {
 		t.Fatalf("qqclient.New: %v", err)
 	}
 	h.dir = directory.New(h.c, h.log)
-	if h.sess, err = newTestSession(ctx, h.c, h.sim, h.dir); err != nil {
+	if h.sess, err = newTestSession(ctx, h.c, h.sim.Server, h.dir); err != nil {
 		t.Fatalf("login: %v", err)
 	}
 	return h
 }
 
-// startNATS starts the embedded server on port (-1: a random one) with the
-// harness's store.
-func (h *harness) startNATS(port int) {
-	h.t.Helper()
-	srv, err := natsembed.Start(natsembed.Options{DataDir: h.dataDir, Port: port})
-	if err != nil {
-		h.t.Fatalf("natsembed.Start: %v", err)
-	}
-	h.srv = srv
-}
-
-// stopNATS shuts the server down (the store stays).
-func (h *harness) stopNATS() {
-	h.srv.Shutdown()
-	h.srv.WaitForShutdown()
-	h.srv = nil
-}
-
-func (h *harness) ctx() context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	h.t.Cleanup(cancel)
-	return ctx
-}
+func (h *harness) ctx() context.Context { return testenv.Context(h.t) }
 
 // start runs an Ingress with codec (nil = JSON) until the test ends or stop.
 func (h *harness) start(codec schema.Codec) *Ingress {
@@ -316,7 +252,7 @@ func (h *harness) stop() {
 		if !errors.Is(err, context.Canceled) {
 			h.t.Errorf("Run returned %v, want context.Canceled", err)
 		}
-	case <-time.After(waitTimeout):
+	case <-time.After(testenv.WaitTimeout):
 		h.t.Error("Run did not return after cancel")
 	}
 }
@@ -360,7 +296,7 @@ func (h *harness) stream() []received {
 // returns every message up to and including the first such one.
 func (h *harness) waitFor(pred func(received) bool) []received {
 	h.t.Helper()
-	deadline := time.Now().Add(waitTimeout)
+	deadline := time.Now().Add(testenv.WaitTimeout)
 	for {
 		msgs := h.stream()
 		for i, m := range msgs {
@@ -400,18 +336,6 @@ func (h *harness) inject(items ...string) {
 	}
 	if err := h.sim.Inject(raw); err != nil {
 		h.t.Fatalf("Inject: %v", err)
-	}
-}
-
-// waitUntil polls cond until it holds.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

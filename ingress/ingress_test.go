@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/qqsim"
 	"github.com/qqbridge/qqbridge/schema"
@@ -23,7 +24,7 @@ func TestMessageKinds(t *testing.T) {
 			h.start(codec)
 			st := h.sim.State()
 			uin := func(qq int64) int64 { return st.Friends[qq] }
-			did := st.Discussions[lunch]
+			did := st.Discussions[testenv.Lunch]
 
 			tests := []struct {
 				say     qqsim.Say
@@ -36,33 +37,33 @@ func TestMessageKinds(t *testing.T) {
 				sess    *schema.SessRef
 			}{
 				{
-					say:     qqsim.Say{Kind: "friend", From: alice, Text: "hello"},
+					say:     qqsim.Say{Kind: "friend", From: testenv.Alice, Text: "hello"},
 					subject: "qq.in.friend.123456", kind: schema.KindFriend, typ: schema.TypeMessageFriend,
-					from: schema.Contact{UIN: uin(alice), QQ: alice, Nick: "Alice"},
+					from: schema.Contact{UIN: uin(testenv.Alice), QQ: testenv.Alice, Nick: "Alice"},
 				},
 				{
-					say:     qqsim.Say{Kind: "group", From: alice, Group: devChat, Text: "hello group"},
+					say:     qqsim.Say{Kind: "group", From: testenv.Alice, Group: testenv.DevChat, Text: "hello group"},
 					subject: "qq.in.group.987654", kind: schema.KindGroup, typ: schema.TypeMessageGroup,
-					from:  schema.Contact{UIN: uin(alice), QQ: alice, Nick: "Alice", Card: "Alice@dev"},
-					group: &schema.GroupRef{GID: st.Groups[devChat], Number: devChat, Name: "Dev chat"},
+					from:  schema.Contact{UIN: uin(testenv.Alice), QQ: testenv.Alice, Nick: "Alice", Card: "Alice@dev"},
+					group: &schema.GroupRef{GID: st.Groups[testenv.DevChat], Number: testenv.DevChat, Name: "Dev chat"},
 				},
 				{
-					say:     qqsim.Say{Kind: "group", From: hey, Group: hiking, Text: "爬山吗"},
+					say:     qqsim.Say{Kind: "group", From: testenv.Hey, Group: testenv.Hiking, Text: "爬山吗"},
 					subject: "qq.in.group.55443322", kind: schema.KindGroup, typ: schema.TypeMessageGroup,
-					from:  schema.Contact{UIN: uin(hey), QQ: hey, Nick: "Hey"},
-					group: &schema.GroupRef{GID: st.Groups[hiking], Number: hiking, Name: "周末爬山"},
+					from:  schema.Contact{UIN: uin(testenv.Hey), QQ: testenv.Hey, Nick: "Hey"},
+					group: &schema.GroupRef{GID: st.Groups[testenv.Hiking], Number: testenv.Hiking, Name: "周末爬山"},
 				},
 				{
-					say:     qqsim.Say{Kind: "discuss", From: carol, DID: lunch, Text: "noodles"},
+					say:     qqsim.Say{Kind: "discuss", From: testenv.Carol, DID: testenv.Lunch, Text: "noodles"},
 					subject: "qq.in.discuss.did" + strconv.FormatInt(did, 10), kind: schema.KindDiscuss, typ: schema.TypeMessageDiscuss,
-					from:    schema.Contact{UIN: uin(carol), QQ: carol, Nick: "Carol"},
+					from:    schema.Contact{UIN: uin(testenv.Carol), QQ: testenv.Carol, Nick: "Carol"},
 					discuss: &schema.DiscussRef{DID: did, Name: "午饭吃什么"},
 				},
 				{
-					say:     qqsim.Say{Kind: "sess", From: carol, Group: devChat, Text: "psst"},
+					say:     qqsim.Say{Kind: "sess", From: testenv.Carol, Group: testenv.DevChat, Text: "psst"},
 					subject: "qq.in.sess.2468024", kind: schema.KindSess, typ: schema.TypeMessageSess,
-					from: schema.Contact{UIN: uin(carol), QQ: carol, Nick: "Carol", Card: "Carol (QA)"},
-					sess: &schema.SessRef{ViaGID: st.Groups[devChat], ViaNumber: devChat},
+					from: schema.Contact{UIN: uin(testenv.Carol), QQ: testenv.Carol, Nick: "Carol", Card: "Carol (QA)"},
+					sess: &schema.SessRef{ViaGID: st.Groups[testenv.DevChat], ViaNumber: testenv.DevChat},
 				},
 			}
 			for _, tc := range tests {
@@ -76,13 +77,13 @@ func TestMessageKinds(t *testing.T) {
 						}
 					}
 					e := got.Event
-					wantID := schema.EventID(self, string(tc.kind), msgID)
+					wantID := schema.EventID(testenv.Self, string(tc.kind), msgID)
 					if got.Subject != tc.subject {
 						t.Errorf("subject %q, want %q", got.Subject, tc.subject)
 					}
 					checkHeaders(t, got, wantID, codec.ContentType(), tc.typ)
-					if e.ID != wantID || e.Type != tc.typ || e.Account != self || e.V != schema.Version {
-						t.Errorf("envelope id=%q type=%q account=%d v=%d, want %q %q %d %d", e.ID, e.Type, e.Account, e.V, wantID, tc.typ, self, schema.Version)
+					if e.ID != wantID || e.Type != tc.typ || e.Account != testenv.Self || e.V != schema.Version {
+						t.Errorf("envelope id=%q type=%q account=%d v=%d, want %q %q %d %d", e.ID, e.Type, e.Account, e.V, wantID, tc.typ, testenv.Self, schema.Version)
 					}
 					if e.From == nil || *e.From != tc.from {
 						t.Errorf("from %+v, want %+v", e.From, tc.from)
@@ -98,7 +99,7 @@ func TestMessageKinds(t *testing.T) {
 			}
 			// The stream may hold the last event a moment before its ack
 			// reaches ingress.
-			waitUntil(t, "the acks", func() bool { return h.ing.Stats().Published == uint64(len(tests)) })
+			testenv.Eventually(t, "the acks", func() bool { return h.ing.Stats().Published == uint64(len(tests)) })
 			if s := h.ing.Stats(); s.Duplicates != 0 || s.Retries != 0 || s.Dropped != 0 {
 				t.Errorf("stats: %+v, want %d published and nothing else", s, len(tests))
 			}
@@ -115,7 +116,7 @@ func checkHeaders(t *testing.T, m received, id, contentType, typ string) {
 		"ce-specversion": "1.0",
 		"ce-id":          id,
 		"ce-type":        "qq." + typ,
-		"ce-source":      "qqbridge/" + strconv.Itoa(self),
+		"ce-source":      "qqbridge/" + strconv.FormatInt(testenv.Self, 10),
 	} {
 		if got := m.Header.Get(name); got != want {
 			t.Errorf("header %s = %q, want %q", name, got, want)
@@ -129,7 +130,7 @@ func checkHeaders(t *testing.T, m received, id, contentType, typ string) {
 func TestFacesAndEntities(t *testing.T) {
 	h := newHarness(t)
 	h.start(nil)
-	msgID := h.say(qqsim.Say{Kind: "friend", From: bob, Text: `a <b> & "c" \ d`, Faces: []int{14, 0}})
+	msgID := h.say(qqsim.Say{Kind: "friend", From: testenv.Bob, Text: `a <b> & "c" \ d`, Faces: []int{14, 0}})
 	msgs := h.waitMsgID(msgID)
 	e := msgs[len(msgs)-1].Event
 	wantSegs := []schema.Segment{schema.TextSegment(`a <b> & "c" \ d`), schema.FaceSegment(14), schema.FaceSegment(0)}
@@ -147,13 +148,13 @@ func TestFacesAndEntities(t *testing.T) {
 func TestPictureOnly(t *testing.T) {
 	h := newHarness(t)
 	h.start(nil)
-	msgID := h.say(qqsim.Say{Kind: "group", From: bob, Group: devChat}) // nothing but the font
+	msgID := h.say(qqsim.Say{Kind: "group", From: testenv.Bob, Group: testenv.DevChat}) // nothing but the font
 	msgs := h.waitMsgID(msgID)
 	e := msgs[len(msgs)-1].Event
 	if !e.Picture || e.Text != "" || len(e.Segments) != 0 {
 		t.Errorf("picture %v text %q segments %v, want a picture-only message", e.Picture, e.Text, e.Segments)
 	}
-	if e.From == nil || e.From.QQ != bob || e.Group == nil || e.Group.Number != devChat {
+	if e.From == nil || e.From.QQ != testenv.Bob || e.Group == nil || e.Group.Number != testenv.DevChat {
 		t.Errorf("from %+v group %+v, want bob in dev chat", e.From, e.Group)
 	}
 }
@@ -161,7 +162,7 @@ func TestPictureOnly(t *testing.T) {
 func TestStatusAndInput(t *testing.T) {
 	h := newHarness(t)
 	h.start(nil)
-	u := h.sim.State().Friends[alice]
+	u := h.sim.State().Friends[testenv.Alice]
 	us := strconv.FormatInt(u, 10)
 	h.inject(
 		`{"poll_type":"buddies_status_change","value":{"uin":`+us+`,"status":"busy","client_type":21}}`,
@@ -175,13 +176,13 @@ func TestStatusAndInput(t *testing.T) {
 	if st.Subject != "qq.in.status.123456" || in.Subject != "qq.in.input.123456" {
 		t.Errorf("subjects %q, %q; want qq.in.status.123456, qq.in.input.123456", st.Subject, in.Subject)
 	}
-	wantStatus := schema.Status{UIN: u, QQ: alice, Status: "busy", ClientType: 21}
+	wantStatus := schema.Status{UIN: u, QQ: testenv.Alice, Status: "busy", ClientType: 21}
 	if st.Event.Type != schema.TypeStatusBuddy || st.Event.Status == nil || *st.Event.Status != wantStatus {
 		t.Errorf("status event %+v, want type %s status %+v", st.Event, schema.TypeStatusBuddy, wantStatus)
 	}
-	wantFrom := schema.Contact{UIN: u, QQ: alice, Nick: "Alice"}
+	wantFrom := schema.Contact{UIN: u, QQ: testenv.Alice, Nick: "Alice"}
 	if in.Event.Type != schema.TypeInputNotify || in.Event.From == nil || *in.Event.From != wantFrom ||
-		in.Event.ID != schema.EventID(self, "input", 777001) {
+		in.Event.ID != schema.EventID(testenv.Self, "input", 777001) {
 		t.Errorf("input event %+v from %+v, want from %+v", in.Event, in.Event.From, wantFrom)
 	}
 }
@@ -205,7 +206,7 @@ func TestSystemKinds(t *testing.T) {
 	for _, tc := range tests {
 		h.inject(tc.item)
 	}
-	barrier := h.say(qqsim.Say{Kind: "friend", From: alice, Text: "barrier"})
+	barrier := h.say(qqsim.Say{Kind: "friend", From: testenv.Alice, Text: "barrier"})
 	msgs := h.waitMsgID(barrier)
 	if len(msgs) != len(tests)+1 {
 		t.Fatalf("stream: %s; want %d system events then the barrier", describe(msgs), len(tests))
@@ -219,9 +220,9 @@ func TestSystemKinds(t *testing.T) {
 		if !jsonEqual(m.Event.Raw, []byte(tc.value)) {
 			t.Errorf("%s: raw %s, want %s", tc.subject, m.Event.Raw, tc.value)
 		}
-		wantID := schema.HashEventID(self, kind, []byte(tc.value))
+		wantID := schema.HashEventID(testenv.Self, kind, []byte(tc.value))
 		if tc.msgID != 0 {
-			wantID = schema.EventID(self, kind, tc.msgID)
+			wantID = schema.EventID(testenv.Self, kind, tc.msgID)
 		}
 		if m.Event.ID != wantID || m.Header.Get("Nats-Msg-Id") != wantID {
 			t.Errorf("%s: id %q / header %q, want %q", tc.subject, m.Event.ID, m.Header.Get("Nats-Msg-Id"), wantID)
@@ -235,11 +236,11 @@ func TestSystemKinds(t *testing.T) {
 func TestRepeatedMsgID(t *testing.T) {
 	h := newHarness(t)
 	ing := h.start(nil)
-	us := strconv.FormatInt(h.sim.State().Friends[alice], 10)
+	us := strconv.FormatInt(h.sim.State().Friends[testenv.Alice], 10)
 	item := `{"poll_type":"message","value":{"msg_id":990001,"msg_id2":1,"msg_type":9,"from_uin":` + us +
 		`,"to_uin":931996776,"time":1450686775,"content":[["font",{"name":"宋体","size":10,"style":[0,0,0],"color":"000000"}],"twice"]}}`
 	h.inject(item, item)
-	barrier := h.say(qqsim.Say{Kind: "friend", From: alice, Text: "barrier 1"})
+	barrier := h.say(qqsim.Say{Kind: "friend", From: testenv.Alice, Text: "barrier 1"})
 	msgs := h.waitMsgID(barrier)
 	if n := countMsgID(msgs, 990001); n != 1 {
 		t.Fatalf("msg_id 990001 in the stream %d times, want 1: %s", n, describe(msgs))
@@ -253,9 +254,9 @@ func TestRepeatedMsgID(t *testing.T) {
 	// Only the newest poller of a session receives: wait until the new one
 	// has polled once, so that the old poll (whose client went away) cannot
 	// take the item.
-	waitUntil(t, "the new poller", func() bool { return ing2.Stats().Polls > 0 })
+	testenv.Eventually(t, "the new poller", func() bool { return ing2.Stats().Polls > 0 })
 	h.inject(item)
-	barrier = h.say(qqsim.Say{Kind: "friend", From: alice, Text: "barrier 2"})
+	barrier = h.say(qqsim.Say{Kind: "friend", From: testenv.Alice, Text: "barrier 2"})
 	msgs = h.waitMsgID(barrier)
 	if n := countMsgID(msgs, 990001); n != 1 {
 		t.Fatalf("after a restart msg_id 990001 in the stream %d times, want 1: %s", n, describe(msgs))
@@ -283,16 +284,16 @@ func TestEchoSuppressed(t *testing.T) {
 	st := h.sim.State()
 	ctx := h.ctx()
 	for _, tg := range []qqclient.Target{
-		{Kind: qqclient.TargetFriend, UIN: st.Friends[alice]},
-		{Kind: qqclient.TargetGroup, UIN: st.Groups[devChat]},
-		{Kind: qqclient.TargetDiscuss, UIN: st.Discussions[lunch]},
-		{Kind: qqclient.TargetSess, UIN: st.Friends[carol], GroupUIN: st.Groups[devChat]},
+		{Kind: qqclient.TargetFriend, UIN: st.Friends[testenv.Alice]},
+		{Kind: qqclient.TargetGroup, UIN: st.Groups[testenv.DevChat]},
+		{Kind: qqclient.TargetDiscuss, UIN: st.Discussions[testenv.Lunch]},
+		{Kind: qqclient.TargetSess, UIN: st.Friends[testenv.Carol], GroupUIN: st.Groups[testenv.DevChat]},
 	} {
 		if err := h.c.SendPart(ctx, tg, []qqclient.Segment{qqclient.TextSegment("sent by the bridge")}); err != nil {
 			t.Fatalf("SendPart(%+v): %v", tg, err)
 		}
 	}
-	barrier := h.say(qqsim.Say{Kind: "friend", From: bob, Text: "barrier"})
+	barrier := h.say(qqsim.Say{Kind: "friend", From: testenv.Bob, Text: "barrier"})
 	msgs := h.waitMsgID(barrier)
 	if len(msgs) != 1 {
 		t.Fatalf("stream: %s; want only the barrier (echoes suppressed)", describe(msgs))
@@ -313,7 +314,7 @@ func TestKick(t *testing.T) {
 	if e.Type != schema.TypeSystemKick || e.Kick == nil || e.Kick.Reason == "" || e.SystemKind != "kick" || len(e.Raw) == 0 {
 		t.Errorf("kick event %+v", e)
 	}
-	waitUntil(t, "the kick report", func() bool { _, k := h.sess.reports(); return len(k) == 1 })
+	testenv.Eventually(t, "the kick report", func() bool { _, k := h.sess.reports(); return len(k) == 1 })
 	if _, kicked := h.sess.reports(); kicked[0] != e.Kick.Reason {
 		t.Errorf("reported reason %q, want %q", kicked[0], e.Kick.Reason)
 	}
@@ -329,26 +330,26 @@ func TestSessionLostAndRelogin(t *testing.T) {
 	h := newHarness(t)
 	ing := h.start(nil)
 	before := h.sim.State()
-	first := h.say(qqsim.Say{Kind: "group", From: alice, Group: devChat, Text: "before"})
+	first := h.say(qqsim.Say{Kind: "group", From: testenv.Alice, Group: testenv.DevChat, Text: "before"})
 	h.waitMsgID(first)
 
 	h.sim.ExpireSession()
-	waitUntil(t, "the re-login", func() bool {
+	testenv.Eventually(t, "the re-login", func() bool {
 		lost, _ := h.sess.reports()
 		return len(lost) == 1 && h.sim.State().Login == "online"
 	})
 	after := h.sim.State()
-	if after.Groups[devChat] == before.Groups[devChat] {
+	if after.Groups[testenv.DevChat] == before.Groups[testenv.DevChat] {
 		t.Fatal("session numbers did not change")
 	}
-	second := h.say(qqsim.Say{Kind: "group", From: alice, Group: devChat, Text: "after"})
+	second := h.say(qqsim.Say{Kind: "group", From: testenv.Alice, Group: testenv.DevChat, Text: "after"})
 	msgs := h.waitMsgID(second)
 	got := msgs[len(msgs)-1]
 	if got.Subject != "qq.in.group.987654" {
 		t.Errorf("subject after re-login %q, want qq.in.group.987654", got.Subject)
 	}
-	wantFrom := schema.Contact{UIN: after.Friends[alice], QQ: alice, Nick: "Alice", Card: "Alice@dev"}
-	wantGroup := schema.GroupRef{GID: after.Groups[devChat], Number: devChat, Name: "Dev chat"}
+	wantFrom := schema.Contact{UIN: after.Friends[testenv.Alice], QQ: testenv.Alice, Nick: "Alice", Card: "Alice@dev"}
+	wantGroup := schema.GroupRef{GID: after.Groups[testenv.DevChat], Number: testenv.DevChat, Name: "Dev chat"}
 	if *got.Event.From != wantFrom || *got.Event.Group != wantGroup {
 		t.Errorf("after re-login from %+v group %+v, want %+v %+v", got.Event.From, got.Event.Group, wantFrom, wantGroup)
 	}
@@ -367,7 +368,7 @@ func TestSessionLostAndRelogin(t *testing.T) {
 func TestSameGenPolledAgain(t *testing.T) {
 	h := newHarness(t)
 	ing := h.start(nil)
-	first := h.say(qqsim.Say{Kind: "friend", From: alice, Text: "first"})
+	first := h.say(qqsim.Say{Kind: "friend", From: testenv.Alice, Text: "first"})
 	h.waitMsgID(first)
 
 	saved, ok := h.c.Session()
@@ -378,11 +379,11 @@ func TestSameGenPolledAgain(t *testing.T) {
 	h.sess.ignoreLost = true
 	h.sess.mu.Unlock()
 	h.c.Logout() // the next poll fails with ErrNotLoggedIn
-	waitUntil(t, "two failed rounds", func() bool { lost, _ := h.sess.reports(); return len(lost) >= 2 })
+	testenv.Eventually(t, "two failed rounds", func() bool { lost, _ := h.sess.reports(); return len(lost) >= 2 })
 	if err := h.c.Resume(h.ctx(), saved); err != nil {
 		t.Fatalf("Resume: %v", err)
 	}
-	second := h.say(qqsim.Say{Kind: "friend", From: alice, Text: "second"})
+	second := h.say(qqsim.Say{Kind: "friend", From: testenv.Alice, Text: "second"})
 	msgs := h.waitMsgID(second)
 	if n := countMsgID(msgs, second); n != 1 {
 		t.Errorf("second message %d times in the stream", n)
@@ -403,17 +404,17 @@ func TestSameGenPolledAgain(t *testing.T) {
 func TestNATSDown(t *testing.T) {
 	h := newHarness(t)
 	ing := h.start(nil)
-	first := h.say(qqsim.Say{Kind: "friend", From: alice, Text: "while NATS is up"})
+	first := h.say(qqsim.Say{Kind: "friend", From: testenv.Alice, Text: "while NATS is up"})
 	h.waitMsgID(first)
 
-	h.stopNATS()
+	h.nats.Stop()
 	polledBefore := ing.Stats().Items
-	msgID := h.say(qqsim.Say{Kind: "friend", From: alice, Text: "while NATS is down"})
-	waitUntil(t, "ingress to poll the message", func() bool { return ing.Stats().Items > polledBefore })
-	waitUntil(t, "failed publish attempts", func() bool { return ing.Stats().Retries >= 2 })
-	later := h.say(qqsim.Say{Kind: "friend", From: bob, Text: "said while the publish waits"})
+	msgID := h.say(qqsim.Say{Kind: "friend", From: testenv.Alice, Text: "while NATS is down"})
+	testenv.Eventually(t, "ingress to poll the message", func() bool { return ing.Stats().Items > polledBefore })
+	testenv.Eventually(t, "failed publish attempts", func() bool { return ing.Stats().Retries >= 2 })
+	later := h.say(qqsim.Say{Kind: "friend", From: testenv.Bob, Text: "said while the publish waits"})
 
-	h.startNATS(h.port)
+	h.nats.Restart()
 	msgs := h.waitMsgID(later)
 	if n := countMsgID(msgs, msgID); n != 1 {
 		t.Fatalf("msg_id %d in the stream %d times, want 1: %s", msgID, n, describe(msgs))
@@ -425,7 +426,7 @@ func TestNATSDown(t *testing.T) {
 	if want := []int64{first, msgID, later}; !reflect.DeepEqual(order, want) {
 		t.Errorf("stream order %v, want %v", order, want)
 	}
-	if e := msgs[1].Event; e.Text != "while NATS is down" || e.From == nil || e.From.QQ != alice {
+	if e := msgs[1].Event; e.Text != "while NATS is down" || e.From == nil || e.From.QQ != testenv.Alice {
 		t.Errorf("event after the outage %+v", e)
 	}
 }
@@ -460,7 +461,7 @@ func TestNew(t *testing.T) {
 func TestImmediateErrorsBackOff(t *testing.T) {
 	h := newHarness(t)
 	h.start(nil)
-	first := h.say(qqsim.Say{Kind: "friend", From: alice, Text: "before the burst"})
+	first := h.say(qqsim.Say{Kind: "friend", From: testenv.Alice, Text: "before the burst"})
 	h.waitMsgID(first)
 
 	h.sim.SetChaos(qqsim.Chaos{HTTP502Rate: 1})
@@ -473,7 +474,7 @@ func TestImmediateErrorsBackOff(t *testing.T) {
 	if polls > 30 {
 		t.Errorf("%d poll2 requests in one second of immediate 502 answers, want at most 30", polls)
 	}
-	second := h.say(qqsim.Say{Kind: "friend", From: alice, Text: "after the burst"})
+	second := h.say(qqsim.Say{Kind: "friend", From: testenv.Alice, Text: "after the burst"})
 	h.waitMsgID(second)
 }
 
@@ -484,8 +485,8 @@ func TestLargeMessageNotDropped(t *testing.T) {
 	h := newHarness(t)
 	ing := h.start(nil)
 	big := strings.Repeat("长消息 long message ", 600<<10/len("长消息 long message "))
-	id := h.say(qqsim.Say{Kind: "friend", From: alice, Text: big})
-	after := h.say(qqsim.Say{Kind: "friend", From: alice, Text: "after the large one"})
+	id := h.say(qqsim.Say{Kind: "friend", From: testenv.Alice, Text: big})
+	after := h.say(qqsim.Say{Kind: "friend", From: testenv.Alice, Text: "after the large one"})
 	msgs := h.waitMsgID(after)
 	var text strings.Builder
 	var segs []schema.Segment
@@ -522,12 +523,12 @@ func TestLargeMessageNotDropped(t *testing.T) {
 func TestTermEndIsNotLost(t *testing.T) {
 	h := newHarness(t)
 	ing := h.start(nil)
-	first := h.say(qqsim.Say{Kind: "friend", From: alice, Text: "first term"})
+	first := h.say(qqsim.Say{Kind: "friend", From: testenv.Alice, Text: "first term"})
 	h.waitMsgID(first)
 	for range 3 {
 		h.sess.endTerm()
 	}
-	second := h.say(qqsim.Say{Kind: "friend", From: alice, Text: "a later term"})
+	second := h.say(qqsim.Say{Kind: "friend", From: testenv.Alice, Text: "a later term"})
 	h.waitMsgID(second)
 	if lost, _ := h.sess.reports(); len(lost) != 0 {
 		t.Errorf("lost reported for gens %v", lost)
@@ -555,7 +556,7 @@ func TestLargeMessageSmallPayload(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	text := strings.Repeat("ab€😀", 30<<10/11)
-	id := h.say(qqsim.Say{Kind: "group", From: alice, Group: devChat, Text: text, Faces: []int{14, 0}})
+	id := h.say(qqsim.Say{Kind: "group", From: testenv.Alice, Group: testenv.DevChat, Text: text, Faces: []int{14, 0}})
 	msgs := h.waitFor(func(m received) bool { return m.Event.MsgID == id && m.Event.Part == m.Event.Parts })
 	var parts []*schema.Event
 	for _, m := range msgs {
@@ -573,10 +574,10 @@ func TestLargeMessageSmallPayload(t *testing.T) {
 	var segs []schema.Segment
 	ids := map[string]bool{}
 	for k, p := range parts {
-		if p.Part != k+1 || p.Parts != len(parts) || p.Group == nil || p.Group.Number != devChat {
+		if p.Part != k+1 || p.Parts != len(parts) || p.Group == nil || p.Group.Number != testenv.DevChat {
 			t.Errorf("part %d: part %d of %d, group %+v", k+1, p.Part, p.Parts, p.Group)
 		}
-		if want := schema.EventID(self, "group", id) + schema.PartSuffix(k+1, len(parts)); p.ID != want {
+		if want := schema.EventID(testenv.Self, "group", id) + schema.PartSuffix(k+1, len(parts)); p.ID != want {
 			t.Errorf("part %d id %q, want %q", k+1, p.ID, want)
 		}
 		ids[p.ID] = true

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/schema"
 )
@@ -44,7 +45,7 @@ func valueOf(t *testing.T, item json.RawMessage) json.RawMessage {
 
 func TestNormaliseWithoutDirectory(t *testing.T) {
 	evs, items := testdataEvents(t)
-	const acct = self
+	const acct = testenv.Self
 	type want struct {
 		skip     bool // an echo: not published
 		kind     schema.Kind
@@ -166,7 +167,7 @@ func TestNormaliseRoundTrip(t *testing.T) {
 	for _, codec := range []schema.Codec{schema.JSON(), schema.Msgpack()} {
 		t.Run(codec.ContentType(), func(t *testing.T) {
 			for i, ev := range evs {
-				e, _, _, ok := normalise(context.Background(), self, ev, nil)
+				e, _, _, ok := normalise(context.Background(), testenv.Self, ev, nil)
 				if !ok {
 					continue
 				}
@@ -264,14 +265,14 @@ func FuzzNormalise(f *testing.F) {
 	subjects, _ := schema.NewSubjects("")
 	f.Fuzz(func(t *testing.T, item []byte) {
 		ev := qqclient.DecodeEvent(item)
-		e, kind, id, ok := normalise(context.Background(), self, ev, nil)
+		e, kind, id, ok := normalise(context.Background(), testenv.Self, ev, nil)
 		if !ok {
 			return
 		}
 		if _, err := subjects.In(kind, id); err != nil {
 			t.Fatalf("subject of %q: %v", item, err)
 		}
-		if e.ID == "" || e.Type == "" || e.Account != self {
+		if e.ID == "" || e.Type == "" || e.Account != testenv.Self {
 			t.Fatalf("incomplete event %+v", e)
 		}
 		for _, c := range []schema.Codec{schema.JSON(), schema.Msgpack()} {

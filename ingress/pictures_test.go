@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/schema"
 )
@@ -50,7 +51,7 @@ func TestNormalisePictures(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ev := qqclient.Event{Type: qqclient.PollMessage, Raw: json.RawMessage(`{}`), Message: &qqclient.Message{
 				MsgID: 77, FromUIN: 5, Time: time.Unix(1450687625, 0), Segments: tc.segs, Pictures: tc.pics}}
-			e, kind, _, ok := normalise(context.Background(), self, ev, nil)
+			e, kind, _, ok := normalise(context.Background(), testenv.Self, ev, nil)
 			if !ok || kind != schema.KindFriend {
 				t.Fatalf("ok %v kind %s", ok, kind)
 			}
@@ -73,16 +74,16 @@ func TestNormaliseFileOffer(t *testing.T) {
 	at := time.Unix(1450687625, 0).UTC()
 	ev := qqclient.Event{Type: "file_message", Raw: raw, Notice: &qqclient.Notice{FromUIN: 5,
 		File: &qqclient.FileOffer{MsgID: 9, FromUIN: 5, LCID: 42, Name: "a.txt", Time: at}}}
-	e, kind, id, ok := normalise(context.Background(), self, ev, nil)
-	if !ok || kind != schema.KindFile || id != "uin5" || e.Type != schema.TypeFileOffer || e.ID != schema.EventID(self, "file", 9) {
+	e, kind, id, ok := normalise(context.Background(), testenv.Self, ev, nil)
+	if !ok || kind != schema.KindFile || id != "uin5" || e.Type != schema.TypeFileOffer || e.ID != schema.EventID(testenv.Self, "file", 9) {
 		t.Fatalf("%v %s %s %+v", ok, kind, id, e)
 	}
 	o, err := schema.ParseFileOffer(e.File.Offer)
 	if err != nil || o != (schema.FileOffer{LCID: 42, FromUIN: 5, Name: "a.txt"}) || e.File.Name != "a.txt" || !e.File.Expires.Equal(at.Add(schema.FileOfferTTL)) {
 		t.Errorf("offer %+v %v; file %+v", o, err, e.File)
 	}
-	ev.Notice.FromUIN, ev.Notice.File.FromUIN = self, self
-	if _, _, _, ok := normalise(context.Background(), self, ev, nil); ok {
+	ev.Notice.FromUIN, ev.Notice.File.FromUIN = testenv.Self, testenv.Self
+	if _, _, _, ok := normalise(context.Background(), testenv.Self, ev, nil); ok {
 		t.Error("the account's own offer was published")
 	}
 }
@@ -103,7 +104,7 @@ func FuzzNormalisePictures(f *testing.F) {
 			pics = append(pics, qqclient.Picture{Kind: qqclient.PictureOffPic, Index: int(b), FilePath: "/p"})
 		}
 		ev := qqclient.Event{Type: qqclient.PollMessage, Raw: json.RawMessage(`{}`), Message: &qqclient.Message{MsgID: 1, FromUIN: 5, Segments: segs, Pictures: pics}}
-		e, _, _, ok := normalise(context.Background(), self, ev, nil)
+		e, _, _, ok := normalise(context.Background(), testenv.Self, ev, nil)
 		if !ok {
 			t.Fatal("not published")
 		}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/metrics"
 )
 
@@ -14,10 +15,10 @@ import (
 // conversations).
 func (h *harness) windowItems(first int64, n int) []string {
 	st := h.sim.State()
-	dev := strconv.FormatInt(st.Groups[devChat], 10)
-	hike := strconv.FormatInt(st.Groups[hiking], 10)
-	al := strconv.FormatInt(st.Friends[alice], 10)
-	bo := strconv.FormatInt(st.Friends[bob], 10)
+	dev := strconv.FormatInt(st.Groups[testenv.DevChat], 10)
+	hike := strconv.FormatInt(st.Groups[testenv.Hiking], 10)
+	al := strconv.FormatInt(st.Friends[testenv.Alice], 10)
+	bo := strconv.FormatInt(st.Friends[testenv.Bob], 10)
 	items := make([]string, n)
 	for k := range items {
 		id := strconv.FormatInt(first+int64(k), 10)
@@ -70,16 +71,16 @@ func checkOnceInOrder(t *testing.T, msgs []received, first int64, n int) {
 func TestWindowNATSDownMidBatch(t *testing.T) {
 	h := newHarness(t)
 	ing := h.startWith(func(c *Config) { c.Window = 8 })
-	waitUntil(t, "the first poll", func() bool { return h.sim.State().Counters["polls_held"] > 0 })
+	testenv.Eventually(t, "the first poll", func() bool { return h.sim.State().Counters["polls_held"] > 0 })
 	const first, n = 700000, 3000
 	h.inject(h.windowItems(first, n)...)
-	waitUntil(t, "some of the batch published", func() bool { return ing.Stats().Published >= 100 })
-	h.stopNATS()
+	testenv.Eventually(t, "some of the batch published", func() bool { return ing.Stats().Published >= 100 })
+	h.nats.Stop()
 	if p := ing.Stats().Published; p >= n {
 		t.Fatalf("the whole batch (%d) was published before NATS stopped: nothing tested", p)
 	}
-	waitUntil(t, "failed publishes", func() bool { return ing.Stats().Retries >= 2 })
-	h.startNATS(h.port)
+	testenv.Eventually(t, "failed publishes", func() bool { return ing.Stats().Retries >= 2 })
+	h.nats.Restart()
 	msgs := h.waitMsgID(first + n - 1)
 	checkOnceInOrder(t, h.stream(), first, n)
 	if len(msgs) != n {
@@ -94,7 +95,7 @@ func TestWindowInterleaved(t *testing.T) {
 	h := newHarness(t)
 	m := metrics.New("qq")
 	ing := h.startWith(func(c *Config) { c.Metrics = m })
-	waitUntil(t, "the first poll", func() bool { return h.sim.State().Counters["polls_held"] > 0 })
+	testenv.Eventually(t, "the first poll", func() bool { return h.sim.State().Counters["polls_held"] > 0 })
 	const first, n = 800000, 600
 	items := h.windowItems(first, n)
 	h.inject(items...)
@@ -102,9 +103,9 @@ func TestWindowInterleaved(t *testing.T) {
 	h.stop()
 
 	ing2 := h.start(nil) // a fresh recent set: the repeats go to the stream
-	waitUntil(t, "the new poller", func() bool { return ing2.Stats().Polls > 0 })
+	testenv.Eventually(t, "the new poller", func() bool { return ing2.Stats().Polls > 0 })
 	h.inject(items...)
-	waitUntil(t, "the repeats answered", func() bool { return ing2.Stats().Duplicates+ing2.Stats().Published >= n })
+	testenv.Eventually(t, "the repeats answered", func() bool { return ing2.Stats().Duplicates+ing2.Stats().Published >= n })
 	checkOnceInOrder(t, h.stream(), first, n)
 	if s := ing2.Stats(); s.Duplicates != n || s.Published != 0 {
 		t.Errorf("second run %+v: want %d duplicates, nothing new", s, n)

@@ -1,0 +1,217 @@
+//go:build browser
+
+// The running bridge's status page in headless Chromium; runs with -tags
+// browser (CI installs Chromium), so plain `go test ./...` needs no browser.
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"image"
+	_ "image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/makiuchi-d/gozxing"
+	"github.com/makiuchi-d/gozxing/qrcode"
+	"github.com/nats-io/nats.go"
+
+	"github.com/qqbridge/qqbridge/internal/testenv"
+	"github.com/qqbridge/qqbridge/schema"
+)
+
+// statusChromium finds Debian's Chromium (or $CHROMIUM). A missing browser
+// fails the test: it is a broken test setup, not a reason to skip.
+func statusChromium(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("the bridge's status page browser test needs Chromium and found none on $PATH: " +
+		"install it with `apt-get install -y chromium` (or set CHROMIUM to its path)")
+	return ""
+}
+
+// statusBrowser starts headless Chromium with a fresh profile and no
+// background traffic, and returns a tab's context.
+func statusBrowser(t *testing.T) context.Context {
+	t.Helper()
+	exe := statusChromium(t)
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(exe),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(900, 1000),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
+	t.Cleanup(acancel)
+	tctx, tcancel := chromedp.NewContext(actx)
+	t.Cleanup(tcancel)
+	if err := chromedp.Do(tctx); err != nil {
+		t.Fatalf("start Chromium %s: %v", exe, err)
+	}
+	return tctx
+}
+
+// readQR returns the text of the QR code in a PNG, or an error if none reads.
+func readQR(t *testing.T, png []byte) (string, error) {
+	t.Helper()
+	img, _, err := image.Decode(bytes.NewReader(png))
+	if err != nil {
+		t.Fatalf("decode PNG: %v", err)
+	}
+	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := qrcode.NewQRCodeReader().Decode(bmp, map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_TRY_HARDER: true})
+	if err != nil {
+		return "", err
+	}
+	return res.GetText(), nil
+}
+
+func mustReadQR(t *testing.T, what string, png []byte) string {
+	t.Helper()
+	text, err := readQR(t, png)
+	if err != nil {
+		t.Fatalf("no QR code readable in %s: %v", what, err)
+	}
+	return text
+}
+
+// pageShot takes what the browser shows, and keeps it under
+// $STATUS_SCREENSHOTS when that is set (to look at the page).
+func pageShot(t *testing.T, ctx context.Context, name string) []byte {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	if dir := os.Getenv("STATUS_SCREENSHOTS"); dir != "" {
+		if err := os.WriteFile(filepath.Join(dir, "bridge-"+name+".png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return png
+}
+
+// The real bridge's status page in a real browser: while the bridge waits for
+// a scan, the page on its --http listener shows the QR code the bridge
+// published (on <prefix>.session.qr and under the session bucket's qr key),
+// readable from a screenshot; the phone scans and confirms through qqsim's
+// control API, and the page drops the code and turns online by itself.
+func TestBrowserBridgeStatusPage(t *testing.T) {
+	ctx := statusBrowser(t)
+
+	sim := testenv.StartSim(t, testenv.SimConfig())
+	cfg := testConfig(t, sim.URL)
+	rb := wireBridge(t, cfg)
+	s := cfg.Subjects
+	nc := testenv.Connect(t, rb.b.NATSURL())
+	rec := testenv.Record(t, nc, s.Prefix()+".>")
+	rb.start(t)
+	isQR := func(m *nats.Msg) bool { return m.Subject == s.SessionQR() }
+	rec.WaitFrom(0, "a QR code", isQR)
+	rec.WaitFrom(0, "state awaiting_scan", testenv.IsState(s, schema.StateAwaitingScan))
+
+	// 1. the page shows the code, readable from a screenshot
+	err := chromedp.Do(ctx,
+		chromedp.Navigate("http://"+rb.b.HTTPAddr()+"/"),
+		chromedp.WaitReady(chromedp.CSS(`body[data-state="awaiting_scan"]`)),
+		chromedp.WaitVisible(chromedp.ID("qr")),
+		chromedp.Poll[chromedp.Void](`document.getElementById("qr").dataset.shown === document.getElementById("qr").getAttribute("src")`),
+	)
+	if err != nil {
+		t.Fatalf("the bridge's page with a QR code: %v", err)
+	}
+	onPage := mustReadQR(t, "the screenshot of the page", pageShot(t, ctx, "1-awaiting-scan"))
+
+	// ... and it is the code the bridge published last, on the subject and in the bucket
+	var published *nats.Msg
+	for _, m := range rec.Msgs() {
+		if isQR(m) {
+			published = m
+		}
+	}
+	qr, err := decodeQR(published)
+	if err != nil {
+		t.Fatalf("the QR message: %v", err)
+	}
+	if got := mustReadQR(t, "the published QR message", qr.PNG); got != onPage {
+		t.Fatalf("the page shows %q, the bridge published %q on %s", onPage, got, s.SessionQR())
+	}
+	kv, err := testenv.JetStream(t, nc).KeyValue(testenv.Context(t), s.SessionBucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ent, err := kv.Get(testenv.Context(t), schema.SessionKeyQR)
+	if err != nil {
+		t.Fatalf("%s %s: %v", s.SessionBucket(), schema.SessionKeyQR, err)
+	}
+	var kept schema.QR
+	if err := cfg.Codec.Unmarshal(ent.Value(), &kept); err != nil {
+		t.Fatalf("the QR kept in the bucket: %v", err)
+	}
+	if got := mustReadQR(t, "the QR kept in the bucket", kept.PNG); got != onPage {
+		t.Fatalf("the page shows %q, the bucket keeps %q", onPage, got)
+	}
+
+	// 2. the phone scans it: the page says scanned and the code is gone
+	sim.Control.Scan()
+	rec.WaitFrom(0, "state scanned", testenv.IsState(s, schema.StateScanned))
+	err = chromedp.Do(ctx,
+		chromedp.WaitReady(chromedp.CSS(`body[data-state="scanned"]`)),
+		chromedp.WaitNotVisible(chromedp.ID("qr-box")),
+	)
+	if err != nil {
+		t.Fatalf("the page did not follow the scan: %v", err)
+	}
+
+	// 3. the phone confirms: the bridge logs in and the page turns online
+	sim.Control.Confirm()
+	rec.WaitFrom(0, "state online", testenv.IsState(s, schema.StateOnline))
+	err = chromedp.Do(ctx,
+		chromedp.WaitReady(chromedp.CSS(`body[data-state="online"]`)),
+		chromedp.WaitNotVisible(chromedp.ID("qr-box")),
+	)
+	if err != nil {
+		t.Fatalf("the page did not turn online: %v", err)
+	}
+	stateText, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.ID("state")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	account, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.ID("account")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stateText != schema.StateOnline || account != strconv.FormatInt(testenv.Self, 10) {
+		t.Fatalf("online page: state %q, account %q (want %d)", stateText, account, testenv.Self)
+	}
+	if text, err := readQR(t, pageShot(t, ctx, "2-online")); err == nil {
+		t.Fatalf("a QR code (%q) is still on the online page", text)
+	}
+}
