@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/qqsim"
 )
@@ -14,19 +15,7 @@ import (
 // startJournalled runs an Ingress with a journal until the test ends.
 func (h *harness) startJournalled(j *Journal) *Ingress {
 	h.t.Helper()
-	ing, err := New(Config{
-		Client: h.c, Terms: h.sess, Dir: h.dir, JS: h.js, Subjects: h.subjects, Log: h.log,
-		PublishTimeout: 500 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
-		MinHold: 50 * time.Millisecond, Journal: j,
-	})
-	if err != nil {
-		h.t.Fatalf("New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	h.ing, h.cancel, h.done = ing, cancel, make(chan error, 1)
-	go func() { h.done <- ing.Run(ctx) }()
-	h.t.Cleanup(h.stop)
-	return ing
+	return h.startWith(func(c *Config) { c.Journal = j })
 }
 
 // journalLen is the number of entries in the journal's stream.
@@ -57,11 +46,11 @@ func TestJournalReplaysWhatADeadLeaderPolled(t *testing.T) {
 	}
 	var ids []int64
 	for k := range 5 {
-		ids = append(ids, h.say(qqsim.Say{Kind: "group", From: alice, Group: devChat, Text: fmt.Sprintf("journalled %d", k)}))
+		ids = append(ids, h.say(qqsim.Say{Kind: "group", From: testenv.Alice, Group: testenv.DevChat, Text: fmt.Sprintf("journalled %d", k)}))
 	}
 	// The dead leader: one poll, journalled, never published.
 	var evs = mustPoll(t, h, len(ids))
-	if seq := j.record(ctx, self, evs, h.log); seq == 0 {
+	if seq := j.record(ctx, testenv.Self, evs, h.log); seq == 0 {
 		t.Fatal("not journalled")
 	}
 	if n := h.journalLen(); n != 1 {
@@ -72,7 +61,7 @@ func TestJournalReplaysWhatADeadLeaderPolled(t *testing.T) {
 	for _, id := range ids {
 		h.waitMsgID(id)
 	}
-	waitUntil(t, "the journal is empty", func() bool { return h.journalLen() == 0 })
+	testenv.Eventually(t, "the journal is empty", func() bool { return h.journalLen() == 0 })
 	seen := map[int64]int{}
 	for _, m := range h.stream() {
 		seen[m.Event.MsgID]++
@@ -98,28 +87,28 @@ func TestJournalEmptyAfterPublish(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.startJournalled(j)
-	id := h.say(qqsim.Say{Kind: "friend", From: alice, Text: "hello"})
+	id := h.say(qqsim.Say{Kind: "friend", From: testenv.Alice, Text: "hello"})
 	h.waitMsgID(id)
-	waitUntil(t, "the journal is empty", func() bool { return h.journalLen() == 0 })
+	testenv.Eventually(t, "the journal is empty", func() bool { return h.journalLen() == 0 })
 	h.stop()
 
 	// A dead leader's entry is replayed at the next term (a new event); the
 	// same entry again (its delete was lost) adds nothing: the stream drops
 	// the repeat.
 	before := len(h.stream())
-	id2 := h.say(qqsim.Say{Kind: "friend", From: alice, Text: "again"})
+	id2 := h.say(qqsim.Say{Kind: "friend", From: testenv.Alice, Text: "again"})
 	evs := mustPoll(t, h, 1)
-	if seq := j.record(ctx, self, evs, h.log); seq == 0 {
+	if seq := j.record(ctx, testenv.Self, evs, h.log); seq == 0 {
 		t.Fatal("not journalled")
 	}
 	ing := h.startJournalled(j)
 	h.waitMsgID(id2)
-	waitUntil(t, "the journal is empty", func() bool { return h.journalLen() == 0 })
-	if seq := j.record(ctx, self, evs, h.log); seq == 0 {
+	testenv.Eventually(t, "the journal is empty", func() bool { return h.journalLen() == 0 })
+	if seq := j.record(ctx, testenv.Self, evs, h.log); seq == 0 {
 		t.Fatal("not journalled")
 	}
 	h.sess.endTerm() // the running term does not replay; the next one does
-	waitUntil(t, "the journal is empty again", func() bool { return h.journalLen() == 0 })
+	testenv.Eventually(t, "the journal is empty again", func() bool { return h.journalLen() == 0 })
 	if got := len(h.stream()); got != before+1 {
 		t.Errorf("the stream grew by %d, want 1 (the second replay only repeats)", got-before)
 	}
@@ -131,7 +120,7 @@ func TestJournalEmptyAfterPublish(t *testing.T) {
 // mustPoll polls until n message items came (the simulator may split them).
 func mustPoll(t *testing.T, h *harness, n int) (evs []qqclient.Event) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
+	deadline := time.Now().Add(testenv.WaitTimeout)
 	for len(evs) < n {
 		if time.Now().After(deadline) {
 			t.Fatalf("polled %d items, want %d", len(evs), n)
