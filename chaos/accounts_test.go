@@ -1,3 +1,5 @@
+//go:build chaos
+
 package chaos
 
 import (
@@ -24,9 +26,6 @@ var accountsN = flag.Int("accounts", 6, "accounts served by every replica in Tes
 // distribution over time; it asserts only that every account ends up with a
 // leader.
 func TestChaosAccounts(t *testing.T) {
-	if !*enabled {
-		t.Skip("the chaos suite runs with -args -chaos (see package chaos)")
-	}
 	n := *accountsN
 	dir := t.TempDir()
 	bridgeBin, simBin := buildBinaries(t, dir)

@@ -1,3 +1,5 @@
+//go:build chaos
+
 package chaos
 
 import (
@@ -18,7 +20,6 @@ import (
 )
 
 var (
-	enabled  = flag.Bool("chaos", false, "run the chaos suite (several processes and a NATS cluster; about 2 minutes at the reduced size)")
 	events   = flag.Int("events", 600, "inbound messages injected through qqsim across the faults (full size: 10000)")
 	sends    = flag.Int("sends", 150, "outbound sends with unique ids published across the faults (full size: 2000)")
 	gap      = flag.Duration("gap", 8*time.Second, "time between two faults (full size: 20s)")
@@ -76,9 +77,6 @@ type leaseChange struct {
 
 // TestChaos runs the suite (see the package comment).
 func TestChaos(t *testing.T) {
-	if !*enabled {
-		t.Skip("the chaos suite runs with -args -chaos (see package chaos)")
-	}
 	if *replicas < 2 || *replicas > 3 {
 		t.Fatalf("-replicas %d: want 2 or 3", *replicas)
 	}

@@ -1,3 +1,5 @@
+//go:build chaos
+
 package chaos
 
 import (
@@ -20,9 +22,6 @@ import (
 // requests over the replicas). It prints the rate QQ saw and the most sends
 // in any second, for each; it asserts only that every send arrived once.
 func TestChaosPacing(t *testing.T) {
-	if !*enabled {
-		t.Skip("the chaos suite runs with -args -chaos (see package chaos)")
-	}
 	const rate, n = 2, 12
 	dir := t.TempDir()
 	bridgeBin, simBin := buildBinaries(t, dir)
