@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/qqbridge/qqbridge/bus"
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/live"
 	"github.com/qqbridge/qqbridge/natsembed"
 	"github.com/qqbridge/qqbridge/qqclient"
@@ -107,6 +108,9 @@ func newEnv(t *testing.T, simCfg qqsim.Config) *env {
 	t.Helper()
 	if simCfg.PollHold == 0 {
 		simCfg.PollHold = 200 * time.Millisecond
+	}
+	if simCfg.Profile == "" { // the test run's era (testenv.SimEra)
+		simCfg.Profile, simCfg.Strict = testenv.SimEra(t)
 	}
 	sim, err := qqsim.New(simCfg)
 	if err != nil {
