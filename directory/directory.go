@@ -49,7 +49,23 @@ const (
 	// DefaultNegativeTTL is how long a failed QQ number lookup is remembered
 	// before it is tried again.
 	DefaultNegativeTTL = time.Minute
+	// DefaultListsWait bounds how long an inbound lookup waits for the lists
+	// of a login that are still loading (WithListsWait).
+	DefaultListsWait = 10 * time.Second
 )
+
+// WithListsWait sets how long an inbound lookup waits, at most, for the lists
+// of the current login while their refresh is under way (default 10s; 0
+// never waits). Without the lists an event carries session numbers (a group
+// as gid…) and no names, so consumers that subscribe by group number would
+// miss the first events after each login; with it, only those events wait.
+func WithListsWait(d time.Duration) Option {
+	return func(dir *Directory) {
+		if d >= 0 {
+			dir.listsWait = d
+		}
+	}
+}
 
 // Option configures a Directory.
 type Option func(*Directory)
@@ -83,6 +99,7 @@ type Directory struct {
 	log         zerolog.Logger
 	missRefresh time.Duration
 	negativeTTL time.Duration
+	listsWait   time.Duration
 	metrics     *metrics.Metrics // WithMetrics; nil: none
 
 	refreshMu sync.Mutex // one Refresh at a time
@@ -90,6 +107,7 @@ type Directory struct {
 
 	mu          sync.RWMutex
 	snap        *snapshot           // the lists of the last refresh; never nil
+	gaveUp      uint64              // the session whose lists an inbound lookup waited for in vain
 	lastAttempt time.Time           // of the last refresh, successful or not
 	attemptSess uint64              // the session of the last refresh attempt
 	acctSess    uint64              // the session the caches below belong to
@@ -162,6 +180,7 @@ func New(c *qqclient.Client, log zerolog.Logger, opts ...Option) *Directory {
 		log:         log.With().Str("component", "directory").Logger(),
 		missRefresh: DefaultMissRefresh,
 		negativeTTL: DefaultNegativeTTL,
+		listsWait:   DefaultListsWait,
 		snap:        emptySnapshot(),
 		empty:       emptySnapshot(),
 		acct:        map[int64]acctEntry{},
@@ -206,6 +225,49 @@ func (d *Directory) inboundSnapshot(ctx context.Context) *snapshot {
 		return s
 	}
 	return d.empty
+}
+
+// awaitLists returns the lists of the current session for an inbound lookup
+// that found s empty: while a refresh is under way (the one at login) it waits
+// for it, at most listsWait or until ctx ends; then it returns what there is.
+// Once a wait ran out in a session, no lookup of that session waits again, so
+// that lists that never load hold up one event, not every one.
+func (d *Directory) awaitLists(ctx context.Context, s *snapshot) *snapshot {
+	if s != d.empty || d.listsWait <= 0 {
+		return s
+	}
+	key, _ := d.keyFor(ctx)
+	d.mu.RLock()
+	gaveUp := d.gaveUp == key
+	d.mu.RUnlock()
+	if gaveUp {
+		return s
+	}
+	deadline := time.NewTimer(d.listsWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if d.refreshMu.TryLock() { // no refresh under way: nothing to wait for
+			d.refreshMu.Unlock()
+			return d.inboundSnapshot(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return s
+		case <-deadline.C:
+			d.mu.Lock()
+			d.gaveUp = key
+			d.mu.Unlock()
+			d.log.Warn().Dur("waited", d.listsWait).
+				Msg("the contact lists of this login are still loading; events go on with session numbers")
+			return d.inboundSnapshot(ctx)
+		case <-tick.C:
+		}
+		if now := d.inboundSnapshot(ctx); now != d.empty {
+			return now
+		}
+	}
 }
 
 // pinnedKey is the context key of a session key pinned by Pin.

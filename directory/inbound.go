@@ -11,7 +11,7 @@ import (
 // parts stay zero; it never fails.
 func (d *Directory) Friend(ctx context.Context, uin int64) schema.Contact {
 	c := schema.Contact{UIN: uin}
-	s := d.inboundSnapshot(ctx)
+	s := d.awaitLists(ctx, d.inboundSnapshot(ctx))
 	i, ok := s.friendByUIN[uin]
 	if !ok {
 		s, _ = d.refreshOnMiss(ctx, s, false)
@@ -29,7 +29,7 @@ func (d *Directory) Friend(ctx context.Context, uin int64) schema.Contact {
 // know gets the friend list's nick when a friend. It never fails.
 func (d *Directory) Member(ctx context.Context, gid, uin int64) schema.Contact {
 	c := schema.Contact{UIN: uin}
-	s := d.inboundSnapshot(ctx)
+	s := d.awaitLists(ctx, d.inboundSnapshot(ctx))
 	m, ok := s.member(gid, uin)
 	if !ok {
 		s, _ = d.refreshOnMiss(ctx, s, false)
@@ -91,7 +91,7 @@ func (s *snapshot) discussMember(did, uin int64) (discussMember, bool) {
 // the protocol did not give it) and name. It never fails.
 func (d *Directory) Group(ctx context.Context, gid int64) schema.GroupRef {
 	r := schema.GroupRef{GID: gid}
-	s := d.inboundSnapshot(ctx)
+	s := d.awaitLists(ctx, d.inboundSnapshot(ctx))
 	g := s.groupByGID[gid]
 	if g == nil {
 		s, _ = d.refreshOnMiss(ctx, s, false)

@@ -15,40 +15,52 @@ type nopReports struct{}
 func (nopReports) Lost(uint64, error)    {}
 func (nopReports) Kicked(uint64, string) {}
 
-// TestRefreshInBackground: after a relogin the lists load in the background;
-// an inbound lookup meanwhile is not held up and names nobody from the old
-// session's lists (session number and QQ number only), and once the lists
-// are loaded it has the names. An outbound lookup waits for them.
+// TestRefreshInBackground: after a relogin the lists load in the background.
+// An inbound lookup meanwhile names nobody from the old session's lists: with
+// WithListsWait(0) it is not held up (session number and QQ number only); by
+// default it waits for the login's lists and has the names and the group's
+// number. An outbound lookup waits for them.
 func TestRefreshInBackground(t *testing.T) {
-	e := newEnv(t)
-	ctx := testenv.Context(t)
-	d := New(e.c, testLog(t))
-	if err := d.Refresh(ctx); err != nil {
-		t.Fatalf("Refresh: %v", err)
-	}
-	e.relogin(t)
-	st := e.sim.State()
-	key, _ := d.sessionKey()
-	e.sim.SetChaos(qqsim.Chaos{LatencyMS: 150}) // a slow refresh
-	d.RefreshInBackground(live.New(ctx, 931996776, 2, nopReports{}))
-	waitTrue(t, "the refresh to start", func() bool {
-		d.mu.RLock()
-		defer d.mu.RUnlock()
-		return d.attemptSess == key
-	})
-	c := d.Friend(ctx, st.Friends[alice])
-	if c.Nick != "" || c.QQ != alice || c.UIN != st.Friends[alice] {
-		t.Errorf("Friend(alice) during the refresh = %+v: want her session and QQ numbers, no nick yet", c)
-	}
-	if g := d.Group(ctx, st.Groups[devChat]); g.Name != "" {
-		t.Errorf("Group during the refresh = %+v: want no name yet", g)
-	}
-	e.sim.SetChaos(qqsim.Chaos{})
-	if _, err := d.Resolve(ctx, schema.KindGroup, schema.Target{Group: devChat}); err != nil {
-		t.Fatalf("Resolve during the refresh: %v (want it to wait for the lists)", err)
-	}
-	if c := d.Friend(ctx, st.Friends[alice]); c.Nick == "" {
-		t.Errorf("Friend(alice) after the refresh = %+v: want her nick", c)
+	for _, tc := range []struct {
+		name  string
+		opts  []Option
+		names bool // an inbound lookup during the refresh has the names
+	}{
+		{"no wait", []Option{WithListsWait(0)}, false},
+		{"default wait", nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			ctx := testenv.Context(t)
+			d := New(e.c, testLog(t), tc.opts...)
+			if err := d.Refresh(ctx); err != nil {
+				t.Fatalf("Refresh: %v", err)
+			}
+			e.relogin(t)
+			st := e.sim.State()
+			key, _ := d.sessionKey()
+			e.sim.SetChaos(qqsim.Chaos{LatencyMS: 150}) // a slow refresh
+			d.RefreshInBackground(live.New(ctx, 931996776, 2, nopReports{}))
+			waitTrue(t, "the refresh to start", func() bool {
+				d.mu.RLock()
+				defer d.mu.RUnlock()
+				return d.attemptSess == key
+			})
+			c := d.Friend(ctx, st.Friends[alice])
+			if c.QQ != alice || c.UIN != st.Friends[alice] || (c.Nick != "") != tc.names {
+				t.Errorf("Friend(alice) during the refresh = %+v: want her session and QQ numbers, a nick %v", c, tc.names)
+			}
+			if g := d.Group(ctx, st.Groups[devChat]); (g.Name != "" && g.Number == devChat) != tc.names {
+				t.Errorf("Group during the refresh = %+v: want its name and number %v", g, tc.names)
+			}
+			e.sim.SetChaos(qqsim.Chaos{})
+			if _, err := d.Resolve(ctx, schema.KindGroup, schema.Target{Group: devChat}); err != nil {
+				t.Fatalf("Resolve during the refresh: %v (want it to wait for the lists)", err)
+			}
+			if c := d.Friend(ctx, st.Friends[alice]); c.Nick == "" {
+				t.Errorf("Friend(alice) after the refresh = %+v: want her nick", c)
+			}
+		})
 	}
 }
 
@@ -92,4 +104,32 @@ func waitTrue(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// TestListsWaitGivesUpOnce: when the login's lists do not load within the
+// wait, the lookup goes on without names, and the session is marked so that
+// later lookups of it do not wait again.
+func TestListsWaitGivesUpOnce(t *testing.T) {
+	e := newEnv(t)
+	ctx := testenv.Context(t)
+	d := New(e.c, testLog(t), WithListsWait(50*time.Millisecond))
+	st := e.sim.State()
+	key, _ := d.sessionKey()
+	e.sim.SetChaos(qqsim.Chaos{LatencyMS: 1000}) // lists slower than the wait
+	d.RefreshInBackground(live.New(ctx, 931996776, 1, nopReports{}))
+	waitTrue(t, "the refresh to start", func() bool {
+		d.mu.RLock()
+		defer d.mu.RUnlock()
+		return d.attemptSess == key
+	})
+	if g := d.Group(ctx, st.Groups[devChat]); g.Name != "" {
+		t.Errorf("Group after the wait ran out = %+v: want no name", g)
+	}
+	d.mu.RLock()
+	gaveUp := d.gaveUp
+	d.mu.RUnlock()
+	if gaveUp != key {
+		t.Errorf("the session was not marked after the wait ran out")
+	}
+	e.sim.SetChaos(qqsim.Chaos{})
 }
