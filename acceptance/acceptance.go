@@ -185,9 +185,9 @@ func qrLoginGoesOnline(t *testing.T, w *world) {
 		testenv.Eventually(t, path+" answering 200", func() bool { code, _ := w.probe(path); return code == http.StatusOK })
 	}
 	var health struct {
-		OK      bool   `json:"ok"`
-		State   string `json:"state"`
-		Account int64  `json:"account"`
+		OK      bool         `json:"ok"`
+		State   schema.State `json:"state"`
+		Account int64        `json:"account"`
 	}
 	_, body := w.probe("/readyz")
 	if err := json.Unmarshal([]byte(body), &health); err != nil || !health.OK || health.State != schema.StateOnline || health.Account != testenv.Self {

@@ -78,7 +78,7 @@ type Status struct {
 // while the bridge is online.
 func StatusOf(st schema.SessionState) Status {
 	on := st.State == schema.StateOnline
-	return Status{Online: on, Good: on, QQState: st.State}
+	return Status{Online: on, Good: on, QQState: string(st.State)}
 }
 
 // Numbers are the OneBot numbers of the parties of an event: the stable QQ
@@ -194,7 +194,7 @@ func BuddyStatusNotice(e *schema.Event) (*Event, bool) {
 // SessionNotice maps a session state change to the session_state notice
 // extension: state and reason.
 func SessionNotice(st schema.SessionState, selfID int64) *Event {
-	return &Event{Time: unix(st.Time), SelfID: selfID, PostType: PostNotice, NoticeType: "session_state", State: st.State, Reason: st.Reason}
+	return &Event{Time: unix(st.Time), SelfID: selfID, PostType: PostNotice, NoticeType: "session_state", State: string(st.State), Reason: st.Reason}
 }
 
 // Lifecycle returns a lifecycle meta event: sub_type connect, enable or

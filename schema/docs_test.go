@@ -39,8 +39,8 @@ func TestDocsMatchCode(t *testing.T) {
 	words := []string{
 		string(CodeInvalidRequest), string(CodeUnknownTarget), string(CodeRateLimited),
 		string(CodeSessionUnavailable), string(CodeQQError), string(CodeMaybeSent),
-		StateAwaitingScan, StateScanned, StateQRExpired, StateOnline, StateReconnecting,
-		StateSessionLost, StateKicked, StateStopped,
+		string(StateAwaitingScan), string(StateScanned), string(StateQRExpired), string(StateOnline),
+		string(StateReconnecting), string(StateSessionLost), string(StateKicked), string(StateStopped),
 		TypeMessageFriend, TypeMessageGroup, TypeMessageDiscuss, TypeMessageSess,
 		TypeStatusBuddy, TypeInputNotify, TypeSystemKick,
 		HeaderContentType, HeaderMsgID, HeaderCESpecVersion, HeaderCEID, HeaderCEType, HeaderCESource, HeaderCETime,

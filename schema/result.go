@@ -66,16 +66,19 @@ func (e *ResultError) Error() string {
 	return string(e.Code) + ": " + e.Message
 }
 
-// Session states (SessionState.State).
+// State is a session state (SessionState.State), one of the constants below.
+type State string
+
+// Session states.
 const (
-	StateAwaitingScan = "awaiting_scan" // a QR is published; waiting for the phone to scan it
-	StateScanned      = "scanned"       // scanned; waiting for the phone to confirm
-	StateQRExpired    = "qr_expired"    // the QR expired before it was confirmed
-	StateOnline       = "online"        // logged in and polling
-	StateReconnecting = "reconnecting"  // the session dropped; re-logging in with the saved session
-	StateSessionLost  = "session_lost"  // the saved session no longer works; a new QR login is needed
-	StateKicked       = "kicked"        // another login replaced this one
-	StateStopped      = "stopped"       // the bridge shut down
+	StateAwaitingScan State = "awaiting_scan" // a QR is published; waiting for the phone to scan it
+	StateScanned      State = "scanned"       // scanned; waiting for the phone to confirm
+	StateQRExpired    State = "qr_expired"    // the QR expired before it was confirmed
+	StateOnline       State = "online"        // logged in and polling
+	StateReconnecting State = "reconnecting"  // the session dropped; re-logging in with the saved session
+	StateSessionLost  State = "session_lost"  // the saved session no longer works; a new QR login is needed
+	StateKicked       State = "kicked"        // another login replaced this one
+	StateStopped      State = "stopped"       // the bridge shut down
 )
 
 // SessionState is published on <prefix>.session.state at every change and
@@ -83,7 +86,7 @@ const (
 // once known (zero before the first login). Reason is a human-readable
 // detail and never holds a secret.
 type SessionState struct {
-	State   string    `json:"state" msgpack:"state"`
+	State   State     `json:"state" msgpack:"state"`
 	Reason  string    `json:"reason,omitempty" msgpack:"reason,omitempty"`
 	Time    time.Time `json:"time" msgpack:"time"`
 	Account int64     `json:"account,omitempty" msgpack:"account,omitempty"`

@@ -267,7 +267,7 @@ func (e *env) nextState() schema.SessionState {
 }
 
 // expectStates reads the next state events and checks them in order.
-func (e *env) expectStates(want ...string) {
+func (e *env) expectStates(want ...schema.State) {
 	e.t.Helper()
 	for i, w := range want {
 		if got := e.nextState(); got.State != w {
@@ -277,7 +277,7 @@ func (e *env) expectStates(want ...string) {
 }
 
 // skipTo reads state events until want, failing on any state in forbidden.
-func (e *env) skipTo(want string, forbidden ...string) schema.SessionState {
+func (e *env) skipTo(want schema.State, forbidden ...schema.State) schema.SessionState {
 	e.t.Helper()
 	for {
 		got := e.nextState()

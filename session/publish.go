@@ -46,7 +46,7 @@ type heldState struct {
 // follows online is held for StateDebounce first (see the package doc): the
 // next setState replaces it, and a return to online within the debounce
 // publishes nothing.
-func (m *Manager) setState(ctx context.Context, state, reason string) {
+func (m *Manager) setState(ctx context.Context, state schema.State, reason string) {
 	m.pubMu.Lock()
 	defer m.pubMu.Unlock()
 	m.mu.Lock()
@@ -69,12 +69,12 @@ func (m *Manager) setState(ctx context.Context, state, reason string) {
 		h.timer = time.AfterFunc(time.Until(h.due), func() { m.endDebounce(h) })
 		m.held = h
 		m.mu.Unlock()
-		m.logger().Debug().Str("state", state).Str("reason", reason).Msg("session state held for the debounce")
+		m.logger().Debug().Str("state", string(state)).Str("reason", reason).Msg("session state held for the debounce")
 		return
 	case held != nil && state == m.state.State:
 		// Back where the flap began (online) within the debounce: nothing to say.
 		m.mu.Unlock()
-		m.logger().Info().Str("state", state).Str("reason", reason).Str("after", held.st.Reason).
+		m.logger().Info().Str("state", string(state)).Str("reason", reason).Str("after", held.st.Reason).
 			Msg("session state back within the debounce; not published")
 		return
 	case state == m.state.State && reason == m.state.Reason:
@@ -122,8 +122,8 @@ func (m *Manager) dropHeld() {
 // pubMu, so that states go out in the order they were decided.
 func (m *Manager) publishState(ctx context.Context, st schema.SessionState) {
 	l := m.logger()
-	l.Info().Str("state", st.State).Str("reason", st.Reason).Msg("session state")
-	m.cfg.Metrics.SetState(st.State)
+	l.Info().Str("state", string(st.State)).Str("reason", st.Reason).Msg("session state")
+	m.cfg.Metrics.SetState(string(st.State))
 	data, err := m.cfg.Format.Marshal(&st)
 	if err != nil {
 		l.Error().Err(err).Msg("encode session state")

@@ -122,7 +122,7 @@ func (m *Manager) mirrorState(e jetstream.KeyValueEntry) {
 		return
 	}
 	m.state = st
-	m.cfg.Metrics.SetState(st.State)
+	m.cfg.Metrics.SetState(string(st.State))
 	if st.Account != 0 && m.account == 0 {
 		m.account = st.Account
 	}

@@ -18,6 +18,8 @@ import (
 	"io/fs"
 	"net/http"
 	"time"
+
+	"github.com/qqbridge/qqbridge/schema"
 )
 
 // Snapshot is what the page shows, read once per request. It holds no secret:
@@ -25,14 +27,14 @@ import (
 // is why the page must be reached only by the operator, e.g. through
 // kubectl port-forward), and nothing else here is sensitive.
 type Snapshot struct {
-	Prefix  string    // subject prefix (one per QQ account)
-	Account int64     // QQ number once known; 0 before the first login
-	State   string    // session state (schema.State…); "" while unknown
-	Reason  string    // why, in words (schema.SessionState.Reason)
-	Since   time.Time // when State began; zero if unknown
-	Replica string    // this replica's ID
-	Leader  string    // the ID of the replica holding the leadership lease; "" if none or unknown
-	NATS    string    // the NATS connection status (CONNECTED, RECONNECTING, …)
+	Prefix  string       // subject prefix (one per QQ account)
+	Account int64        // QQ number once known; 0 before the first login
+	State   schema.State // session state; "" while unknown
+	Reason  string       // why, in words (schema.SessionState.Reason)
+	Since   time.Time    // when State began; zero if unknown
+	Replica string       // this replica's ID
+	Leader  string       // the ID of the replica holding the leadership lease; "" if none or unknown
+	NATS    string       // the NATS connection status (CONNECTED, RECONNECTING, …)
 
 	// QR is the PNG of the QR code being shown, while State is awaiting_scan;
 	// nil otherwise. QRExpires is when it expires (zero if unknown).
@@ -62,19 +64,19 @@ func (f SourceFunc) Status() Snapshot { return f() }
 
 // View is the JSON of /status.json.
 type View struct {
-	Prefix    string     `json:"prefix"`
-	Account   int64      `json:"account,omitempty"`
-	State     string     `json:"state"`
-	Reason    string     `json:"reason,omitempty"`
-	Since     *time.Time `json:"since,omitempty"`
-	Replica   string     `json:"replica,omitempty"`
-	Leader    string     `json:"leader,omitempty"`
-	IsLeader  bool       `json:"is_leader"`
-	NATS      string     `json:"nats,omitempty"`
-	QR        string     `json:"qr,omitempty"` // URL of the QR image (changes with the code); absent when none is shown
-	QRExpires *time.Time `json:"qr_expires,omitempty"`
-	Counters  []Counter  `json:"counters"`
-	Time      time.Time  `json:"time"` // when this view was made
+	Prefix    string       `json:"prefix"`
+	Account   int64        `json:"account,omitempty"`
+	State     schema.State `json:"state"`
+	Reason    string       `json:"reason,omitempty"`
+	Since     *time.Time   `json:"since,omitempty"`
+	Replica   string       `json:"replica,omitempty"`
+	Leader    string       `json:"leader,omitempty"`
+	IsLeader  bool         `json:"is_leader"`
+	NATS      string       `json:"nats,omitempty"`
+	QR        string       `json:"qr,omitempty"` // URL of the QR image (changes with the code); absent when none is shown
+	QRExpires *time.Time   `json:"qr_expires,omitempty"`
+	Counters  []Counter    `json:"counters"`
+	Time      time.Time    `json:"time"` // when this view was made
 }
 
 //go:embed assets

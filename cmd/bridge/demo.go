@@ -168,7 +168,7 @@ func demo(ctx context.Context, dc demoConfig, out io.Writer, log zerolog.Logger)
 	}
 	defer nc.Close()
 	p := &printer{w: out, subjects: s, drawQR: true}
-	states := make(chan string, 64)
+	states := make(chan schema.State, 64)
 	if _, err := nc.Subscribe(s.Prefix()+".>", func(m *nats.Msg) {
 		p.print(m)
 		if m.Subject == s.SessionState() {
@@ -228,8 +228,8 @@ func demo(ctx context.Context, dc demoConfig, out io.Writer, log zerolog.Logger)
 }
 
 // demoScriptRun plays the phone and the contacts, and runs the echo consumer.
-func demoScriptRun(ctx context.Context, dc demoConfig, sim *qqsim.Server, nc *nats.Conn, s schema.Subjects, states <-chan string, say func(string, ...any)) {
-	waitState := func(want string) bool {
+func demoScriptRun(ctx context.Context, dc demoConfig, sim *qqsim.Server, nc *nats.Conn, s schema.Subjects, states <-chan schema.State, say func(string, ...any)) {
+	waitState := func(want schema.State) bool {
 		for {
 			select {
 			case <-ctx.Done():

@@ -3,17 +3,19 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+
+	"github.com/qqbridge/qqbridge/schema"
 )
 
 // healthStatus is the JSON body of /healthz and /readyz.
 type healthStatus struct {
-	OK      bool   `json:"ok"`
-	NATS    string `json:"nats"`              // the connection status: CONNECTED, RECONNECTING, …
-	State   string `json:"state,omitempty"`   // the session state (schema.SessionState.State)
-	Account int64  `json:"account,omitempty"` // the QQ number once logged in
-	Leader  bool   `json:"leader"`            // this replica polls
-	Error   string `json:"error,omitempty"`   // why it is not healthy or not ready
-	Phase   string `json:"phase,omitempty"`   // while starting: what the bridge waits for
+	OK      bool         `json:"ok"`
+	NATS    string       `json:"nats"`              // the connection status: CONNECTED, RECONNECTING, …
+	State   schema.State `json:"state,omitempty"`   // the session state (schema.SessionState.State)
+	Account int64        `json:"account,omitempty"` // the QQ number once logged in
+	Leader  bool         `json:"leader"`            // this replica polls
+	Error   string       `json:"error,omitempty"`   // why it is not healthy or not ready
+	Phase   string       `json:"phase,omitempty"`   // while starting: what the bridge waits for
 }
 
 // healthHandler serves the probes:

@@ -370,7 +370,7 @@ func TestNATSTLSAndNkey(t *testing.T) {
 			return false
 		}
 		e, err := kv.Get(ctx, schema.SessionKeyState)
-		return err == nil && strings.Contains(string(e.Value()), schema.StateAwaitingScan)
+		return err == nil && strings.Contains(string(e.Value()), string(schema.StateAwaitingScan))
 	})
 	cz, _ := srv.Connz(&server.ConnzOptions{})
 	found := false
@@ -468,7 +468,7 @@ func TestLeastPrivilege(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the consumer cannot open the session bucket: %v", err)
 	}
-	if e, err := kv.Get(ctx, schema.SessionKeyState); err != nil || !strings.Contains(string(e.Value()), schema.StateOnline) {
+	if e, err := kv.Get(ctx, schema.SessionKeyState); err != nil || !strings.Contains(string(e.Value()), string(schema.StateOnline)) {
 		t.Errorf("the consumer reads the state: %v", err)
 	}
 

@@ -248,7 +248,7 @@ func fileText(f *schema.File) string {
 }
 
 func stateSummary(st *schema.SessionState) string {
-	s := "state " + st.State
+	s := "state " + string(st.State)
 	if st.Account != 0 {
 		s += fmt.Sprintf(" (account %d)", st.Account)
 	}

@@ -208,7 +208,7 @@ func TestBrowserBridgeStatusPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if stateText != schema.StateOnline || account != strconv.FormatInt(testenv.Self, 10) {
+	if stateText != string(schema.StateOnline) || account != strconv.FormatInt(testenv.Self, 10) {
 		t.Fatalf("online page: state %q, account %q (want %d)", stateText, account, testenv.Self)
 	}
 	if text, err := readQR(t, pageShot(t, ctx, "2-online")); err == nil {

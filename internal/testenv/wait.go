@@ -138,7 +138,7 @@ func Any(*nats.Msg) bool { return true }
 
 // IsState matches a session state message of state (schema.StateOnline, …)
 // on s.SessionState(), in either codec.
-func IsState(s schema.Subjects, state string) func(*nats.Msg) bool {
+func IsState(s schema.Subjects, state schema.State) func(*nats.Msg) bool {
 	return func(m *nats.Msg) bool {
 		st, ok := DecodeState(s, m)
 		return ok && st.State == state
@@ -158,16 +158,16 @@ func DecodeState(s schema.Subjects, m *nats.Msg) (schema.SessionState, bool) {
 // WaitState waits (on a Recorder of s.SessionState() or a wider subject) for
 // the first state message of state at index ≥ from, and returns its index
 // and the state.
-func WaitState(r *Recorder, s schema.Subjects, from int, state string) (int, schema.SessionState) {
+func WaitState(r *Recorder, s schema.Subjects, from int, state schema.State) (int, schema.SessionState) {
 	r.t.Helper()
-	i, m := r.WaitFrom(from, "session state "+state, IsState(s, state))
+	i, m := r.WaitFrom(from, "session state "+string(state), IsState(s, state))
 	st, _ := DecodeState(s, m)
 	return i, st
 }
 
 // States returns the states of the state messages recorded from index from.
-func States(r *Recorder, s schema.Subjects, from int) []string {
-	var out []string
+func States(r *Recorder, s schema.Subjects, from int) []schema.State {
+	var out []schema.State
 	for i, m := range r.Msgs() {
 		if i < from {
 			continue
