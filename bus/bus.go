@@ -276,22 +276,33 @@ func LeaderKV(ctx context.Context, js jetstream.JetStream, s schema.Subjects, re
 }
 
 func ensureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	// Create first, as ensureStream does, for the same reason.
-	var err error
+	return createOrUpdate(cfg.Bucket,
+		func() (jetstream.KeyValue, error) { return js.CreateKeyValue(ctx, cfg) },
+		func() (jetstream.KeyValue, error) { return js.UpdateKeyValue(ctx, cfg) })
+}
+
+// createOrUpdate makes a bucket (KV or Object Store): create first, as
+// ensureStream does and for the same reason, then update one that exists;
+// it tries again when another replica's create or delete raced with it.
+func createOrUpdate[B any](bucket string, create, update func() (B, error)) (B, error) {
+	var (
+		b   B
+		err error
+	)
 	for range 3 {
-		var kv jetstream.KeyValue
-		if kv, err = js.CreateKeyValue(ctx, cfg); err == nil {
-			return kv, nil
+		if b, err = create(); err == nil {
+			return b, nil
 		}
 		if !errors.Is(err, jetstream.ErrBucketExists) && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			break
 		}
-		if kv, err = js.UpdateKeyValue(ctx, cfg); err == nil {
-			return kv, nil
+		if b, err = update(); err == nil {
+			return b, nil
 		}
 		if !errors.Is(err, jetstream.ErrBucketNotFound) {
 			break
 		}
 	}
-	return nil, fmt.Errorf("bus: bucket %s: %w", cfg.Bucket, err)
+	var zero B
+	return zero, fmt.Errorf("bus: bucket %s: %w", bucket, err)
 }

@@ -2,7 +2,6 @@ package bus
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -59,21 +58,7 @@ func SetupMedia(ctx context.Context, js jetstream.JetStream, s schema.Subjects, 
 		return nil, err
 	}
 	cfg := MediaStoreConfig(s, replicas, ttl)
-	var err error
-	for range 3 {
-		var os jetstream.ObjectStore
-		if os, err = js.CreateObjectStore(ctx, cfg); err == nil {
-			return os, nil
-		}
-		if !errors.Is(err, jetstream.ErrBucketExists) && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			break
-		}
-		if os, err = js.UpdateObjectStore(ctx, cfg); err == nil {
-			return os, nil
-		}
-		if !errors.Is(err, jetstream.ErrBucketNotFound) {
-			break
-		}
-	}
-	return nil, fmt.Errorf("bus: bucket %s: %w", cfg.Bucket, err)
+	return createOrUpdate(cfg.Bucket,
+		func() (jetstream.ObjectStore, error) { return js.CreateObjectStore(ctx, cfg) },
+		func() (jetstream.ObjectStore, error) { return js.UpdateObjectStore(ctx, cfg) })
 }
