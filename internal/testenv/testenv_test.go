@@ -1,8 +1,10 @@
 package testenv_test
 
 import (
+	"context"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,10 +31,16 @@ func TestNATSRestartKeepsURLAndStore(t *testing.T) {
 		t.Errorf("URL after Restart = %s, want %s", n.URL(), url)
 	}
 	testenv.Eventually(t, "the connection back", nc.IsConnected)
-	st, err := js.Stream(ctx, "KEEP")
-	if err != nil {
-		t.Fatalf("stream after Restart: %v", err)
-	}
+	// JetStream answers a little after the connection is back (the server
+	// recovers its streams first): ask again, each try with its own bound.
+	var st jetstream.Stream
+	testenv.Eventually(t, "the stream after Restart", func() bool {
+		c, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		var err error
+		st, err = js.Stream(c, "KEEP")
+		return err == nil
+	})
 	if info, err := st.Info(ctx); err != nil || info.State.Msgs != 1 {
 		t.Errorf("stream after Restart: %+v %v, want 1 message", info, err)
 	}
