@@ -7,7 +7,6 @@ package status_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -15,9 +14,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -27,57 +23,10 @@ import (
 	"github.com/makiuchi-d/gozxing"
 	"github.com/makiuchi-d/gozxing/qrcode"
 
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/qqsim"
 	"github.com/qqbridge/qqbridge/status"
 )
-
-// chromiumPath finds Debian's Chromium (or $CHROMIUM). The browser test does
-// not skip without it: a missing browser is a broken test setup.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("the status page browser test needs Chromium and found none on $PATH: " +
-		"install it with `apt-get install -y chromium` (or set CHROMIUM to its path)")
-	return ""
-}
-
-// browser starts headless Chromium with its own empty profile and no
-// background traffic, and returns a tab's context.
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath(t)),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(900, 1000),
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	t.Cleanup(cancel)
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(acancel)
-	tctx, tcancel := chromedp.NewContext(actx)
-	t.Cleanup(tcancel)
-	if err := chromedp.Do(tctx); err != nil {
-		t.Fatalf("start Chromium %s: %v", chromiumPath(t), err)
-	}
-	return tctx
-}
 
 // fetchQR asks qqsim for a new QR code as the login page would, and returns
 // the PNG and the text it encodes.
@@ -100,19 +49,11 @@ func fetchQR(t *testing.T, base string) ([]byte, string) {
 
 func decodeQR(t *testing.T, png []byte) string {
 	t.Helper()
-	img, _, err := image.Decode(bytes.NewReader(png))
-	if err != nil {
-		t.Fatalf("decode PNG: %v", err)
-	}
-	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := qrcode.NewQRCodeReader().Decode(bmp, map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_TRY_HARDER: true})
+	text, err := testenv.ReadQR(t, png)
 	if err != nil {
 		t.Fatalf("no QR code readable: %v", err)
 	}
-	return res.GetText()
+	return text
 }
 
 // simControl calls qqsim's control API over HTTP, as a person with curl would.
@@ -131,29 +72,13 @@ func simControl(t *testing.T, base, method, path string) []byte {
 	return body
 }
 
-// screenshot takes what the browser shows and keeps it under
-// $STATUS_SCREENSHOTS when that is set (to look at the page).
-func screenshot(t *testing.T, ctx context.Context, name string) []byte {
-	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	if dir := os.Getenv("STATUS_SCREENSHOTS"); dir != "" {
-		if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return png
-}
-
 // The status page in a real browser: it shows qqsim's QR code (decoded from a
 // screenshot), swaps it by itself for the next one, and once the phone scanned
 // and confirmed (through qqsim's control API) and the source says online, it
 // turns online and the code disappears — all without a reload. A reason full
 // of markup is shown as text and runs nothing.
 func TestBrowserShowsQRAndTurnsOnline(t *testing.T) {
-	ctx := browser(t)
+	ctx := testenv.Browser(t)
 
 	sim, err := qqsim.New(qqsim.Config{PollHold: 200 * time.Millisecond})
 	if err != nil {
@@ -195,7 +120,7 @@ func TestBrowserShowsQRAndTurnsOnline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := decodeQR(t, screenshot(t, ctx, "1-awaiting-scan")); got != text1 {
+	if got := decodeQR(t, testenv.Screenshot(t, ctx, "1-awaiting-scan")); got != text1 {
 		t.Fatalf("QR on the page reads %q, qqsim's code is %q", got, text1)
 	}
 	if reason != evil || strings.Contains(title, "pwned") {
@@ -226,7 +151,7 @@ func TestBrowserShowsQRAndTurnsOnline(t *testing.T) {
 	if err != nil {
 		t.Fatalf("page did not load the new QR code: %v", err)
 	}
-	if got := decodeQR(t, screenshot(t, ctx, "2-new-qr")); got != text2 {
+	if got := decodeQR(t, testenv.Screenshot(t, ctx, "2-new-qr")); got != text2 {
 		t.Fatalf("after a new code the page reads %q, want %q", got, text2)
 	}
 
@@ -264,7 +189,7 @@ func TestBrowserShowsQRAndTurnsOnline(t *testing.T) {
 	if stateText != "online" || account != strconv.FormatInt(st.SelfQQ, 10) {
 		t.Fatalf("online page: state %q, account %q (want %d)", stateText, account, st.SelfQQ)
 	}
-	shot := screenshot(t, ctx, "3-online")
+	shot := testenv.Screenshot(t, ctx, "3-online")
 	img, _, err := image.Decode(bytes.NewReader(shot))
 	if err != nil {
 		t.Fatal(err)

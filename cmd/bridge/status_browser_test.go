@@ -6,116 +6,24 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"image"
 	_ "image/png"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/makiuchi-d/gozxing"
-	"github.com/makiuchi-d/gozxing/qrcode"
 	"github.com/nats-io/nats.go"
 
 	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/schema"
 )
 
-// statusChromium finds Debian's Chromium (or $CHROMIUM). A missing browser
-// fails the test: it is a broken test setup, not a reason to skip.
-func statusChromium(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("the bridge's status page browser test needs Chromium and found none on $PATH: " +
-		"install it with `apt-get install -y chromium` (or set CHROMIUM to its path)")
-	return ""
-}
-
-// statusBrowser starts headless Chromium with a fresh profile and no
-// background traffic, and returns a tab's context.
-func statusBrowser(t *testing.T) context.Context {
-	t.Helper()
-	exe := statusChromium(t)
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(exe),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(900, 1000),
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	t.Cleanup(cancel)
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(acancel)
-	tctx, tcancel := chromedp.NewContext(actx)
-	t.Cleanup(tcancel)
-	if err := chromedp.Do(tctx); err != nil {
-		t.Fatalf("start Chromium %s: %v", exe, err)
-	}
-	return tctx
-}
-
-// readQR returns the text of the QR code in a PNG, or an error if none reads.
-func readQR(t *testing.T, png []byte) (string, error) {
-	t.Helper()
-	img, _, err := image.Decode(bytes.NewReader(png))
-	if err != nil {
-		t.Fatalf("decode PNG: %v", err)
-	}
-	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := qrcode.NewQRCodeReader().Decode(bmp, map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_TRY_HARDER: true})
-	if err != nil {
-		return "", err
-	}
-	return res.GetText(), nil
-}
-
 func mustReadQR(t *testing.T, what string, png []byte) string {
 	t.Helper()
-	text, err := readQR(t, png)
+	text, err := testenv.ReadQR(t, png)
 	if err != nil {
 		t.Fatalf("no QR code readable in %s: %v", what, err)
 	}
 	return text
-}
-
-// pageShot takes what the browser shows, and keeps it under
-// $STATUS_SCREENSHOTS when that is set (to look at the page).
-func pageShot(t *testing.T, ctx context.Context, name string) []byte {
-	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	if dir := os.Getenv("STATUS_SCREENSHOTS"); dir != "" {
-		if err := os.WriteFile(filepath.Join(dir, "bridge-"+name+".png"), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return png
 }
 
 // The real bridge's status page in a real browser: while the bridge waits for
@@ -124,7 +32,7 @@ func pageShot(t *testing.T, ctx context.Context, name string) []byte {
 // readable from a screenshot; the phone scans and confirms through qqsim's
 // control API, and the page drops the code and turns online by itself.
 func TestBrowserBridgeStatusPage(t *testing.T) {
-	ctx := statusBrowser(t)
+	ctx := testenv.Browser(t)
 
 	sim := testenv.StartSim(t, testenv.SimConfig())
 	cfg := testConfig(t, sim.URL)
@@ -147,7 +55,7 @@ func TestBrowserBridgeStatusPage(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the bridge's page with a QR code: %v", err)
 	}
-	onPage := mustReadQR(t, "the screenshot of the page", pageShot(t, ctx, "1-awaiting-scan"))
+	onPage := mustReadQR(t, "the screenshot of the page", testenv.Screenshot(t, ctx, "bridge-1-awaiting-scan"))
 
 	// ... and it is the code the bridge published last, on the subject and in the bucket
 	var published *nats.Msg
@@ -211,7 +119,7 @@ func TestBrowserBridgeStatusPage(t *testing.T) {
 	if stateText != string(schema.StateOnline) || account != strconv.FormatInt(testenv.Self, 10) {
 		t.Fatalf("online page: state %q, account %q (want %d)", stateText, account, testenv.Self)
 	}
-	if text, err := readQR(t, pageShot(t, ctx, "2-online")); err == nil {
+	if text, err := testenv.ReadQR(t, testenv.Screenshot(t, ctx, "bridge-2-online")); err == nil {
 		t.Fatalf("a QR code (%q) is still on the online page", text)
 	}
 }
