@@ -173,6 +173,7 @@ type job struct {
 	From     *schema.Contact    `json:"from,omitempty"`
 	Group    *schema.GroupRef   `json:"group,omitempty"`
 	Discuss  *schema.DiscussRef `json:"discuss,omitempty"`
+	Sess     *schema.SessRef    `json:"sess,omitempty"`
 	FromUIN  int64              `json:"from_uin"`  // f_uin of get_offpic2: a session number
 	FilePath string             `json:"file_path"` // not a secret, but not for consumers
 }
@@ -199,7 +200,7 @@ func (m *Media) Enqueue(ctx context.Context, e *schema.Event, msg *qqclient.Mess
 			break
 		}
 		j := job{Ref: refs[n], Event: e.ID, Subject: subject, Account: e.Account, MsgID: e.MsgID,
-			From: e.From, Group: e.Group, Discuss: e.Discuss, FromUIN: msg.FromUIN, FilePath: p.FilePath}
+			From: e.From, Group: e.Group, Discuss: e.Discuss, Sess: e.Sess, FromUIN: msg.FromUIN, FilePath: p.FilePath}
 		if p.Kind != qqclient.PictureOffPic || p.FilePath == "" {
 			if err := m.publishOutcome(ctx, &j, schema.Image{State: schema.ImageFailed, Ref: j.Ref, Reason: schema.ReasonUnsupported}); err != nil {
 				return err
@@ -263,7 +264,7 @@ func (m *Media) publishOutcome(ctx context.Context, j *job, img schema.Image) er
 	}
 	img.Event = j.Event
 	e := &schema.Event{ID: j.Ref, Type: typ, Time: time.Now().UTC(), Account: j.Account, MsgID: j.MsgID,
-		From: j.From, Group: j.Group, Discuss: j.Discuss, Image: &img}
+		From: j.From, Group: j.Group, Discuss: j.Discuss, Sess: j.Sess, Image: &img}
 	data, h, err := e.Encode(m.codec)
 	if err != nil {
 		return fmt.Errorf("media: %w", err)

@@ -26,7 +26,11 @@ var ErrNoReplyTarget = errors.New("schema: the event has no reply target")
 // (echo): their reply target is the conversation for groups and discussions
 // and the account itself for friend and sess messages; a consumer that
 // answers messages should skip those whose From.QQ is the event's Account.
-// Any other event gives an error wrapping ErrNoReplyTarget.
+//
+// A media.stored or media.failed event answers to the conversation of the
+// message its picture came in (as above); a file.offer or file.received
+// event to the friend who offered the file. Any other event gives an error
+// wrapping ErrNoReplyTarget.
 func ReplyTarget(e *Event) (Kind, Target, error) {
 	if e == nil {
 		return "", Target{}, fmt.Errorf("%w: no event", ErrNoReplyTarget)
@@ -74,6 +78,26 @@ func ReplyTarget(e *Event) (Kind, Target, error) {
 			return "", Target{}, fmt.Errorf("%w: %s without the group it came through", ErrNoReplyTarget, e.Type)
 		}
 		return KindSess, t, nil
+	case TypeMediaStored, TypeMediaFailed:
+		// The conversation of the message the picture came in.
+		switch {
+		case e.Group != nil:
+			return ReplyTarget(&Event{Type: TypeMessageGroup, Group: e.Group})
+		case e.Discuss != nil:
+			return ReplyTarget(&Event{Type: TypeMessageDiscuss, Discuss: e.Discuss})
+		case e.Sess != nil:
+			return ReplyTarget(&Event{Type: TypeMessageSess, From: e.From, Sess: e.Sess})
+		}
+		if t, ok := person(); ok {
+			return KindFriend, t, nil
+		}
+		return "", Target{}, fmt.Errorf("%w: %s without a conversation", ErrNoReplyTarget, e.Type)
+	case TypeFileOffer, TypeFileReceived:
+		// Files come from friends only.
+		if t, ok := person(); ok {
+			return KindFriend, t, nil
+		}
+		return "", Target{}, fmt.Errorf("%w: %s without a sender", ErrNoReplyTarget, e.Type)
 	}
 	return "", Target{}, fmt.Errorf("%w: type %q", ErrNoReplyTarget, truncate(e.Type, 64))
 }

@@ -80,6 +80,13 @@ func TestReplyTargetFallbacks(t *testing.T) {
 		{"sess by uin and gid", &Event{Type: TypeMessageSess, From: &Contact{UIN: 3}, Sess: &SessRef{ViaGID: 4}}, KindSess, Target{UIN: 3, GID: 4}, true},
 		{"sess by qq and number", &Event{Type: TypeMessageSess, From: &Contact{UIN: 3, QQ: 30}, Sess: &SessRef{ViaGID: 4, ViaNumber: 40}}, KindSess, Target{QQ: 30, Group: 40}, true},
 		{"sess without group", &Event{Type: TypeMessageSess, From: &Contact{UIN: 3}}, "", Target{}, false},
+		{"group picture", &Event{Type: TypeMediaFailed, From: &Contact{UIN: 1}, Group: &GroupRef{GID: 7, Number: 8}}, KindGroup, Target{Group: 8}, true},
+		{"discussion picture", &Event{Type: TypeMediaStored, From: &Contact{UIN: 1}, Discuss: &DiscussRef{DID: 9}}, KindDiscuss, Target{DID: 9}, true},
+		{"sess picture", &Event{Type: TypeMediaStored, From: &Contact{UIN: 3}, Sess: &SessRef{ViaGID: 4}}, KindSess, Target{UIN: 3, GID: 4}, true},
+		{"friend picture by uin", &Event{Type: TypeMediaStored, From: &Contact{UIN: 3}}, KindFriend, Target{UIN: 3}, true},
+		{"picture without conversation", &Event{Type: TypeMediaStored}, "", Target{}, false},
+		{"file offer by uin", &Event{Type: TypeFileOffer, From: &Contact{UIN: 5}}, KindFriend, Target{UIN: 5}, true},
+		{"file received without sender", &Event{Type: TypeFileReceived}, "", Target{}, false},
 		{"status", &Event{Type: TypeStatusBuddy, Status: &Status{UIN: 1}}, "", Target{}, false},
 		{"nil", nil, "", Target{}, false},
 	}
