@@ -131,7 +131,7 @@ func (c *cli) parseRunFlags(args []string) (config, error) {
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "`directory` of the embedded nats-server's JetStream store (only without --nats)")
 	fs.StringVar(&cfg.QQEndpoint, "qq-endpoint", "", "one base `URL` for every QQ host, e.g. a qqsim at http://127.0.0.1:8080; empty: the real SmartQQ hosts")
 	fs.StringVar(&prefix, "prefix", schema.DefaultPrefix, "subject `prefix` (one per QQ account); also names the streams and buckets")
-	fs.StringVar(&cfg.AccountsFile, "accounts", "", "JSON `file` listing the accounts to serve (prefix, session key reference, rate; see docs/operations.md); watched for added accounts; empty: the one account of --prefix")
+	fs.StringVar(&cfg.AccountsFile, "accounts", "", "JSON `file` listing the accounts to serve (prefix, session key reference, rate; see docs/operations.md); read again every 5s, so that accounts added, removed or changed there apply without a restart; empty: the one account of --prefix")
 	fs.StringVar(&format, "format", "json", "encoding of published events and session messages: json or msgpack")
 	fs.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "`host:port` of the status page /, /metrics, /healthz and /readyz; empty: no HTTP listener")
 	fs.BoolVar(&cfg.PProf, "pprof", false, "also serve the Go profiler under /debug/pprof/ on --http (CPU, heap, goroutines; for the operator only)")
