@@ -338,7 +338,7 @@ type accountRun struct {
 
 	mu      sync.Mutex
 	closed  bool            // the bridge stops: no account starts any more
-	started []*account      // every account started, for waitWork
+	started []*account      // the accounts started and not stopped, for waitWork
 	busy    map[string]bool // prefixes being stopped or restarted
 }
 
@@ -391,6 +391,9 @@ func (r *accountRun) stop(a *account) {
 	if !waitTimeout(a.sess.Wait, 10*time.Second) {
 		log.Warn().Msg("the session manager did not stop in time")
 	}
+	r.mu.Lock()
+	r.started = slices.DeleteFunc(r.started, func(x *account) bool { return x == a })
+	r.mu.Unlock()
 }
 
 // change runs f (a stop or a restart of the account p) in the background,
