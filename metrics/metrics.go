@@ -1,11 +1,16 @@
 // Package metrics defines qqbridge's Prometheus metrics and serves them on
 // /metrics in the standard exposition format.
 //
-// Every metric is named qqbridge_… and carries the constant label prefix (the
-// bridge's subject prefix, one per QQ account). A *Metrics has its own registry,
-// never the process-wide default one, so two bridges in one process (tests, the
-// demo) do not collide. All methods are safe for concurrent use and do nothing
-// on a nil *Metrics, so a component can hold an optional one.
+// Every metric is named qqbridge_… and carries the label prefix: the subject
+// prefix of the QQ account it is about. A *Metrics is the metrics of one
+// account. A bridge serving one account can use New; a bridge serving many
+// (bridge run --accounts) keeps a Set, which hands out one *Metrics per
+// account and serves them all on one /metrics, each account's series told
+// apart by their prefix, the names and the other labels the same as with one
+// account. Registries are never the process-wide default one, so two bridges in
+// one process (tests, the demo) do not collide. All methods are safe for
+// concurrent use and do nothing on a nil *Metrics, so a component can hold an
+// optional one.
 //
 // No label value is ever a secret: labels are the prefix, a kind (friend,
 // group, discuss, sess, …), a result code, an outcome, a state, a consumer
@@ -17,6 +22,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,12 +48,17 @@ const (
 // qqbridge_session_state{state="online"} == 0 works before the first login.
 var States = []string{"awaiting_scan", "scanned", "qr_expired", "online", "reconnecting", "session_lost", "kicked", "stopped"}
 
-// Metrics is the set of qqbridge metrics of one bridge (one prefix).
+// Metrics is the set of qqbridge metrics of one account (one prefix).
 type Metrics struct {
-	reg *prometheus.Registry
+	reg        *prometheus.Registry
+	unregister func() // takes every series of this account out of reg (Set.Remove)
 
 	mu     sync.Mutex
 	states []string // every state that has a qqbridge_session_state series
+
+	// What Summary reports, kept beside the Prometheus series.
+	sendsOK, sendsFailed atomic.Uint64
+	lastEvent, lastSend  atomic.Int64 // Unix nanoseconds; 0: none yet
 
 	polls            *prometheus.CounterVec
 	published        *prometheus.CounterVec
@@ -70,7 +81,17 @@ type Metrics struct {
 // registry, together with the Go runtime and process collectors.
 func New(prefix string) *Metrics {
 	reg := prometheus.NewRegistry()
+	registerRuntime(reg)
+	return newMetrics(prefix, reg)
+}
+
+// registerRuntime adds the Go runtime and process collectors to reg.
+func registerRuntime(reg *prometheus.Registry) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+}
+
+// newMetrics registers the qqbridge series of the account prefix in reg.
+func newMetrics(prefix string, reg *prometheus.Registry) *Metrics {
 	r := prometheus.WrapRegistererWith(prometheus.Labels{"prefix": prefix}, reg)
 
 	latency := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
@@ -141,9 +162,15 @@ func New(prefix string) *Metrics {
 			Help: "Messages not yet delivered to the bridge's JetStream consumer, by consumer.",
 		}, []string{"consumer"}),
 	}
-	r.MustRegister(m.polls, m.published, m.duplicates, m.echoes, m.publishRetries, m.publishDuration,
+	cs := []prometheus.Collector{m.polls, m.published, m.duplicates, m.echoes, m.publishRetries, m.publishDuration,
 		m.sends, m.sendDuration, m.pacingWait, m.state, m.leader, m.qrCodes, m.directorySize,
-		m.directoryRefresh, m.consumerPending)
+		m.directoryRefresh, m.consumerPending}
+	r.MustRegister(cs...)
+	m.unregister = func() {
+		for _, c := range cs {
+			r.Unregister(c)
+		}
+	}
 	m.states = slices.Clone(States)
 	for _, s := range States {
 		m.state.WithLabelValues(s)
@@ -164,7 +191,8 @@ func (m *Metrics) Handler() http.Handler {
 }
 
 // Registry is the registry of these metrics, for a caller that adds its own
-// collectors or gathers in a test.
+// collectors or gathers in a test. For a *Metrics of a Set it is the Set's
+// registry, holding every account's series.
 func (m *Metrics) Registry() *prometheus.Registry {
 	if m == nil {
 		return nil
@@ -189,6 +217,7 @@ func (m *Metrics) Published(kind string, took time.Duration) {
 	}
 	m.published.WithLabelValues(kind).Inc()
 	m.publishDuration.Observe(took.Seconds())
+	m.lastEvent.Store(time.Now().UnixNano())
 }
 
 // Duplicate counts one inbound event the stream acknowledged as a duplicate
@@ -226,6 +255,12 @@ func (m *Metrics) Sent(kind, code string, took time.Duration) {
 	}
 	m.sends.WithLabelValues(kind, code).Inc()
 	m.sendDuration.WithLabelValues(kind).Observe(took.Seconds())
+	if code == CodeOK {
+		m.sendsOK.Add(1)
+	} else {
+		m.sendsFailed.Add(1)
+	}
+	m.lastSend.Store(time.Now().UnixNano())
 }
 
 // PacingWait observes how long one send part waited for the rate limiter.
@@ -321,4 +356,107 @@ func (m *Metrics) WatchConsumerPending(ctx context.Context, consumer string, eve
 		case <-t.C:
 		}
 	}
+}
+
+// Summary is what a status page shows of an account's metrics on this
+// replica.
+type Summary struct {
+	SendsOK     uint64    // send requests finished ok
+	SendsFailed uint64    // send requests finished with an error code
+	LastEvent   time.Time // when an inbound event was last stored as new; zero: none yet
+	LastSend    time.Time // when a send request last finished; zero: none yet
+}
+
+// Summary returns the account's summary; the zero Summary for a nil *Metrics.
+func (m *Metrics) Summary() Summary {
+	if m == nil {
+		return Summary{}
+	}
+	s := Summary{SendsOK: m.sendsOK.Load(), SendsFailed: m.sendsFailed.Load()}
+	if n := m.lastEvent.Load(); n != 0 {
+		s.LastEvent = time.Unix(0, n)
+	}
+	if n := m.lastSend.Load(); n != 0 {
+		s.LastSend = time.Unix(0, n)
+	}
+	return s
+}
+
+// Set is the metrics of a bridge that serves several accounts: one registry
+// with the Go runtime and process collectors, and one *Metrics per account
+// registered in it under the account's prefix, all served by Handler.
+// Account adds an account, Remove takes one away with all its series (an
+// account removed from the accounts file while the bridge runs). Safe for
+// concurrent use.
+type Set struct {
+	reg     *prometheus.Registry
+	handler http.Handler
+
+	mu       sync.Mutex
+	accounts map[string]*Metrics
+	order    []string // prefixes in the order added
+}
+
+// NewSet makes a Set with no account yet.
+func NewSet() *Set {
+	reg := prometheus.NewRegistry()
+	registerRuntime(reg)
+	return &Set{
+		reg:      reg,
+		handler:  promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true}),
+		accounts: map[string]*Metrics{},
+	}
+}
+
+// Account returns the metrics of the account with this prefix, making them
+// (every series at its start value) the first time.
+func (s *Set) Account(prefix string) *Metrics {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m, ok := s.accounts[prefix]; ok {
+		return m
+	}
+	m := newMetrics(prefix, s.reg)
+	s.accounts[prefix] = m
+	s.order = append(s.order, prefix)
+	return m
+}
+
+// Remove unregisters the account's series: /metrics no longer shows them. A
+// component still holding its *Metrics may go on calling it; that changes
+// nothing served. Account(prefix) afterwards starts afresh, at zero.
+func (s *Set) Remove(prefix string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.accounts[prefix]
+	if !ok {
+		return
+	}
+	m.unregister()
+	delete(s.accounts, prefix)
+	s.order = slices.DeleteFunc(s.order, func(p string) bool { return p == prefix })
+}
+
+// Prefixes returns the accounts of the Set, in the order they were added.
+func (s *Set) Prefixes() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.order)
+}
+
+// Registry is the registry of every account's series and the runtime's.
+func (s *Set) Registry() *prometheus.Registry {
+	if s == nil {
+		return nil
+	}
+	return s.reg
+}
+
+// Handler serves every account's metrics in the Prometheus exposition
+// format (text, or OpenMetrics when the scraper asks for it).
+func (s *Set) Handler() http.Handler {
+	if s == nil {
+		return http.NotFoundHandler()
+	}
+	return s.handler
 }

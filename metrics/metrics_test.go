@@ -255,3 +255,115 @@ func TestWatchConsumerPending(t *testing.T) {
 		t.Fatalf("pending %v, want 9", got)
 	}
 }
+
+// A Set serves the series of several accounts on one registry, each under
+// its own prefix with the names and labels of a single account; the runtime
+// series come once. Remove takes an account's series away for good: a
+// component still holding its *Metrics changes nothing served, and the
+// account added again starts at zero.
+func TestSetPerAccountSeries(t *testing.T) {
+	set := metrics.NewSet()
+	a1, a2 := set.Account("acct1"), set.Account("acct2")
+	if set.Account("acct1") != a1 {
+		t.Fatal("Account made a second *Metrics for acct1")
+	}
+	a1.Sent("group", metrics.CodeOK, time.Second)
+	a1.SetLeader(true)
+	a2.Sent("group", "qq_error", time.Second)
+	a2.Sent("group", "qq_error", time.Second)
+	a2.SetState("online")
+
+	want := `
+# HELP qqbridge_sends_total Send requests finished, by kind and result code (ok, or the result's error code).
+# TYPE qqbridge_sends_total counter
+qqbridge_sends_total{code="ok",kind="group",prefix="acct1"} 1
+qqbridge_sends_total{code="qq_error",kind="group",prefix="acct2"} 2
+# HELP qqbridge_leader 1 while this replica holds the leadership lease (it logs in and polls), else 0.
+# TYPE qqbridge_leader gauge
+qqbridge_leader{prefix="acct1"} 1
+qqbridge_leader{prefix="acct2"} 0
+`
+	if err := testutil.GatherAndCompare(set.Registry(), strings.NewReader(want), "qqbridge_sends_total", "qqbridge_leader"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := testutil.GatherAndCount(set.Registry(), "qqbridge_session_state"); err != nil || n != 2*len(metrics.States) {
+		t.Fatalf("qqbridge_session_state: %d series (%v), want %d", n, err, 2*len(metrics.States))
+	}
+	if got := strings.Join(set.Prefixes(), ","); got != "acct1,acct2" {
+		t.Fatalf("prefixes %s", got)
+	}
+
+	srv := httptest.NewServer(set.Handler())
+	defer srv.Close()
+	scrape := func() string {
+		t.Helper()
+		resp, err := http.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+		return string(body)
+	}
+	body := scrape()
+	if strings.Count(body, "\ngo_goroutines ") != 1 || !strings.Contains(body, `qqbridge_session_state{prefix="acct2",state="online"} 1`) {
+		t.Fatalf("exposition:\n%s", body)
+	}
+
+	set.Remove("acct2")
+	a2.Sent("group", "qq_error", time.Second) // a component that has not stopped yet
+	a2.SetLeader(true)
+	body = scrape()
+	if strings.Contains(body, `prefix="acct2"`) {
+		t.Fatalf("acct2's series served after Remove:\n%s", body)
+	}
+	if !strings.Contains(body, `qqbridge_sends_total{code="ok",kind="group",prefix="acct1"} 1`) {
+		t.Fatalf("acct1's series lost with acct2's:\n%s", body)
+	}
+	if got := strings.Join(set.Prefixes(), ","); got != "acct1" {
+		t.Fatalf("prefixes after Remove: %s", got)
+	}
+	set.Remove("acct2") // twice: nothing
+	again := set.Account("acct2")
+	if again == a2 {
+		t.Fatal("the removed *Metrics came back")
+	}
+	if n, err := testutil.GatherAndCount(set.Registry(), "qqbridge_sends_total"); err != nil || n != 1 {
+		t.Fatalf("qqbridge_sends_total after re-adding acct2: %d series (%v), want acct1's only", n, err)
+	}
+	if !strings.Contains(scrape(), `qqbridge_leader{prefix="acct2"} 0`) {
+		t.Fatal("re-added acct2 has no fresh leader series")
+	}
+}
+
+// Summary counts finished sends by outcome and remembers the last event and
+// send; a nil *Metrics gives the zero Summary.
+func TestSummary(t *testing.T) {
+	m := metrics.New("qq")
+	if s := m.Summary(); s != (metrics.Summary{}) {
+		t.Fatalf("fresh summary %+v", s)
+	}
+	before := time.Now()
+	m.Published("group", time.Millisecond)
+	m.Duplicate("group", time.Millisecond) // not a new event
+	m.Sent("group", metrics.CodeOK, time.Millisecond)
+	m.Sent("group", metrics.CodeOK, time.Millisecond)
+	m.Sent("friend", "unknown_target", time.Millisecond)
+	s := m.Summary()
+	if s.SendsOK != 2 || s.SendsFailed != 1 || s.LastEvent.Before(before) || s.LastSend.Before(before) {
+		t.Fatalf("summary %+v", s)
+	}
+	var none *metrics.Metrics
+	if s := none.Summary(); s != (metrics.Summary{}) {
+		t.Fatalf("nil summary %+v", s)
+	}
+	var noSet *metrics.Set
+	rec := httptest.NewRecorder()
+	noSet.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != http.StatusNotFound {
+		t.Fatalf("nil Set handler: %d", rec.Code)
+	}
+}

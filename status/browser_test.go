@@ -7,6 +7,7 @@ package status_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -14,6 +15,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -197,5 +200,150 @@ func TestBrowserShowsQRAndTurnsOnline(t *testing.T) {
 	bmp, _ := gozxing.NewBinaryBitmapFromImage(img)
 	if res, err := qrcode.NewQRCodeReader().Decode(bmp, nil); err == nil {
 		t.Fatalf("a QR code (%q) is still on the online page", res.GetText())
+	}
+}
+
+// elementShot is a screenshot of the first element matching the CSS
+// selector, kept as <name>.png under $STATUS_SCREENSHOTS when that is set.
+func elementShot(t *testing.T, ctx context.Context, sel, name string) []byte {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS(sel)))
+	if err != nil {
+		t.Fatalf("screenshot of %s: %v", sel, err)
+	}
+	if dir := os.Getenv("STATUS_SCREENSHOTS"); dir != "" {
+		if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return png
+}
+
+// evalString evaluates a JavaScript expression on the page.
+func evalString(t *testing.T, ctx context.Context, js string) string {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+	if err != nil {
+		t.Fatalf("%s: %v", js, err)
+	}
+	return s
+}
+
+// The page of a bridge serving several accounts, in a real browser: one
+// section per account, each with its own state, heading and QR code (acct2's
+// code, read from a screenshot of its section, is qqsim's); the first section
+// keeps the single-account page's ids. When acct2 logs in its section turns
+// online by itself; when acct1 is removed its section goes and the first
+// section shows acct2; an account added appears with its own code.
+func TestBrowserManyAccounts(t *testing.T) {
+	ctx := testenv.Browser(t)
+	sim, err := qqsim.New(qqsim.Config{PollHold: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	simSrv := httptest.NewServer(sim)
+	t.Cleanup(simSrv.Close)
+	t.Cleanup(sim.Close)
+
+	const evil = `<b id="injected">not bold</b>`
+	png, text := fetchQR(t, simSrv.URL)
+	acct1 := status.AccountSnapshot{Prefix: "acct1", State: "online", Account: 111, Leader: "bridge-0", Since: time.Now(),
+		LastEvent: time.Now(), Counters: []status.Counter{{Name: "events published", Value: 7}}}
+	acct2 := status.AccountSnapshot{Prefix: "acct2", State: "awaiting_scan", Reason: evil, Leader: "bridge-1",
+		QR: png, QRExpires: time.Now().Add(2 * time.Minute), Counters: []status.Counter{{Name: "QR codes issued", Value: 1}}}
+	src := &source{}
+	src.set(func(s *status.Snapshot) {
+		*s = status.Snapshot{Replica: "bridge-0", NATS: "CONNECTED", Accounts: []status.AccountSnapshot{acct1, acct2}}
+	})
+	page := httptest.NewServer(status.New(src))
+	t.Cleanup(page.Close)
+
+	const img2 = `document.querySelector('article[data-prefix="acct2"] img')`
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(page.URL+"/"),
+		chromedp.WaitReady(chromedp.CSS(`article[data-prefix="acct2"][data-state="awaiting_scan"]`)),
+		chromedp.Poll[chromedp.Void](img2+`.dataset.shown === `+img2+`.getAttribute("src")`),
+	)
+	if err != nil {
+		t.Fatalf("page with two accounts: %v", err)
+	}
+	if n := evalString(t, ctx, `String(document.querySelectorAll("article.account").length)`); n != "2" {
+		t.Fatalf("%s sections, want 2", n)
+	}
+	checks := map[string]string{
+		`document.querySelector("article.account").dataset.prefix`: "acct1",
+		`document.getElementById("state").textContent`:             "online",
+		`document.getElementById("account").textContent`:           "111",
+		`String(document.getElementById("qr-box").hidden)`:         "true",
+		`document.getElementById("prefix").textContent`:            "2 accounts",
+		`document.title`:              "qqbridge: 2 accounts, 1 online",
+		`document.body.dataset.state`: "online",
+		`[...document.querySelectorAll(".account-name")].map(h => h.hidden ? "" : h.textContent).join(",")`: "acct1,acct2",
+		`String(document.querySelectorAll('article[data-prefix="acct2"] [id]').length)`:                     "0",
+		`document.querySelector('article[data-prefix="acct2"] [data-f="reason"]').textContent`:              evil,
+		`String(document.getElementById("injected") === null)`:                                              "true",
+		`document.querySelector('article[data-prefix="acct2"] [data-f="leader"]').textContent`:              "bridge-1",
+		`document.getElementById("leader").textContent`:                                                     "bridge-0 (this replica)",
+		`document.getElementById("replica").textContent`:                                                    "bridge-0",
+	}
+	for js, want := range checks {
+		if got := evalString(t, ctx, js); got != want {
+			t.Errorf("%s = %q, want %q", js, got, want)
+		}
+	}
+	testenv.Screenshot(t, ctx, "many-1-top")
+	if got := decodeQR(t, elementShot(t, ctx, `article[data-prefix="acct2"]`, "many-2-acct2-awaiting-scan")); got != text {
+		t.Fatalf("acct2's section reads %q, qqsim's code is %q", got, text)
+	}
+
+	// acct2 logs in: its section turns online, its code goes.
+	simControl(t, simSrv.URL, http.MethodPost, "/_sim/qr/scan")
+	simControl(t, simSrv.URL, http.MethodPost, "/_sim/qr/confirm")
+	acct2.State, acct2.Reason, acct2.Account, acct2.QR, acct2.QRExpires = "online", "logged in", 222, nil, time.Time{}
+	src.set(func(s *status.Snapshot) { s.Accounts = []status.AccountSnapshot{acct1, acct2} })
+	err = chromedp.Do(ctx,
+		chromedp.WaitReady(chromedp.CSS(`article[data-prefix="acct2"][data-state="online"]`)),
+		chromedp.WaitNotVisible(chromedp.CSS(`article[data-prefix="acct2"] .qr-box`)),
+	)
+	if err != nil {
+		t.Fatalf("acct2's section did not turn online: %v", err)
+	}
+	if got := evalString(t, ctx, `document.title`); got != "qqbridge: 2 accounts, 2 online" {
+		t.Errorf("title %q", got)
+	}
+
+	// acct1 removed: its section goes, the first one shows acct2 alone.
+	src.set(func(s *status.Snapshot) { s.Accounts = []status.AccountSnapshot{acct2} })
+	err = chromedp.Do(ctx,
+		chromedp.Poll[chromedp.Void](`document.querySelectorAll("article.account").length === 1 && document.getElementById("account").textContent === "222"`),
+	)
+	if err != nil {
+		t.Fatalf("the page did not drop acct1: %v", err)
+	}
+	for js, want := range map[string]string{
+		`document.querySelector("article.account").dataset.prefix`: "acct2",
+		`document.getElementById("prefix").textContent`:            "acct2",
+		`String(document.querySelector(".account-name").hidden)`:   "true",
+		`document.title`: "qqbridge acct2: online",
+	} {
+		if got := evalString(t, ctx, js); got != want {
+			t.Errorf("after acct1's removal %s = %q, want %q", js, got, want)
+		}
+	}
+
+	// acct3 added, awaiting its scan: a section of its own with its code.
+	png3, text3 := fetchQR(t, simSrv.URL)
+	acct3 := status.AccountSnapshot{Prefix: "acct3", State: "awaiting_scan", QR: png3, QRExpires: time.Now().Add(2 * time.Minute)}
+	src.set(func(s *status.Snapshot) { s.Accounts = []status.AccountSnapshot{acct2, acct3} })
+	const img3 = `document.querySelector('article[data-prefix="acct3"] img')`
+	err = chromedp.Do(ctx,
+		chromedp.WaitReady(chromedp.CSS(`article[data-prefix="acct3"][data-state="awaiting_scan"]`)),
+		chromedp.Poll[chromedp.Void](img3+` && `+img3+`.dataset.shown === `+img3+`.getAttribute("src")`),
+	)
+	if err != nil {
+		t.Fatalf("acct3's section: %v", err)
+	}
+	if got := decodeQR(t, elementShot(t, ctx, `article[data-prefix="acct3"]`, "many-3-acct3-added")); got != text3 {
+		t.Fatalf("acct3's section reads %q, want %q", got, text3)
 	}
 }

@@ -1,8 +1,9 @@
-// Package status serves the bridge's status page: an HTML page at / that shows
-// the account, the session state and its reason, which replica leads, the live
-// QR code while one waits to be scanned, and recent counters; a JSON document
-// at /status.json that the page polls every second; and the QR code itself at
-// /qr.png.
+// Package status serves the bridge's status page: an HTML page at / that shows,
+// for each account the bridge serves (one section each), the account, the
+// session state and its reason, which replica leads, the live QR code while
+// one waits to be scanned, when an event last arrived and recent counters; a
+// JSON document at /status.json that the page polls every second; and the QR
+// codes themselves at /qr.png (?prefix=P for an account other than the first).
 //
 // The page is static (embedded), its script fills it from /status.json with
 // textContent only, and every response forbids inline script (Content-Security-
@@ -17,6 +18,7 @@ import (
 	"encoding/json"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/qqbridge/qqbridge/schema"
@@ -26,6 +28,11 @@ import (
 // the QR code is public by nature (whoever scans it logs the account in, which
 // is why the page must be reached only by the operator, e.g. through
 // kubectl port-forward), and nothing else here is sensitive.
+//
+// A bridge serving one account may fill the account fields (Prefix …
+// Counters) directly. A bridge serving several fills Accounts instead: then
+// the account fields are not read, and the first of Accounts is shown in
+// their place (the top level of /status.json keeps its single-account form).
 type Snapshot struct {
 	Prefix  string       // subject prefix (one per QQ account)
 	Account int64        // QQ number once known; 0 before the first login
@@ -42,6 +49,38 @@ type Snapshot struct {
 	QRExpires time.Time
 
 	Counters []Counter // recent counters, shown in this order
+
+	// Accounts is every account of the bridge, in the order shown; empty:
+	// the one account of the fields above. Replica and NATS are the
+	// replica's, shared by its accounts.
+	Accounts []AccountSnapshot
+}
+
+// AccountSnapshot is one account's part of a Snapshot: the account fields
+// of Snapshot, and when this replica last published an inbound event of it.
+type AccountSnapshot struct {
+	Prefix    string
+	Account   int64
+	State     schema.State
+	Reason    string
+	Since     time.Time
+	Leader    string
+	QR        []byte
+	QRExpires time.Time
+	LastEvent time.Time // zero: none since this replica started (only the leader publishes)
+	Counters  []Counter
+}
+
+// accounts returns the snapshot's accounts: Accounts, or the one account of
+// the top-level fields.
+func (s Snapshot) accounts() []AccountSnapshot {
+	if len(s.Accounts) > 0 {
+		return s.Accounts
+	}
+	return []AccountSnapshot{{
+		Prefix: s.Prefix, Account: s.Account, State: s.State, Reason: s.Reason, Since: s.Since,
+		Leader: s.Leader, QR: s.QR, QRExpires: s.QRExpires, Counters: s.Counters,
+	}}
 }
 
 // Counter is one named number on the page, e.g. {"events published", 42}.
@@ -62,29 +101,38 @@ type SourceFunc func() Snapshot
 // Status calls f.
 func (f SourceFunc) Status() Snapshot { return f() }
 
-// View is the JSON of /status.json.
+// View is the JSON of /status.json: the first account's view at the top
+// level (the form of a bridge with one account), the replica's own fields,
+// and every account's view under accounts (one entry with one account).
 type View struct {
+	AccountView
+	Replica  string        `json:"replica,omitempty"`
+	NATS     string        `json:"nats,omitempty"`
+	Accounts []AccountView `json:"accounts"`
+	Time     time.Time     `json:"time"` // when this view was made
+}
+
+// AccountView is one account in /status.json.
+type AccountView struct {
 	Prefix    string       `json:"prefix"`
 	Account   int64        `json:"account,omitempty"`
 	State     schema.State `json:"state"`
 	Reason    string       `json:"reason,omitempty"`
 	Since     *time.Time   `json:"since,omitempty"`
-	Replica   string       `json:"replica,omitempty"`
 	Leader    string       `json:"leader,omitempty"`
 	IsLeader  bool         `json:"is_leader"`
-	NATS      string       `json:"nats,omitempty"`
 	QR        string       `json:"qr,omitempty"` // URL of the QR image (changes with the code); absent when none is shown
 	QRExpires *time.Time   `json:"qr_expires,omitempty"`
+	LastEvent *time.Time   `json:"last_event,omitempty"`
 	Counters  []Counter    `json:"counters"`
-	Time      time.Time    `json:"time"` // when this view was made
 }
 
 //go:embed assets
 var assets embed.FS
 
 // Handler serves the status page. Mount it at "/" of the bridge's HTTP
-// listener; it answers GET /, /status.json, /qr.png, /status.js and
-// /status.css, and 404 for anything else, so more specific patterns such as
+// listener; it answers GET /, /status.json, /qr.png (the first account's
+// code; /qr.png?prefix=P another account's), /status.js and /status.css, and 404 for anything else, so more specific patterns such as
 // /healthz, /readyz and /metrics registered on the same mux keep working.
 type Handler struct {
 	src Source
@@ -135,39 +183,52 @@ func header(w http.ResponseWriter, ctype string) {
 
 // qrShown returns the QR code to show, or nil: only while the state is
 // awaiting_scan, and not once it expired.
-func (h *Handler) qrShown(s Snapshot) []byte {
-	if s.State != "awaiting_scan" || len(s.QR) == 0 {
+func (h *Handler) qrShown(a AccountSnapshot) []byte {
+	if a.State != schema.StateAwaitingScan || len(a.QR) == 0 {
 		return nil
 	}
-	if !s.QRExpires.IsZero() && !h.now().Before(s.QRExpires) {
+	if !a.QRExpires.IsZero() && !h.now().Before(a.QRExpires) {
 		return nil
 	}
-	return s.QR
+	return a.QR
 }
 
 // View turns a snapshot into the JSON view.
 func (h *Handler) View(s Snapshot) View {
-	v := View{
-		Prefix: s.Prefix, Account: s.Account, State: s.State, Reason: s.Reason,
-		Replica: s.Replica, Leader: s.Leader, IsLeader: s.Leader != "" && s.Leader == s.Replica,
-		NATS: s.NATS, Counters: s.Counters, Time: h.now().UTC(),
+	accts := s.accounts()
+	v := View{Replica: s.Replica, NATS: s.NATS, Accounts: make([]AccountView, len(accts)), Time: h.now().UTC()}
+	for i, a := range accts {
+		v.Accounts[i] = h.accountView(a, s.Replica, "qr.png?prefix="+url.QueryEscape(a.Prefix)+"&v=")
+	}
+	v.AccountView = h.accountView(accts[0], s.Replica, "qr.png?v=")
+	return v
+}
+
+// accountView is the view of one account; qrURL is the QR image's URL
+// before the code's hash.
+func (h *Handler) accountView(a AccountSnapshot, replica, qrURL string) AccountView {
+	v := AccountView{
+		Prefix: a.Prefix, Account: a.Account, State: a.State, Reason: a.Reason,
+		Leader: a.Leader, IsLeader: a.Leader != "" && a.Leader == replica,
+		LastEvent: utcOrNil(a.LastEvent), Since: utcOrNil(a.Since), Counters: a.Counters,
 	}
 	if v.Counters == nil {
 		v.Counters = []Counter{}
 	}
-	if !s.Since.IsZero() {
-		t := s.Since.UTC()
-		v.Since = &t
-	}
-	if png := h.qrShown(s); png != nil {
+	if png := h.qrShown(a); png != nil {
 		sum := sha256.Sum256(png)
-		v.QR = "qr.png?v=" + hex.EncodeToString(sum[:8])
-		if !s.QRExpires.IsZero() {
-			t := s.QRExpires.UTC()
-			v.QRExpires = &t
-		}
+		v.QR = qrURL + hex.EncodeToString(sum[:8])
+		v.QRExpires = utcOrNil(a.QRExpires)
 	}
 	return v
+}
+
+func utcOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
 }
 
 func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request) {
@@ -176,7 +237,17 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) serveQR(w http.ResponseWriter, r *http.Request) {
-	png := h.qrShown(h.src.Status())
+	accts := h.src.Status().accounts()
+	var png []byte
+	if p := r.URL.Query().Get("prefix"); p == "" {
+		png = h.qrShown(accts[0])
+	} else {
+		for _, a := range accts {
+			if a.Prefix == p {
+				png = h.qrShown(a)
+			}
+		}
+	}
 	if png == nil {
 		header(w, "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusNotFound)

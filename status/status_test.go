@@ -166,3 +166,60 @@ func TestMountedBesideOtherEndpoints(t *testing.T) {
 		t.Fatalf("view: %+v", v)
 	}
 }
+
+// A snapshot of several accounts: the top level of /status.json is the first
+// account (the single-account form), accounts lists each with its own state,
+// leader, last event and QR URL, and /qr.png?prefix= serves each account's
+// code (only while that account awaits a scan).
+func TestManyAccounts(t *testing.T) {
+	png2 := append([]byte(nil), append(pngBytes, '2')...)
+	last := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	src := &source{}
+	src.set(func(s *status.Snapshot) {
+		*s = status.Snapshot{
+			Prefix: "ignored", State: "kicked", // the account fields are not read when Accounts is set
+			Replica: "r1", NATS: "CONNECTED",
+			Accounts: []status.AccountSnapshot{
+				{Prefix: "acct1", State: "online", Account: 111, Leader: "r1", LastEvent: last,
+					Counters: []status.Counter{{Name: "events published", Value: 3}}},
+				{Prefix: "acct2", State: "awaiting_scan", Leader: "r2", QR: png2, QRExpires: time.Now().Add(time.Minute)},
+			},
+		}
+	})
+	h := status.New(src)
+	v := view(t, h)
+	if v.Prefix != "acct1" || v.State != "online" || v.Account != 111 || !v.IsLeader || v.QR != "" || v.Replica != "r1" || v.NATS != "CONNECTED" {
+		t.Fatalf("top level: %+v", v)
+	}
+	if v.LastEvent == nil || !v.LastEvent.Equal(last) {
+		t.Fatalf("top-level last_event %v", v.LastEvent)
+	}
+	if len(v.Accounts) != 2 {
+		t.Fatalf("accounts: %+v", v.Accounts)
+	}
+	a1, a2 := v.Accounts[0], v.Accounts[1]
+	if a1.Prefix != "acct1" || a1.State != "online" || !a1.IsLeader || len(a1.Counters) != 1 || a1.QR != "" {
+		t.Errorf("acct1: %+v", a1)
+	}
+	if a2.Prefix != "acct2" || a2.State != "awaiting_scan" || a2.IsLeader || a2.Leader != "r2" || a2.Counters == nil || a2.LastEvent != nil ||
+		!strings.HasPrefix(a2.QR, "qr.png?prefix=acct2&v=") || a2.QRExpires == nil {
+		t.Errorf("acct2: %+v", a2)
+	}
+	if resp, body := get(t, h, "/"+a2.QR); resp.StatusCode != 200 || !bytes.Equal(body, png2) {
+		t.Errorf("%s: %d %q", a2.QR, resp.StatusCode, body)
+	}
+	for _, path := range []string{"/qr.png", "/qr.png?prefix=acct1", "/qr.png?prefix=nope"} {
+		if resp, _ := get(t, h, path); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("%s: %d, want 404 (no code waits there)", path, resp.StatusCode)
+		}
+	}
+
+	// One account without Accounts: accounts lists it alone.
+	single := view(t, status.New(status.SourceFunc(func() status.Snapshot {
+		return status.Snapshot{Prefix: "qq", State: "awaiting_scan", QR: pngBytes, Replica: "r1", Leader: "r1"}
+	})))
+	if len(single.Accounts) != 1 || single.Accounts[0].Prefix != "qq" || !strings.HasPrefix(single.QR, "qr.png?v=") ||
+		!strings.HasPrefix(single.Accounts[0].QR, "qr.png?prefix=qq&v=") || !single.Accounts[0].IsLeader {
+		t.Fatalf("single account: %+v", single)
+	}
+}

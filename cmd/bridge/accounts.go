@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,13 +22,15 @@ import (
 	"github.com/qqbridge/qqbridge/egress"
 	"github.com/qqbridge/qqbridge/ingress"
 	"github.com/qqbridge/qqbridge/media"
+	"github.com/qqbridge/qqbridge/metrics"
 	"github.com/qqbridge/qqbridge/pace"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/schema"
 	"github.com/qqbridge/qqbridge/session"
 )
 
-// accountsReload is how often the accounts file is looked at for changes.
+// accountsReload is how often the accounts file is read again by default
+// (config.AccountsReload).
 const accountsReload = 5 * time.Second
 
 // accountSpec is what differs between the accounts of one bridge: the
@@ -149,7 +152,8 @@ func flagAccount(cfg config) accountSpec {
 }
 
 // account is one QQ account's components: its streams and buckets, QQ
-// client, session manager, directory, media store, ingress, egress and API.
+// client, session manager, directory, media store, ingress, egress and API,
+// its metrics, and (once started) what stops them.
 type account struct {
 	spec    accountSpec
 	buckets bus.Buckets
@@ -160,22 +164,37 @@ type account struct {
 	in      *ingress.Ingress
 	out     *egress.Egress
 	api     *api.API
+	metrics *metrics.Metrics
+	view    statusCache // what the status page shows of its buckets
+
+	// Set by accountRun.start.
+	stopWork, stopSession context.CancelFunc
+	work, sess            sync.WaitGroup // its ingress, media and egress; its session and directory
 }
+
+// prefix is the account's subject prefix, which names it.
+func (a *account) prefix() string { return a.spec.Subjects.Prefix() }
 
 // wireAccount creates or updates one account's streams and buckets and
 // makes its components on the bridge's NATS connection; the replica's id,
-// metrics and lease spread (nil for a single account) are shared.
-func (b *Bridge) wireAccount(ctx context.Context, spec accountSpec, egressLog zerolog.Logger) (*account, error) {
+// the metrics set and the lease spread (nil for a single account) are
+// shared. phase, when not nil, is told what the set-up waits for (the
+// bridge's start).
+func (b *Bridge) wireAccount(ctx context.Context, spec accountSpec, phase func(string)) (*account, error) {
 	cfg := b.cfg
-	log := b.log.With().Str("prefix", spec.Subjects.Prefix()).Logger()
-	a := &account{spec: spec}
+	log := b.baseLog.With().Str("prefix", spec.Subjects.Prefix()).Logger()
+	egressLog := b.egressLog // egress names its prefix itself
+	if phase == nil {
+		phase = func(string) {}
+	}
+	a := &account{spec: spec, metrics: b.metrics.Account(spec.Subjects.Prefix())}
 	s := spec.Subjects
 	// Waits (logging "waiting for JetStream: <reason>") while JetStream is not
 	// ready, as on a cluster that has just started.
-	b.setPhase("setting up the streams and buckets")
+	phase("setting up the streams and buckets")
 	buckets, err := bus.Setup(ctx, b.js, bus.SetupConfig{
 		Subjects: s, Replicas: cfg.Replicas, Streams: cfg.Streams, LeaderTTL: cfg.LeaderTTL, Log: log,
-		OnWait: func(w bus.Wait) { b.setPhase("waiting for JetStream: " + w.Reason) },
+		OnWait: func(w bus.Wait) { phase("waiting for JetStream: " + w.Reason) },
 	})
 	if err != nil {
 		return nil, setupError(err)
@@ -209,13 +228,13 @@ func (b *Bridge) wireAccount(ctx context.Context, spec accountSpec, egressLog ze
 		StateDebounce: cfg.StateDebounce,
 		LeaderKV:      buckets.Leader,
 		ReplicaID:     b.replica,
-		Metrics:       b.metrics,
+		Metrics:       a.metrics,
 		Spread:        spread,
 	})
 	if err != nil {
 		return nil, err
 	}
-	a.dir = directory.New(a.client, log, directory.WithMetrics(b.metrics)) // it names itself (component)
+	a.dir = directory.New(a.client, log, directory.WithMetrics(a.metrics)) // it names itself (component)
 	// Online first: the contacts load in the background (see
 	// directory.RefreshInBackground for what events carry meanwhile).
 	a.session.OnOnline(a.dir.RefreshInBackground)
@@ -239,7 +258,7 @@ func (b *Bridge) wireAccount(ctx context.Context, spec accountSpec, egressLog ze
 		MaxPayload: int(b.nc.MaxPayload()),
 		Media:      a.media, // the pictures of each message: fetched and stored apart
 		Journal:    journal, // poll answers kept until published; a new leader replays a dead one's
-		Metrics:    b.metrics,
+		Metrics:    a.metrics,
 	}); err != nil {
 		return nil, err
 	}
@@ -260,7 +279,7 @@ func (b *Bridge) wireAccount(ctx context.Context, spec accountSpec, egressLog ze
 		Rate:     spec.Rate,
 		Burst:    spec.Burst,
 		Pacer:    pacer,
-		Metrics:  b.metrics,
+		Metrics:  a.metrics,
 	}); err != nil {
 		return nil, err
 	}
@@ -302,39 +321,124 @@ func (b *Bridge) accountMetadata(ctx context.Context, a *account) map[string]str
 }
 
 // accountRun is the bridge's running accounts: Run starts each with start,
-// and the accounts file watcher adds the new ones while the bridge runs.
+// and the accounts file watcher adds, stops and restarts accounts while the
+// bridge runs. Every account's components run under contexts of its own,
+// children of the run's, so that one account stops as the whole bridge does
+// (stop) while the others keep running.
 type accountRun struct {
-	mu       sync.Mutex
-	accounts []*account
-	sessCtx  context.Context // the sessions' and directories' context
-	workCtx  context.Context // ingress, egress and the API
-	sessWG   sync.WaitGroup
-	workWG   sync.WaitGroup
-	failed   func(what string, err error)
-	refresh  time.Duration
+	sessCtx context.Context // the sessions' and directories' context
+	workCtx context.Context // ingress, egress and the API
+	failed  func(what string, err error)
+	refresh time.Duration
+	log     zerolog.Logger
+	timeout time.Duration // a stop's wait for the sends in flight (--shutdown-timeout)
+
+	sessWG, workWG sync.WaitGroup // every account's goroutines, for the bridge's stop
+	changes        sync.WaitGroup // stops and restarts under way (watcher)
+
+	mu      sync.Mutex
+	closed  bool            // the bridge stops: no account starts any more
+	started []*account      // the accounts started and not stopped, for waitWork
+	busy    map[string]bool // prefixes being stopped or restarted
 }
 
-// start runs a's components under the run's contexts.
-func (r *accountRun) start(a *account) {
-	p := a.spec.Subjects.Prefix()
+// start runs a's components under contexts of its own; false when the
+// bridge is stopping (nothing was started).
+func (r *accountRun) start(a *account) bool {
+	p := a.prefix()
 	r.mu.Lock()
-	r.accounts = append(r.accounts, a)
-	r.mu.Unlock()
-	r.sessWG.Go(func() { r.failed("session "+p, a.session.Run(r.sessCtx)) })
-	r.sessWG.Go(func() { a.dir.Run(r.sessCtx, r.refresh) })
-	if _, err := a.api.Start(r.workCtx); err != nil {
+	defer r.mu.Unlock() // the WaitGroups are added to before close (then waited on)
+	if r.closed {
+		return false
+	}
+	r.started = append(r.started, a)
+	workCtx, stopWork := context.WithCancel(r.workCtx)
+	sessCtx, stopSession := context.WithCancel(r.sessCtx)
+	a.stopWork, a.stopSession = stopWork, stopSession
+	goIn := func(all, own *sync.WaitGroup, f func()) {
+		all.Add(1)
+		own.Add(1)
+		go func() {
+			defer all.Done()
+			defer own.Done()
+			f()
+		}()
+	}
+	goIn(&r.sessWG, &a.sess, func() { r.failed("session "+p, a.session.Run(sessCtx)) })
+	goIn(&r.sessWG, &a.sess, func() { a.dir.Run(sessCtx, r.refresh) })
+	if _, err := a.api.Start(workCtx); err != nil {
 		r.failed("API service "+p, err)
 	}
-	r.workWG.Go(func() { r.failed("ingress "+p, a.in.Run(r.workCtx)) })
-	r.workWG.Go(func() { r.failed("media "+p, a.media.Run(r.workCtx)) })
-	r.workWG.Go(func() { r.failed("egress "+p, a.out.Run(r.workCtx)) })
+	goIn(&r.workWG, &a.work, func() { r.failed("ingress "+p, a.in.Run(workCtx)) })
+	goIn(&r.workWG, &a.work, func() { r.failed("media "+p, a.media.Run(workCtx)) })
+	goIn(&r.workWG, &a.work, func() { r.failed("egress "+p, a.out.Run(workCtx)) })
+	return true
+}
+
+// stop stops one started account as Run stops the bridge: polling stops,
+// its sends in flight finish (egress finishes the part being sent, records
+// it and hands the message back; an API send finishes and answers), at most
+// the shutdown timeout, then its session manager stops — the leader
+// publishes "stopped" and releases the lease at once, so that no replica
+// waits for its TTL.
+func (r *accountRun) stop(a *account) {
+	log := r.log.With().Str("account_prefix", a.prefix()).Logger()
+	a.stopWork()
+	if !waitTimeout(func() { a.work.Wait(); a.api.Wait(); a.media.Wait() }, r.timeout) {
+		log.Warn().Dur("timeout", r.timeout).Msg("sends still in flight at the shutdown timeout; they are recorded and retried by another bridge")
+	}
+	a.stopSession()
+	if !waitTimeout(a.sess.Wait, 10*time.Second) {
+		log.Warn().Msg("the session manager did not stop in time")
+	}
+	r.mu.Lock()
+	r.started = slices.DeleteFunc(r.started, func(x *account) bool { return x == a })
+	r.mu.Unlock()
+}
+
+// change runs f (a stop or a restart of the account p) in the background,
+// unless p is being changed already; false then.
+func (r *accountRun) change(p string, f func()) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || r.busy[p] {
+		return false
+	}
+	if r.busy == nil {
+		r.busy = map[string]bool{}
+	}
+	r.busy[p] = true
+	r.changes.Add(1)
+	go func() {
+		defer r.changes.Done()
+		defer func() {
+			r.mu.Lock()
+			delete(r.busy, p)
+			r.mu.Unlock()
+		}()
+		f()
+	}()
+	return true
+}
+
+func (r *accountRun) isBusy(p string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.busy[p]
+}
+
+// close refuses every later start: the bridge stops.
+func (r *accountRun) close() {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
 }
 
 // waitWork waits for ingress, egress and the API requests of every account.
 func (r *accountRun) waitWork() {
 	r.workWG.Wait()
 	r.mu.Lock()
-	accts := append([]*account(nil), r.accounts...)
+	accts := append([]*account(nil), r.started...)
 	r.mu.Unlock()
 	for _, a := range accts {
 		a.api.Wait()
@@ -342,20 +446,13 @@ func (r *accountRun) waitWork() {
 	}
 }
 
-// watchAccounts looks at the accounts file every accountsReload and starts
-// the accounts added to it (the others keep running); an account removed
-// from the file is logged and keeps running until the next restart.
+// watchAccounts reads the accounts file every AccountsReload and makes the
+// running accounts what it lists (reconcile). A file that cannot be read or
+// parsed changes nothing (logged once per distinct error).
 func (b *Bridge) watchAccounts(ctx context.Context, run *accountRun) {
 	path := b.cfg.AccountsFile
-	known := map[string]bool{}
-	for _, a := range b.accounts {
-		known[a.spec.Subjects.Prefix()] = true
-	}
-	var last []byte
-	if data, err := os.ReadFile(path); err == nil {
-		last = data
-	}
-	t := time.NewTicker(accountsReload)
+	var lastErr string
+	t := time.NewTicker(b.cfg.AccountsReload)
 	defer t.Stop()
 	for {
 		select {
@@ -364,38 +461,214 @@ func (b *Bridge) watchAccounts(ctx context.Context, run *accountRun) {
 		case <-t.C:
 		}
 		data, err := os.ReadFile(path)
-		if err != nil || bytes.Equal(data, last) {
-			continue
+		var specs []accountSpec
+		if err == nil {
+			specs, err = parseAccounts(data, b.cfg, os.LookupEnv, os.ReadFile)
 		}
-		last = data
-		specs, err := parseAccounts(data, b.cfg, os.LookupEnv, os.ReadFile)
 		if err != nil {
-			b.log.Error().Err(err).Str("file", path).Msg("accounts file changed but is invalid; running accounts unchanged")
+			if err.Error() != lastErr {
+				b.log.Error().Err(err).Str("file", path).Msg("accounts file unreadable or invalid; running accounts unchanged")
+			}
+			lastErr = err.Error()
 			continue
 		}
-		listed := map[string]bool{}
-		for _, spec := range specs {
-			p := spec.Subjects.Prefix()
-			listed[p] = true
-			if known[p] {
+		lastErr = ""
+		b.reconcile(ctx, run, specs)
+	}
+}
+
+// reconcile makes the running accounts those of specs:
+//   - an account no longer listed is taken out of the probes, the status page
+//     and the account list at once, stopped (stop: sends in flight finish or
+//     are handed back, the lease is released), then its metrics are removed;
+//   - an account whose settings changed (session key, rate, burst, QQ
+//     endpoint) is restarted alone: the new components are made first, then
+//     the old ones stop, then the new ones start (a new session key cannot
+//     open the session saved under the old one: expect a QR login);
+//   - a new account is made and started; one that cannot be is reported by
+//     /readyz and tried again at the next look.
+//
+// The other accounts keep running throughout.
+func (b *Bridge) reconcile(ctx context.Context, run *accountRun, specs []accountSpec) {
+	listed := map[string]accountSpec{}
+	for _, spec := range specs {
+		listed[spec.Subjects.Prefix()] = spec
+	}
+	if b.spread != nil {
+		b.spread.SetAccounts(len(specs))
+	}
+	running := map[string]bool{}
+	for _, a := range b.accountList() {
+		p := a.prefix()
+		running[p] = true
+		spec, ok := listed[p]
+		switch {
+		case !ok:
+			run.change(p, func() {
+				b.log.Info().Str("account_prefix", p).Msg("account removed from the accounts file; stopping it")
+				b.dropAccount(a)
+				run.stop(a)
+				b.metrics.Remove(p)
+				b.log.Info().Str("account_prefix", p).Msg("account stopped")
+			})
+		case spec != a.spec:
+			if run.isBusy(p) {
 				continue
 			}
-			a, err := b.wireAccount(ctx, spec, b.log)
+			// Made here, not in the background: wireAccount waits under ctx.
+			next, err := b.wireAccount(ctx, spec, nil)
 			if err != nil {
-				b.log.Error().Err(err).Str("account_prefix", p).Msg("new account not started")
+				b.noteAccountError(p, fmt.Errorf("new settings not applied (the account keeps running with its old ones): %w", err))
 				continue
 			}
-			known[p] = true
-			if b.spread != nil {
-				b.spread.SetAccounts(len(specs))
-			}
-			run.start(a)
-			b.log.Info().Str("account_prefix", p).Msg("account added from the accounts file")
-		}
-		for p := range known {
-			if !listed[p] {
-				b.log.Warn().Str("account_prefix", p).Msg("account removed from the accounts file; it keeps running until the bridge restarts")
-			}
+			run.change(p, func() {
+				b.log.Info().Str("account_prefix", p).Msg("account settings changed in the accounts file; restarting this account")
+				run.stop(a)
+				if !run.start(next) {
+					return // the bridge stops
+				}
+				b.replaceAccount(a, next)
+				b.log.Info().Str("account_prefix", p).Msg("account restarted with its new settings")
+			})
+		default:
+			b.clearAccountError(p) // e.g. settings that could not be applied were put back
 		}
 	}
+	for _, spec := range specs {
+		p := spec.Subjects.Prefix()
+		if running[p] || run.isBusy(p) || ctx.Err() != nil {
+			continue
+		}
+		a, err := b.wireAccount(ctx, spec, nil)
+		if err != nil {
+			if ctx.Err() == nil {
+				b.noteAccountError(p, fmt.Errorf("not started: %w", err))
+			}
+			continue
+		}
+		if !run.start(a) {
+			return
+		}
+		b.addAccount(a, specs)
+		b.log.Info().Str("account_prefix", p).Msg("account added from the accounts file")
+	}
+	b.forgetUnlisted(listed)
+}
+
+// accountList returns the accounts the bridge runs (or will run once Run
+// starts), in the order of the accounts file.
+func (b *Bridge) accountList() []*account {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]*account(nil), b.accounts...)
+}
+
+// first returns the first account, nil if none runs.
+func (b *Bridge) first() *account {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.accounts) == 0 {
+		return nil
+	}
+	return b.accounts[0]
+}
+
+// addAccount lists a started account, in the order of specs.
+func (b *Bridge) addAccount(a *account, specs []accountSpec) {
+	order := map[string]int{}
+	for i, spec := range specs {
+		order[spec.Subjects.Prefix()] = i
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.accountErrs, a.prefix())
+	b.accounts = append(b.accounts, a)
+	slices.SortStableFunc(b.accounts, func(x, y *account) int { return order[x.prefix()] - order[y.prefix()] })
+}
+
+// dropAccount takes a out of the list (probes, status page).
+func (b *Bridge) dropAccount(a *account) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.accounts = slices.DeleteFunc(b.accounts, func(x *account) bool { return x == a })
+}
+
+// replaceAccount puts next in old's place.
+func (b *Bridge) replaceAccount(old, next *account) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.accountErrs, next.prefix())
+	for i, x := range b.accounts {
+		if x == old {
+			b.accounts[i] = next
+		}
+	}
+}
+
+// noteAccountError remembers why an account listed in the file could not be
+// started (or restarted), logging it when it is new.
+func (b *Bridge) noteAccountError(p string, err error) {
+	b.mu.Lock()
+	last, seen := b.accountErrs[p]
+	if b.accountErrs == nil {
+		b.accountErrs = map[string]error{}
+	}
+	b.accountErrs[p] = err
+	b.mu.Unlock()
+	if !seen || last.Error() != err.Error() {
+		b.log.Error().Err(err).Str("account_prefix", p).Msg("account from the accounts file")
+	}
+}
+
+func (b *Bridge) clearAccountError(p string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.accountErrs, p)
+}
+
+// forgetUnlisted drops the errors (and the metrics) of accounts that never
+// started and are no longer listed.
+func (b *Bridge) forgetUnlisted(listed map[string]accountSpec) {
+	b.mu.Lock()
+	var gone []string
+	for p := range b.accountErrs {
+		if _, ok := listed[p]; !ok {
+			gone = append(gone, p)
+			delete(b.accountErrs, p)
+		}
+	}
+	running := map[string]bool{}
+	for _, a := range b.accounts {
+		running[a.prefix()] = true
+	}
+	b.mu.Unlock()
+	for _, p := range gone {
+		if !running[p] {
+			b.metrics.Remove(p)
+		}
+	}
+}
+
+// notStarted returns the accounts listed in the file that do not run, with
+// why, sorted by prefix.
+func (b *Bridge) notStarted() []accountError {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	running := map[string]bool{}
+	for _, a := range b.accounts {
+		running[a.prefix()] = true
+	}
+	var out []accountError
+	for p, err := range b.accountErrs {
+		if !running[p] {
+			out = append(out, accountError{prefix: p, err: err})
+		}
+	}
+	slices.SortFunc(out, func(x, y accountError) int { return strings.Compare(x.prefix, y.prefix) })
+	return out
+}
+
+type accountError struct {
+	prefix string
+	err    error
 }

@@ -8,11 +8,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/qqbridge/qqbridge/bus"
 	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/qqsim"
 	"github.com/qqbridge/qqbridge/schema"
+	"github.com/qqbridge/qqbridge/status"
 )
 
 // TestParseAccounts: the accounts file's defaults, key references and
@@ -139,6 +143,24 @@ func TestBridgeManyAccounts(t *testing.T) {
 	say(0, "one still runs")
 }
 
+// apiSubscriptions counts the subscriptions of the API endpoint
+// <prefix>.api.session.state on the bridge's embedded server.
+func apiSubscriptions(t *testing.T, rb *runningBridge, s schema.Subjects) int {
+	t.Helper()
+	subj := s.API("session", "state")
+	sz, err := rb.b.ns.Subsz(&server.SubszOptions{Subscriptions: true, Test: subj})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, sub := range sz.Subs {
+		if sub.Subject == subj {
+			n++
+		}
+	}
+	return n
+}
+
 // eventText is the text of the event m carries, "" for anything else.
 func eventText(m *nats.Msg) string {
 	ev, err := schema.DecodeEvent(m.Header, m.Data)
@@ -146,4 +168,280 @@ func eventText(m *nats.Msg) string {
 		return ""
 	}
 	return ev.Text
+}
+
+// TestAccountsRemovedAddedChanged runs one bridge serving acct1 and acct2,
+// each on its own simulator, and changes the accounts file under it:
+//
+//  1. both accounts are in /readyz (ready, online, leading), in
+//     /status.json and in /metrics under their prefixes;
+//  2. acct2 is removed while sends to it are queued (the simulator slowed, so
+//     that one is likely in flight): its holder deletes its lease (a delete
+//     marker: not left to expire), it publishes "stopped", its API answers
+//     no more, it leaves /readyz, the status page and /metrics, and acct1
+//     keeps running;
+//  3. acct2 is added back: it resumes its saved session without a QR code and
+//     sends the rest of the queue; each request is answered ok and reached
+//     QQ exactly once;
+//  4. acct1's rate is changed: acct1 alone restarts (a new set of components,
+//     the saved session resumed without a QR code), acct2 is not touched.
+func TestAccountsRemovedAddedChanged(t *testing.T) {
+	sims := []*testenv.Sim{testenv.StartSim(t, testenv.SimConfig()), testenv.StartSim(t, testenv.SimConfig())}
+	file := filepath.Join(t.TempDir(), "accounts.json")
+	entry := func(i int, extra string) string {
+		return fmt.Sprintf(`{"prefix":"acct%d","qq_endpoint":%q%s}`, i+1, sims[i].URL, extra)
+	}
+	write := func(entries ...string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(`{"accounts":[`+strings.Join(entries, ",")+`]}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(entry(0, ""), entry(1, ""))
+	cfg := testConfig(t, "")
+	cfg.AccountsFile = file
+	cfg.SessionKey = "tk-Qw3Er5Ty7Ui9Op1As2Df4Gh6Jk8Lz0Xc"
+	cfg.ReplicaID = "replica-a"
+	rb := wireBridge(t, cfg)
+	nc := testenv.Connect(t, rb.b.NATSURL())
+	js := testenv.JetStream(t, nc)
+	ctx := testenv.Context(t)
+	subj := func(i int) schema.Subjects { s, _ := schema.NewSubjects(fmt.Sprintf("acct%d", i+1)); return s }
+	s1, s2 := subj(0), subj(1)
+	rec := testenv.Record(t, nc, ">")
+	rb.start(t)
+	for i := range sims {
+		loginByQR(t, sims[i], rec, subj(i))
+	}
+	base := "http://" + rb.b.HTTPAddr()
+	say := func(i int, text string) {
+		t.Helper()
+		if _, err := sims[i].Server.Say(qqsim.Say{Kind: "group", From: testenv.Alice, Group: testenv.DevChat, Text: text}); err != nil {
+			t.Fatal(err)
+		}
+		rec.WaitFrom(0, fmt.Sprintf("acct%d's message %q", i+1, text), func(m *nats.Msg) bool {
+			return strings.HasPrefix(m.Subject, subj(i).Prefix()+".in.group.") && eventText(m) == text
+		})
+	}
+	isQR := func(s schema.Subjects) func(*nats.Msg) bool {
+		return func(m *nats.Msg) bool { return m.Subject == s.SessionQR() }
+	}
+	self := sims[0].WorldView().Self.QQ
+
+	// 1. Both accounts everywhere.
+	var ready healthStatus
+	testenv.Eventually(t, "/readyz?online=1 with both accounts online and led here", func() bool {
+		ready = healthStatus{}
+		return getJSON(t, base+"/readyz?online=1", &ready) == 200 && len(ready.Accounts) == 2 &&
+			ready.Accounts[0].Leader && ready.Accounts[1].Leader
+	})
+	for i, a := range ready.Accounts {
+		if a.Prefix != subj(i).Prefix() || !a.OK || a.State != schema.StateOnline || a.Account != self || a.Error != "" {
+			t.Errorf("/readyz account %d: %+v", i, a)
+		}
+	}
+	if !ready.OK || ready.State != schema.StateOnline || ready.Account != self || !ready.Leader || ready.NATS != "CONNECTED" {
+		t.Errorf("/readyz top level (the first account): %+v", ready)
+	}
+	_, body := get(t, base+"/readyz")
+	t.Logf("/readyz with 2 accounts: %s", strings.TrimSpace(body))
+	_, body = get(t, base+"/metrics")
+	for _, p := range []string{"acct1", "acct2"} {
+		if got := metric(body, "qqbridge_leader", `prefix="`+p+`"`); got != "1" {
+			t.Errorf(`qqbridge_leader{prefix=%q} = %q, want 1`, p, got)
+		}
+		if got := metric(body, "qqbridge_session_state", `prefix="`+p+`"`, `state="online"`); got != "1" {
+			t.Errorf(`qqbridge_session_state{prefix=%q,state="online"} = %q, want 1`, p, got)
+		}
+	}
+	var v status.View
+	getJSON(t, base+"/status.json", &v)
+	if len(v.Accounts) != 2 || v.Accounts[0].Prefix != "acct1" || v.Accounts[1].Prefix != "acct2" ||
+		v.Accounts[1].State != schema.StateOnline || !v.Accounts[1].IsLeader || v.Prefix != "acct1" {
+		t.Errorf("status.json with 2 accounts: %+v", v)
+	}
+
+	// 2. acct2 removed with sends queued.
+	sims[1].Control.SetChaos(qqsim.Chaos{LatencyMS: 300})
+	var ids []string
+	for i := range 8 {
+		id := fmt.Sprintf("removal-%d", i)
+		ids = append(ids, id)
+		m := nats.NewMsg(s2.Out(schema.KindGroup))
+		m.Header.Set(schema.HeaderMsgID, id)
+		m.Data = []byte(fmt.Sprintf(`{"id":%q,"to":{"group":%d},"text":%q}`, id, testenv.DevChat, "queued "+id))
+		if _, err := js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec.WaitFrom(0, "the first queued send's result", testenv.IsResult(s2, ids[0]))
+	leaderKV, err := js.KeyValue(ctx, bus.LeaderBucket(s2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease, err := leaderKV.Watch(ctx, bus.LeaderKey, jetstream.UpdatesOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = lease.Stop() }()
+	write(entry(0, ""))
+	released := false
+	for !released {
+		select {
+		case e := <-lease.Updates():
+			released = e != nil && e.Operation() == jetstream.KeyValueDelete
+		case <-ctx.Done():
+			t.Fatal("acct2's lease was not deleted by its holder")
+		}
+	}
+	rec.WaitFrom(0, "acct2 stopped", testenv.IsState(s2, schema.StateStopped))
+	testenv.Eventually(t, "/readyz with acct1 alone", func() bool {
+		ready = healthStatus{}
+		return getJSON(t, base+"/readyz?online=1", &ready) == 200 && len(ready.Accounts) == 1 && ready.Accounts[0].Prefix == "acct1"
+	})
+	testenv.Eventually(t, "acct2's series gone from /metrics", func() bool {
+		_, body = get(t, base+"/metrics")
+		return !strings.Contains(body, `prefix="acct2"`)
+	})
+	if got := metric(body, "qqbridge_leader", `prefix="acct1"`); got != "1" {
+		t.Errorf(`qqbridge_leader{prefix="acct1"} = %q after acct2's removal`, got)
+	}
+	v = status.View{}
+	getJSON(t, base+"/status.json", &v)
+	if len(v.Accounts) != 1 || v.Accounts[0].Prefix != "acct1" {
+		t.Errorf("status.json after acct2's removal: %+v", v.Accounts)
+	}
+	// (a request would not get "no responders": the recorder subscribes to everything)
+	if n := apiSubscriptions(t, rb, s2); n != 0 {
+		t.Errorf("acct2's API still has %d subscriptions after its removal", n)
+	}
+	if n := apiSubscriptions(t, rb, s1); n == 0 {
+		t.Error("acct1's API has no subscription")
+	}
+	say(0, "acct1 after acct2's removal")
+	sims[1].Control.SetChaos(qqsim.Chaos{})
+	queued := func() map[string]int {
+		n := map[string]int{}
+		for _, r := range sims[1].Control.Sent() {
+			if strings.HasPrefix(r.Text, "queued removal-") {
+				n[strings.TrimPrefix(r.Text, "queued ")]++
+			}
+		}
+		return n
+	}
+	t.Logf("sent before acct2 was removed: %d of %d", len(queued()), len(ids))
+
+	// 3. acct2 back: its saved session, then the rest of its queue.
+	qrs2 := rec.Count(isQR(s2))
+	mark := rec.Len()
+	write(entry(0, ""), entry(1, ""))
+	rec.WaitFrom(mark, "acct2 online again", testenv.IsState(s2, schema.StateOnline))
+	for _, id := range ids {
+		_, m := rec.WaitFrom(0, "the result of "+id, testenv.IsResult(s2, id))
+		if res, ok := testenv.DecodeResult(m); !ok || !res.OK {
+			t.Errorf("result of %s: %+v", id, res)
+		}
+	}
+	for _, id := range ids {
+		if n := queued()[id]; n != 1 {
+			t.Errorf("%s reached QQ %d times, want once", id, n)
+		}
+	}
+	if n := rec.Count(isQR(s2)); n != qrs2 {
+		t.Errorf("acct2 showed %d more QR codes when added back; it should resume its saved session", n-qrs2)
+	}
+	testenv.Eventually(t, "/readyz with both accounts again", func() bool {
+		ready = healthStatus{}
+		return getJSON(t, base+"/readyz?online=1", &ready) == 200 && len(ready.Accounts) == 2 && ready.Accounts[1].Prefix == "acct2"
+	})
+
+	// 4. acct1's rate changed: acct1 alone restarts.
+	accts := rb.b.accountList()
+	old1, old2 := accts[0], accts[1]
+	qrs1 := rec.Count(isQR(s1))
+	mark = rec.Len()
+	write(entry(0, `,"rate":20`), entry(1, ""))
+	testenv.Eventually(t, "acct1 restarted with rate 20", func() bool {
+		a := rb.b.first()
+		return a != old1 && a.spec.Rate == 20
+	})
+	i, _ := rec.WaitFrom(mark, "acct1 stopped for its restart", testenv.IsState(s1, schema.StateStopped))
+	rec.WaitFrom(i, "acct1 online after its restart", testenv.IsState(s1, schema.StateOnline))
+	say(0, "acct1 after its restart")
+	if n := rec.Count(isQR(s1)); n != qrs1 {
+		t.Errorf("acct1 showed %d more QR codes at its restart", n-qrs1)
+	}
+	if got := rb.b.accountList(); len(got) != 2 || got[1] != old2 {
+		t.Errorf("acct2 was restarted too, or the list changed: %v", got)
+	}
+	if n := rec.Count(func(m *nats.Msg) bool { return testenv.IsState(s2, schema.StateStopped)(m) }); n != 1 {
+		t.Errorf("acct2 published stopped %d times; once (its removal) expected", n)
+	}
+	say(1, "acct2 after acct1's restart")
+}
+
+// TestAccountNotStartedIsNotReady: an account added to the file that cannot
+// be set up (another stream owns its subjects) makes /readyz 503 naming it,
+// while the running account stays ready and /healthz stays 200; the page
+// shows it with why. Taken out of the file again, the bridge is ready and
+// its series are gone.
+func TestAccountNotStartedIsNotReady(t *testing.T) {
+	sim := testenv.StartSim(t, testenv.SimConfig())
+	file := filepath.Join(t.TempDir(), "accounts.json")
+	write := func(prefixes ...string) {
+		t.Helper()
+		var entries []string
+		for _, p := range prefixes {
+			entries = append(entries, fmt.Sprintf(`{"prefix":%q,"qq_endpoint":%q}`, p, sim.URL))
+		}
+		if err := os.WriteFile(file, []byte(`{"accounts":[`+strings.Join(entries, ",")+`]}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("acct1")
+	cfg := testConfig(t, "")
+	cfg.AccountsFile = file
+	rb := startBridge(t, cfg)
+	base := "http://" + rb.b.HTTPAddr()
+	var ready healthStatus
+	testenv.Eventually(t, "/readyz with acct1 (awaiting its scan is ready)", func() bool {
+		ready = healthStatus{}
+		return getJSON(t, base+"/readyz", &ready) == 200 && len(ready.Accounts) == 1
+	})
+
+	nc := testenv.Connect(t, rb.b.NATSURL())
+	if _, err := testenv.JetStream(t, nc).CreateStream(testenv.Context(t), jetstream.StreamConfig{Name: "SQUATTER", Subjects: []string{"acct9.in.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	write("acct1", "acct9")
+	testenv.Eventually(t, "/readyz 503 naming acct9", func() bool {
+		ready = healthStatus{}
+		return getJSON(t, base+"/readyz", &ready) == 503 && len(ready.Accounts) == 2
+	})
+	a1, a9 := ready.Accounts[0], ready.Accounts[1]
+	if a1.Prefix != "acct1" || !a1.OK || a9.Prefix != "acct9" || a9.OK || !strings.HasPrefix(a9.Error, "not started: ") {
+		t.Errorf("/readyz accounts: %+v", ready.Accounts)
+	}
+	t.Logf("/readyz with acct9 not started: %+v", ready)
+	if !strings.HasPrefix(ready.Error, "account acct9: not started: ") || ready.OK {
+		t.Errorf("/readyz: %+v", ready)
+	}
+	var health healthStatus
+	if code := getJSON(t, base+"/healthz", &health); code != 200 || !health.OK || len(health.Accounts) != 2 || health.Accounts[1].OK {
+		t.Errorf("/healthz: %d %+v", code, health)
+	}
+	var v status.View
+	getJSON(t, base+"/status.json", &v)
+	if len(v.Accounts) != 2 || v.Accounts[1].Prefix != "acct9" || !strings.HasPrefix(v.Accounts[1].Reason, "not started: ") {
+		t.Errorf("status.json accounts: %+v", v.Accounts)
+	}
+
+	write("acct1")
+	testenv.Eventually(t, "/readyz 200 with acct9 out of the file", func() bool {
+		ready = healthStatus{}
+		return getJSON(t, base+"/readyz", &ready) == 200 && len(ready.Accounts) == 1 && ready.Accounts[0].Prefix == "acct1"
+	})
+	if _, body := get(t, base+"/metrics"); strings.Contains(body, `prefix="acct9"`) || !strings.Contains(body, `prefix="acct1"`) {
+		t.Errorf("/metrics after acct9 left the file:\n%s", body)
+	}
 }

@@ -16,16 +16,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/qqbridge/qqbridge/api"
-	"github.com/qqbridge/qqbridge/bus"
-	"github.com/qqbridge/qqbridge/directory"
-	"github.com/qqbridge/qqbridge/egress"
-	"github.com/qqbridge/qqbridge/ingress"
 	"github.com/qqbridge/qqbridge/internal/retry"
-	"github.com/qqbridge/qqbridge/media"
 	"github.com/qqbridge/qqbridge/metrics"
 	"github.com/qqbridge/qqbridge/natsembed"
-	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/session"
 )
 
@@ -37,35 +30,31 @@ type Bridge struct {
 	cfg config
 	log zerolog.Logger
 
-	ns      *server.Server // the embedded server; nil when joining --nats
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	client  *qqclient.Client
-	session *session.Manager
-	dir     *directory.Directory
-	in      *ingress.Ingress
-	out     *egress.Egress
-	api     *api.API
-	media   *media.Media
+	baseLog   zerolog.Logger // log without the prefix: each account adds its own
+	egressLog zerolog.Logger // egress names its prefix and component itself
+
+	ns *server.Server // the embedded server; nil when joining --nats
+	nc *nats.Conn
+	js jetstream.JetStream
 
 	httpLn  net.Listener // nil without --http
 	httpSrv *http.Server
 	httpErr chan error // the listener's failure, for Run
 
-	replica string           // this replica's ID
-	version buildVersion     // of the binary
-	metrics *metrics.Metrics // served on /metrics
-	buckets bus.Buckets
-	view    statusCache // what the status page shows of the buckets
+	replica string       // this replica's ID
+	version buildVersion // of the binary
+	metrics *metrics.Set // every account's, served on /metrics
 
-	accounts []*account      // every account (accounts.go); the fields above are the first one's
-	spread   *session.Spread // with --accounts: the leases spread over the replicas
+	specs  []accountSpec   // the accounts read at the start (the flags' one, or the file's)
+	spread *session.Spread // with --accounts: the leases spread over the replicas
 
-	mu      sync.Mutex
-	wired   bool   // every component exists (the fields above are set)
-	phase   string // what the start waits for while not wired, e.g. "waiting for JetStream: …"
-	running bool   // between the start of Run and the beginning of the stop
-	failed  error  // a component that stopped with an error
+	mu          sync.Mutex
+	accounts    []*account       // the accounts running (accounts.go), in the order of the file
+	accountErrs map[string]error // accounts of the file that could not be started (or restarted), by prefix
+	wired       bool             // every component exists (the fields above are set)
+	phase       string           // what the start waits for while not wired, e.g. "waiting for JetStream: …"
+	running     bool             // between the start of Run and the beginning of the stop
+	failed      error            // a component that stopped with an error
 }
 
 // wire assembles a bridge from cfg: it starts the embedded nats-server (without
@@ -73,20 +62,38 @@ type Bridge struct {
 // streams and buckets, and makes every component. Nothing talks to QQ before Run.
 // On error everything started is stopped again.
 func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err error) {
-	egressLog := log // egress names its prefix itself
-	log = log.With().Str("prefix", cfg.Subjects.Prefix()).Logger()
-	b := &Bridge{cfg: cfg, log: log, httpErr: make(chan error, 1), version: readBuildVersion(),
-		metrics: metrics.New(cfg.Subjects.Prefix()), replica: cfg.ReplicaID}
+	b := &Bridge{cfg: cfg, egressLog: log, httpErr: make(chan error, 1), version: readBuildVersion(),
+		metrics: metrics.NewSet(), replica: cfg.ReplicaID}
 	if b.replica == "" {
 		b.replica = defaultReplicaID()
 	}
-	b.log = log.With().Str("replica", b.replica).Logger()
+	b.baseLog = log.With().Str("replica", b.replica).Logger()
+	b.log = b.baseLog
+	if cfg.AccountsFile == "" { // one account: every line names it
+		b.log = b.baseLog.With().Str("prefix", cfg.Subjects.Prefix()).Logger()
+	}
 	log = b.log
 	defer func() {
 		if err != nil {
 			b.close()
 		}
 	}()
+
+	// The accounts come first: a bad file stops the start before anything
+	// listens, and their metrics exist from the start.
+	b.specs = []accountSpec{flagAccount(cfg)}
+	if cfg.AccountsFile != "" {
+		data, err := os.ReadFile(cfg.AccountsFile)
+		if err != nil {
+			return nil, fmt.Errorf("--accounts: %w", err)
+		}
+		if b.specs, err = parseAccounts(data, cfg, os.LookupEnv, os.ReadFile); err != nil {
+			return nil, fmt.Errorf("--accounts %s: %w", cfg.AccountsFile, err)
+		}
+	}
+	for _, spec := range b.specs {
+		b.metrics.Account(spec.Subjects.Prefix())
+	}
 
 	// The HTTP listener comes first, so that the probes answer while NATS and
 	// JetStream are awaited (/healthz 200, /readyz 503 with the reason).
@@ -101,7 +108,11 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 				b.httpErr <- err
 			}
 		}()
-		log.Info().Str("http", b.HTTPAddr()).Msg("HTTP: status page /, /metrics, /healthz and /readyz")
+		msg := "HTTP: status page /, /metrics, /healthz and /readyz"
+		if cfg.PProf {
+			msg += "; the Go profiler on /debug/pprof/"
+		}
+		log.Info().Str("http", b.HTTPAddr()).Msg(msg)
 	}
 
 	url := cfg.NATSURL
@@ -134,35 +145,25 @@ func wire(ctx context.Context, cfg config, log zerolog.Logger) (_ *Bridge, err e
 	if b.js, err = jetstream.New(b.nc); err != nil {
 		return nil, err
 	}
-	specs := []accountSpec{flagAccount(cfg)}
 	if cfg.AccountsFile != "" {
-		data, err := os.ReadFile(cfg.AccountsFile)
-		if err != nil {
-			return nil, fmt.Errorf("--accounts: %w", err)
-		}
-		if specs, err = parseAccounts(data, cfg, os.LookupEnv, os.ReadFile); err != nil {
-			return nil, fmt.Errorf("--accounts %s: %w", cfg.AccountsFile, err)
-		}
 		// Many accounts: their leases spread over the replicas.
 		if b.spread, err = session.NewSpread(ctx, session.SpreadConfig{
-			JS: b.js, ReplicaID: b.replica, Accounts: len(specs), TTL: cfg.LeaderTTL, Replicas: cfg.Replicas,
+			JS: b.js, ReplicaID: b.replica, Accounts: len(b.specs), TTL: cfg.LeaderTTL, Replicas: cfg.Replicas,
 			Log: log.With().Str("component", "spread").Logger(),
 		}); err != nil {
 			return nil, err
 		}
 	}
-	for _, spec := range specs {
-		a, err := b.wireAccount(ctx, spec, egressLog)
+	var accts []*account
+	for _, spec := range b.specs {
+		a, err := b.wireAccount(ctx, spec, b.setPhase)
 		if err != nil {
 			return nil, fmt.Errorf("account %s: %w", spec.Subjects.Prefix(), err)
 		}
-		b.accounts = append(b.accounts, a)
+		accts = append(accts, a)
 	}
-	// The first account's components, for the status page, the probes, the
-	// demo and tests.
-	first := b.accounts[0]
-	b.buckets, b.client, b.session, b.dir, b.media, b.in, b.out, b.api = first.buckets, first.client, first.session, first.dir, first.media, first.in, first.out, first.api
 	b.mu.Lock()
+	b.accounts = accts
 	b.wired, b.phase = true, ""
 	b.mu.Unlock()
 	return b, nil
@@ -227,8 +228,9 @@ func (b *Bridge) HTTPAddr() string {
 	return b.httpLn.Addr().String()
 }
 
-// Session returns the session manager (for the demo and tests).
-func (b *Bridge) Session() *session.Manager { return b.session }
+// Session returns the first account's session manager (for the demo and
+// tests).
+func (b *Bridge) Session() *session.Manager { return b.first().session }
 
 // Run runs the bridge until ctx ends or a component fails, then stops it:
 //  1. polling stops (the poll in flight is cancelled; what it received is published);
@@ -263,11 +265,12 @@ func (b *Bridge) Run(ctx context.Context) error {
 		case <-workCtx.Done():
 		}
 	}()
-	run := &accountRun{sessCtx: sessCtx, workCtx: workCtx, failed: failed, refresh: b.cfg.DirectoryRefresh}
+	run := &accountRun{sessCtx: sessCtx, workCtx: workCtx, failed: failed, refresh: b.cfg.DirectoryRefresh,
+		log: b.log, timeout: b.cfg.ShutdownTimeout}
 	if b.spread != nil {
 		sessWG.Go(func() { b.spread.Run(sessCtx) })
 	}
-	for _, a := range b.accounts {
+	for _, a := range b.accountList() {
 		run.start(a)
 	}
 	if b.cfg.AccountsFile != "" {
@@ -285,12 +288,13 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 	b.setRunning(false)
 
+	run.close() // no account starts from now on (the watcher's)
 	stopWork()
 	if !waitTimeout(func() { workWG.Wait(); run.waitWork() }, b.cfg.ShutdownTimeout) {
 		b.log.Warn().Dur("timeout", b.cfg.ShutdownTimeout).Msg("sends still in flight at the shutdown timeout; they are recorded and retried by the next bridge")
 	}
 	stopSession()
-	if !waitTimeout(func() { run.sessWG.Wait(); sessWG.Wait() }, 10*time.Second) {
+	if !waitTimeout(func() { run.sessWG.Wait(); sessWG.Wait(); run.changes.Wait() }, 10*time.Second) {
 		b.log.Warn().Msg("the session manager did not stop in time")
 	}
 	b.close()

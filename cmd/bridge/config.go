@@ -30,9 +30,11 @@ type config struct {
 	Subjects schema.Subjects
 	Codec    schema.Codec // inbound events and session messages
 
-	AccountsFile string // --accounts: a JSON list of accounts (accounts.go); "" = the one account of the flags
+	AccountsFile   string        // --accounts: a JSON list of accounts (accounts.go); "" = the one account of the flags
+	AccountsReload time.Duration // how often the accounts file is read again (no flag; tests shorten it)
 
-	HTTPAddr string // /healthz and /readyz; "" = no HTTP listener
+	HTTPAddr string // the status page, /metrics, /healthz and /readyz; "" = no HTTP listener
+	PProf    bool   // serve the Go profiler under /debug/pprof/ on HTTPAddr
 
 	SessionKey string // encrypts the saved session in KV; "" = plaintext (logged as a warning)
 
@@ -82,6 +84,7 @@ func defaultConfig() config {
 		StateDebounce:    session.DefaultStateDebounce,
 		DirectoryRefresh: 10 * time.Minute,
 		ShutdownTimeout:  25 * time.Second,
+		AccountsReload:   accountsReload,
 		LogLevel:         zerolog.InfoLevel,
 		LogFormat:        logAuto,
 		Media:            defaultMediaConfig(),
@@ -128,9 +131,10 @@ func (c *cli) parseRunFlags(args []string) (config, error) {
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "`directory` of the embedded nats-server's JetStream store (only without --nats)")
 	fs.StringVar(&cfg.QQEndpoint, "qq-endpoint", "", "one base `URL` for every QQ host, e.g. a qqsim at http://127.0.0.1:8080; empty: the real SmartQQ hosts")
 	fs.StringVar(&prefix, "prefix", schema.DefaultPrefix, "subject `prefix` (one per QQ account); also names the streams and buckets")
-	fs.StringVar(&cfg.AccountsFile, "accounts", "", "JSON `file` listing the accounts to serve (prefix, session key reference, rate; see docs/operations.md); watched for added accounts; empty: the one account of --prefix")
+	fs.StringVar(&cfg.AccountsFile, "accounts", "", "JSON `file` listing the accounts to serve (prefix, session key reference, rate; see docs/operations.md); read again every 5s, so that accounts added, removed or changed there apply without a restart; empty: the one account of --prefix")
 	fs.StringVar(&format, "format", "json", "encoding of published events and session messages: json or msgpack")
-	fs.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "`host:port` for /healthz and /readyz; empty: no HTTP listener")
+	fs.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "`host:port` of the status page /, /metrics, /healthz and /readyz; empty: no HTTP listener")
+	fs.BoolVar(&cfg.PProf, "pprof", false, "also serve the Go profiler under /debug/pprof/ on --http (CPU, heap, goroutines; for the operator only)")
 	fs.StringVar(&cfg.SessionKey, "session-key", "", "`secret` that encrypts the saved session in the KV bucket (AES-GCM); empty: stored in plaintext")
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "sends per second per account (QQ drops messages sent faster than about 1/s)")
 	fs.IntVar(&cfg.Burst, "burst", cfg.Burst, "sends allowed at once after a quiet spell")
@@ -206,6 +210,8 @@ func (c *cli) parseRunFlags(args []string) (config, error) {
 		if err := f.checkHostPort("http", cfg.HTTPAddr); err != nil {
 			return cfg, err
 		}
+	} else if cfg.PProf {
+		return cfg, f.badf("pprof", "needs --http: the profiler is served on its listener")
 	}
 	if !(cfg.Rate > 0) || cfg.Rate > 1000 {
 		return cfg, f.badf("rate", "must be above 0 and at most 1000 sends per second, got %v", cfg.Rate)

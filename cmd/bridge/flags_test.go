@@ -68,7 +68,7 @@ func TestParseRunFlags(t *testing.T) {
 				if cfg.NATSURL != "" || cfg.NATSListen != "127.0.0.1:4222" || cfg.HTTPAddr != "127.0.0.1:8081" ||
 					cfg.Subjects.Prefix() != "qq" || cfg.Codec.ContentType() != schema.ContentTypeJSON ||
 					cfg.Rate != 1 || cfg.Burst != 3 || cfg.Replicas != 1 || cfg.LogLevel != zerolog.InfoLevel ||
-					cfg.DataDir != def.DataDir || cfg.QQEndpoint != "" || cfg.SessionKey != "" {
+					cfg.DataDir != def.DataDir || cfg.QQEndpoint != "" || cfg.SessionKey != "" || cfg.PProf {
 					t.Errorf("defaults: %+v", cfg)
 				}
 			},
@@ -131,6 +131,34 @@ func TestParseRunFlags(t *testing.T) {
 			},
 		},
 		{
+			name: "pprof",
+			args: []string{"--pprof"},
+			check: func(t *testing.T, cfg config) {
+				if !cfg.PProf {
+					t.Error("--pprof not set")
+				}
+			},
+		},
+		{
+			name: "pprof from env",
+			env:  map[string]string{"QQBRIDGE_PPROF": "true"},
+			check: func(t *testing.T, cfg config) {
+				if !cfg.PProf {
+					t.Error("QQBRIDGE_PPROF=true did not set --pprof")
+				}
+			},
+		},
+		{
+			name: "pprof off by flag over env",
+			args: []string{"--pprof=false"},
+			env:  map[string]string{"QQBRIDGE_PPROF": "1"},
+			check: func(t *testing.T, cfg config) {
+				if cfg.PProf {
+					t.Error("--pprof=false lost to its twin")
+				}
+			},
+		},
+		{
 			name: "flag wins over env",
 			args: []string{"--prefix", "fromflag", "--rate=3"},
 			env:  map[string]string{"QQBRIDGE_PREFIX": "fromenv", "QQBRIDGE_RATE": "not a number"},
@@ -161,6 +189,8 @@ func TestParseRunFlags(t *testing.T) {
 		{name: "empty data dir", args: []string{"--data-dir", ""}, wantErr: "--data-dir"},
 		{name: "bad qq endpoint", args: []string{"--qq-endpoint", "127.0.0.1:8080"}, wantErr: "--qq-endpoint"},
 		{name: "bad http", args: []string{"--http", "8081"}, wantErr: "--http"},
+		{name: "pprof without http", args: []string{"--pprof", "--http", ""}, wantErr: "--pprof: needs --http"},
+		{name: "pprof bad twin", env: map[string]string{"QQBRIDGE_PPROF": "maybe"}, wantErr: "QQBRIDGE_PPROF (the twin of --pprof)"},
 		{name: "bad duration", args: []string{"--leader-ttl", "soon"}, wantErr: "--leader-ttl"},
 		{name: "zero duration", args: []string{"--shutdown-timeout", "0s"}, wantErr: "--shutdown-timeout"},
 		{name: "bad log level", args: []string{"--log-level", "loud"}, wantErr: "--log-level"},

@@ -31,6 +31,7 @@ func testConfig(t *testing.T, simURL string) config {
 	cfg.Rate = 50
 	cfg.Burst = 10
 	cfg.ShutdownTimeout = 10 * time.Second
+	cfg.AccountsReload = 100 * time.Millisecond
 	cfg.LogLevel = zerolog.DebugLevel
 	cfg.LogFormat = logJSON
 	return cfg

@@ -556,3 +556,35 @@ func TestReadyWhileConnecting(t *testing.T) {
 		t.Errorf("a stop while connecting: %v", err)
 	}
 }
+
+// TestPProf: the Go profiler is on the HTTP port only with --pprof: 404
+// without it (the status page answers the path), its index, a named profile
+// and the command line with it.
+func TestPProf(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pprof=%v", on), func(t *testing.T) {
+			cfg := testConfig(t, "")
+			cfg.PProf = on
+			rb := wireBridge(t, cfg) // no Run: nothing talks to QQ
+			t.Cleanup(rb.b.close)
+			base := "http://" + rb.b.HTTPAddr()
+			for path, want := range map[string]string{
+				"/debug/pprof/":                  "goroutine",
+				"/debug/pprof/heap?debug=1":      "heap profile",
+				"/debug/pprof/goroutine?debug=1": "goroutine profile",
+				"/debug/pprof/cmdline":           "",
+			} {
+				code, body := get(t, base+path)
+				switch {
+				case !on && code != http.StatusNotFound:
+					t.Errorf("%s without --pprof: %d, want 404", path, code)
+				case on && (code != http.StatusOK || !strings.Contains(body, want)):
+					t.Errorf("%s with --pprof: %d %.200q, want 200 with %q", path, code, body, want)
+				}
+			}
+			if code, _ := get(t, base+"/metrics"); code != http.StatusOK {
+				t.Errorf("/metrics: %d", code)
+			}
+		})
+	}
+}

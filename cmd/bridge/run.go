@@ -19,6 +19,12 @@ func (c *cli) runBridge(ctx context.Context, args []string) error {
 		}
 		return fmt.Errorf("run: %w", err)
 	}
-	log.Info().Str("nats", b.NATSURL()).Str("prefix", cfg.Subjects.Prefix()).Msg("bridge running")
+	ev := log.Info().Str("nats", b.NATSURL())
+	if cfg.AccountsFile != "" {
+		ev = ev.Str("accounts", cfg.AccountsFile).Int("count", len(b.specs))
+	} else {
+		ev = ev.Str("prefix", cfg.Subjects.Prefix())
+	}
+	ev.Msg("bridge running")
 	return b.Run(ctx)
 }

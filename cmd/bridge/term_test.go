@@ -47,7 +47,7 @@ func TestLoginRequestIsNotALostSession(t *testing.T) {
 	}
 	rec.WaitFrom(at+1, "the second message", testenv.IsEvent(subject, "second session"))
 
-	if st := rb.b.in.Stats(); st.Lost != 0 {
+	if st := rb.b.first().in.Stats(); st.Lost != 0 {
 		t.Errorf("ingress stats %+v: the end of a term counted as a lost session", st)
 	}
 	if strings.Contains(rb.logs.String(), `"session lost"`) {

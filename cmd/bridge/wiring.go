@@ -9,8 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/pprof" // its init also registers on http.DefaultServeMux, which nothing here serves
 	"os"
-	"strconv"
 	"sync"
 	"time"
 
@@ -86,24 +86,9 @@ func setupError(err error) error {
 	return err
 }
 
-// serviceMetadata annotates the micro service: the build, the prefix, the
-// replica and, when one is known at start, the account: the QQ number of the
-// last state in the session bucket (a bridge that ran before).
+// serviceMetadata is the first account's accountMetadata.
 func (b *Bridge) serviceMetadata(ctx context.Context) map[string]string {
-	md := map[string]string{
-		"version": b.version.Short(),
-		"prefix":  b.cfg.Subjects.Prefix(),
-		"replica": b.replica,
-	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	if e, err := b.buckets.Session.Get(ctx, schema.SessionKeyState); err == nil {
-		var st schema.SessionState
-		if b.cfg.Codec.Unmarshal(e.Value(), &st) == nil && st.Account != 0 {
-			md["account"] = strconv.FormatInt(st.Account, 10)
-		}
-	}
-	return md
+	return b.accountMetadata(ctx, b.first())
 }
 
 func (b *Bridge) setPhase(p string) {
@@ -121,33 +106,58 @@ func (b *Bridge) started() (bool, string) {
 }
 
 // httpHandler is the bridge's HTTP port: the status page at / (with
-// /status.json and /qr.png), /metrics, /healthz and /readyz.
+// /status.json and /qr.png), /metrics, /healthz and /readyz, and with
+// --pprof the Go profiler under /debug/pprof/.
 func (b *Bridge) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	health := b.healthHandler()
 	mux.Handle("GET /healthz", health)
 	mux.Handle("GET /readyz", health)
 	mux.Handle("GET /metrics", b.metrics.Handler())
+	if b.cfg.PProf {
+		mux.HandleFunc("/debug/pprof/", pprof.Index) // also the named profiles: heap, goroutine, …
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("/", status.New(status.SourceFunc(b.Status)))
 	return mux
 }
 
-// Status is the status page's snapshot: the session state this replica knows,
-// the leader and the QR code from the buckets (so every replica shows them),
-// and the ingress counters.
+// Status is the status page's snapshot: for each account, the session state
+// this replica knows, the leader and the QR code from its buckets (so every
+// replica shows them), its ingress counters and its sends; an account of the
+// file that could not be started, with why.
 func (b *Bridge) Status() status.Snapshot {
 	snap := status.Snapshot{Prefix: b.cfg.Subjects.Prefix(), Replica: b.replica}
 	wired, phase := b.started()
 	if !wired {
 		snap.Reason = phase
+		for _, spec := range b.specs {
+			snap.Accounts = append(snap.Accounts, status.AccountSnapshot{Prefix: spec.Subjects.Prefix(), Reason: phase})
+		}
 		return snap
 	}
-	st := b.session.State()
-	snap.Account, snap.State, snap.Reason, snap.Since = st.Account, st.State, st.Reason, st.Time
 	snap.NATS = b.nc.Status().String()
-	snap.Leader, snap.QR, snap.QRExpires = b.view.get(b)
-	in := b.in.Stats()
-	snap.Counters = []status.Counter{
+	for _, a := range b.accountList() {
+		snap.Accounts = append(snap.Accounts, a.snapshot(b.cfg.Codec))
+	}
+	for _, ae := range b.notStarted() {
+		snap.Accounts = append(snap.Accounts, status.AccountSnapshot{Prefix: ae.prefix, Reason: ae.err.Error()})
+	}
+	return snap
+}
+
+// snapshot is the account's part of the status page.
+func (a *account) snapshot(codec schema.Codec) status.AccountSnapshot {
+	st := a.session.State()
+	as := status.AccountSnapshot{Prefix: a.prefix(), Account: st.Account, State: st.State, Reason: st.Reason, Since: st.Time}
+	as.Leader, as.QR, as.QRExpires = a.view.get(a.buckets, codec)
+	in := a.in.Stats()
+	sum := a.metrics.Summary()
+	as.LastEvent = sum.LastEvent
+	as.Counters = []status.Counter{
 		{Name: "polls", Value: in.Polls},
 		{Name: "events published", Value: in.Published},
 		{Name: "duplicates", Value: in.Duplicates},
@@ -156,8 +166,10 @@ func (b *Bridge) Status() status.Snapshot {
 		{Name: "events dropped", Value: in.Dropped},
 		{Name: "sessions lost", Value: in.Lost},
 		{Name: "kicks", Value: in.Kicks},
+		{Name: "sends ok", Value: sum.SendsOK},
+		{Name: "sends failed", Value: sum.SendsFailed},
 	}
-	return snap
+	return as
 }
 
 // statusCache keeps the leader and the QR code read from the buckets for a
@@ -170,7 +182,7 @@ type statusCache struct {
 	expires time.Time
 }
 
-func (c *statusCache) get(b *Bridge) (string, []byte, time.Time) {
+func (c *statusCache) get(buckets bus.Buckets, codec schema.Codec) (string, []byte, time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if time.Since(c.at) < time.Second {
@@ -180,15 +192,15 @@ func (c *statusCache) get(b *Bridge) (string, []byte, time.Time) {
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	c.leader = ""
-	if b.buckets.Leader != nil {
-		if e, err := b.buckets.Leader.Get(ctx, bus.LeaderKey); err == nil {
+	if buckets.Leader != nil {
+		if e, err := buckets.Leader.Get(ctx, bus.LeaderKey); err == nil {
 			c.leader = string(e.Value())
 		}
 	}
 	c.qr, c.expires = nil, time.Time{}
-	if e, err := b.buckets.Session.Get(ctx, schema.SessionKeyQR); err == nil {
+	if e, err := buckets.Session.Get(ctx, schema.SessionKeyQR); err == nil {
 		var q schema.QR
-		if b.cfg.Codec.Unmarshal(e.Value(), &q) == nil {
+		if codec.Unmarshal(e.Value(), &q) == nil {
 			c.qr, c.expires = q.PNG, q.ExpiresAt
 		}
 	}
