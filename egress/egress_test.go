@@ -424,6 +424,37 @@ func TestWaitKeptInProgress(t *testing.T) {
 	e.noMoreResults()
 }
 
+// TestSlowSendKeptInProgress: a send that QQ answers only after twice the
+// ack wait is not taken for a dead sender's: the message is kept in progress
+// and the claim fresh, so the other replica neither gets it nor answers
+// maybe_sent; it is sent once and answered ok.
+func TestSlowSendKeptInProgress(t *testing.T) {
+	e := newEnv(t, withConfig(func(c *Config) { c.AckWait = time.Second }))
+	e.run(e.eg)
+	e.run(e.newEgress(e.cfg)) // a second replica on the same durable consumer
+	e.sim.SetChaos(qqsim.Chaos{SendLatencyMS: 2500})
+	e.publishJSON(schema.KindFriend, schema.Request{ID: "slow", To: schema.Target{QQ: testenv.Alice}, Text: "slow"})
+	if _, res := e.result(); !res.OK || res.ID != "slow" {
+		t.Fatalf("result %+v (error %+v), want ok", res, res.Error)
+	}
+	ctx := testenv.Context(t)
+	cons, err := e.js.Consumer(ctx, e.subj.StreamOut(), DefaultConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumRedelivered != 0 {
+		t.Errorf("%d redelivered while the send was slow: want it kept in progress", info.NumRedelivered)
+	}
+	if n := len(e.sent()); n != 1 {
+		t.Errorf("simulator received %d messages, want 1", n)
+	}
+	e.noMoreResults()
+}
+
 // TestGiveUp: transient failures that last longer than RetryFor end as
 // rate_limited or session_unavailable; nothing more is sent, and the same
 // id sent again later goes out.
