@@ -56,6 +56,7 @@ type suite struct {
 	cl      *cluster
 	sim     *proc
 	simURL  string
+	simPort int
 	bridges []*proc
 	health  []string // each bridge's http://host:port
 	nc      *nats.Conn
@@ -66,6 +67,7 @@ type suite struct {
 	sentAt   map[int]time.Time // outbound n → when it was published
 	faults   []*fault
 	batch    batchRun  // the batch the leader was killed publishing
+	midSends []midSend // the sends whose replica was killed while QQ held the answer
 	t0       time.Time // traffic began
 	leases   []leaseChange
 }
@@ -85,9 +87,9 @@ func TestChaos(t *testing.T) {
 	s := &suite{t: t, injected: map[int]time.Time{}, sentAt: map[int]time.Time{}}
 	s.cl = startCluster(t, 3)
 
-	simPort := freePort(t)
-	s.simURL = fmt.Sprintf("http://127.0.0.1:%d", simPort)
-	s.sim = newProc(t, dir, "qqsim", simBin, "--listen", fmt.Sprintf("127.0.0.1:%d", simPort),
+	s.simPort = freePort(t)
+	s.simURL = fmt.Sprintf("http://127.0.0.1:%d", s.simPort)
+	s.sim = newProc(t, dir, "qqsim", simBin, "--listen", fmt.Sprintf("127.0.0.1:%d", s.simPort),
 		"--poll-hold", "10s", "--rate-limit", "-1", "--qr-ttl", "600s")
 	if err := s.sim.start(); err != nil {
 		t.Fatal(err)
@@ -148,7 +150,7 @@ func TestChaos(t *testing.T) {
 	defer cancel()
 	go s.watchLeases(ctx)
 
-	faults := []func() *fault{s.killLeader, s.killStreamLeader, s.storm502, s.expireSession, s.killFollower, s.killLeaderMidBatch}
+	faults := []func() *fault{s.killLeader, s.killStreamLeader, s.storm502, s.expireSession, s.killFollower, s.killLeaderMidBatch, s.killMidSend}
 	timeline := *gap/2 + time.Duration(len(faults))*(*gap)
 	s.t0 = time.Now()
 	var traffic sync.WaitGroup
@@ -387,6 +389,78 @@ func (s *suite) killLeaderMidBatch() *fault {
 	return f
 }
 
+// midSend is a send whose replica the suite killed while QQ held the answer.
+type midSend struct {
+	n       int // out-<n>
+	replica string
+	killed  time.Time
+}
+
+// sentRecord is an entry of qqsim's sent list.
+type sentRecord struct {
+	Text   string    `json:"text"`
+	Time   time.Time `json:"time"`
+	Remote string    `json:"remote"`
+}
+
+// killMidSend has qqsim hold its answers to sends (the message delivered,
+// the answer not yet given), waits for one of the suite's sends to arrive,
+// finds the replica whose connection it came on and kills it -9 while it
+// waits for the answer; it starts again 2 s later. That replica sent the
+// message without hearing so: another must take the request up after the
+// ack wait and answer it maybe_sent, never send it again.
+func (s *suite) killMidSend() *fault {
+	f := &fault{name: "kill -9 replica mid-send", start: time.Now()}
+	ctx := context.Background()
+	if err := postJSON(ctx, s.simURL+"/_sim/chaos", map[string]any{"send_latency_ms": 15000}, nil); err != nil {
+		s.t.Errorf("hold the sends' answers: %v", err)
+	}
+	defer func() {
+		if err := postJSON(ctx, s.simURL+"/_sim/chaos", map[string]any{}, nil); err != nil {
+			s.t.Errorf("chaos off: %v", err)
+		}
+	}()
+	on := time.Now()
+	var rec sentRecord
+	n := -1
+	waitFor(10*time.Second, func() bool {
+		var sent []sentRecord
+		getJSON(s.simURL+"/_sim/sent", &sent)
+		for _, r := range sent {
+			if k, ok := number(r.Text, "chaos-out-"); ok && r.Time.After(on) {
+				rec, n = r, k
+				return true
+			}
+		}
+		return false
+	})
+	if n < 0 {
+		f.at, f.note = time.Now(), "(no send reached QQ within 10s)"
+		s.t.Errorf("kill -9 mid-send: no send of the suite reached qqsim within 10s of holding the answers")
+		return f
+	}
+	i := ownerOf(rec.Remote, s.simPort, s.bridges)
+	if i < 0 {
+		f.at, f.note = time.Now(), fmt.Sprintf("(no bridge owns the connection out-%d came on, %s)", n, rec.Remote)
+		s.t.Errorf("kill -9 mid-send: no bridge process owns %s, the connection out-%d came on", rec.Remote, n)
+		return f
+	}
+	s.bridges[i].kill()
+	f.at = time.Now()
+	s.mu.Lock()
+	s.midSends = append(s.midSends, midSend{n: n, replica: s.bridges[i].name, killed: f.at})
+	s.mu.Unlock()
+	f.note = fmt.Sprintf("(%s killed %v after QQ got out-%d, its answer held)", s.bridges[i].name,
+		f.at.Sub(rec.Time).Round(time.Millisecond), n)
+	go func() {
+		time.Sleep(2 * time.Second)
+		if err := s.bridges[i].start(); err != nil {
+			s.t.Errorf("restart %s: %v", s.bridges[i].name, err)
+		}
+	}()
+	return f
+}
+
 // streamLast is QQ_IN's last sequence (0 when unknown).
 func (s *suite) streamLast(ctx context.Context) uint64 {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -531,7 +605,8 @@ func (s *suite) readIn() (inbound, error) {
 
 type result struct {
 	count int
-	code  string // "ok" or the error code of the first result
+	code  string    // "ok" or the error code of the first result
+	at    time.Time // when QQ_RESULT stored the first result
 }
 
 // readResults reads QQ_RESULT from the start: out-<n> → its results.
@@ -557,6 +632,9 @@ func (s *suite) readResults() map[int]*result {
 			e = &result{code: "ok"}
 			if !r.OK && r.Error != nil {
 				e.code = r.Error.Code
+			}
+			if md, err := m.Metadata(); err == nil {
+				e.at = md.Timestamp
 			}
 			res[n] = e
 		}
@@ -726,6 +804,7 @@ func (s *suite) report() {
 	}
 	sort.Strings(cs)
 	w("results by code: %s", strings.Join(cs, ", "))
+	s.reportInterrupted(w, res, sent)
 
 	// QQ logins: one QR login at the start; a failover resumes (no QR), a
 	// session expiry logs in again with the cookies (login2, no QR).
@@ -756,6 +835,62 @@ func (s *suite) report() {
 	}
 	if twice > 0 {
 		t.Errorf("%d sends delivered more than once: %v", twice, head(twiceIDs, 20))
+	}
+}
+
+// reportInterrupted prints, for each send whose replica was killed while QQ
+// held its answer, how long after the kill its result was stored and how it
+// ended, and for every other maybe_sent result the replica kill before it.
+// An interrupted send must be answered maybe_sent (it was delivered; its
+// sender never heard so); a send without a result or delivered twice fails
+// the suite in report.
+func (s *suite) reportInterrupted(w func(string, ...any), res map[int]*result, sent map[int]int) {
+	t := s.t
+	mid := map[int]bool{}
+	for _, m := range s.midSends {
+		mid[m.n] = true
+		r := res[m.n]
+		if r == nil {
+			w("interrupted: out-%d (%s killed mid-send): delivered %d, no result", m.n, m.replica, sent[m.n])
+			continue
+		}
+		// The queue behind it: the first result of another send stored after the kill.
+		var next time.Time
+		for n, o := range res {
+			if n != m.n && o.at.After(m.killed) && (next.IsZero() || o.at.Before(next)) {
+				next = o.at
+			}
+		}
+		nextAfter := "none"
+		if !next.IsZero() {
+			nextAfter = next.Sub(m.killed).Round(10 * time.Millisecond).String()
+		}
+		w("interrupted: out-%d (%s killed mid-send): delivered %d, result %s %v after the kill (resume time); the next send's result %s after it",
+			m.n, m.replica, sent[m.n], r.code, r.at.Sub(m.killed).Round(10*time.Millisecond), nextAfter)
+		if r.code != "maybe_sent" {
+			t.Errorf("out-%d, delivered %d times by %s killed before QQ answered: result %s, want maybe_sent", m.n, sent[m.n], m.replica, r.code)
+		}
+	}
+	var others []string
+	for n, r := range res {
+		if r.code != "maybe_sent" || mid[n] {
+			continue
+		}
+		var kill *fault
+		for _, f := range s.faults {
+			if strings.HasPrefix(f.name, "kill -9") && f.at.Before(r.at) && (kill == nil || f.at.After(kill.at)) {
+				kill = f
+			}
+		}
+		if kill == nil {
+			others = append(others, fmt.Sprintf("out-%d (no replica kill before it)", n))
+		} else {
+			others = append(others, fmt.Sprintf("out-%d (delivered %d, %v after %q)", n, sent[n], r.at.Sub(kill.at).Round(10*time.Millisecond), kill.name))
+		}
+	}
+	sort.Strings(others)
+	if len(others) > 0 {
+		w("other maybe_sent: %s", strings.Join(others, ", "))
 	}
 }
 

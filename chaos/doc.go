@@ -4,8 +4,11 @@
 // run` replicas as separate processes. Inbound traffic goes through qqsim at a
 // steady rate and outbound sends with unique ids are published while the
 // suite kills -9 the leader replica, stops the NATS node that leads QQ_IN,
-// plays an HTTP 502 storm and expires the QQ session; it then counts what
-// arrived and prints a table.
+// plays an HTTP 502 storm, expires the QQ session and kills -9 the replica
+// that is sending a request while QQ holds its answer; it then counts what
+// arrived and prints a table, with the time from that kill until the
+// interrupted request's result was published. It runs on Linux: the
+// replica that owns a connection is found in /proc.
 //
 // The suite is behind the build tag chaos (plain go test ./... builds none of it):
 //

@@ -8,10 +8,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -126,6 +128,61 @@ func (p *proc) running() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.cmd != nil
+}
+
+// pid is the process id of the process started last, 0 when it is not running.
+func (p *proc) pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+// ownerOf returns which of procs holds the loopback TCP connection whose
+// local address is addr ("127.0.0.1:port", as its peer saw it) to port
+// peer, -1 when none does. It reads Linux's /proc: the socket's inode in
+// /proc/net/tcp, then each process's descriptors.
+func ownerOf(addr string, peer int, procs []*proc) int {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return -1
+	}
+	lp, err := strconv.Atoi(port)
+	if err != nil {
+		return -1
+	}
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		return -1
+	}
+	inode := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+		f := strings.Fields(line)
+		if len(f) > 9 && strings.HasSuffix(f[1], fmt.Sprintf(":%04X", lp)) &&
+			strings.HasSuffix(f[2], fmt.Sprintf(":%04X", peer)) && f[9] != "0" {
+			inode = f[9]
+			break
+		}
+	}
+	if inode == "" {
+		return -1
+	}
+	for i, p := range procs {
+		pid := p.pid()
+		if pid == 0 {
+			continue
+		}
+		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		for _, fd := range fds {
+			if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && l == "socket:["+inode+"]" {
+				return i
+			}
+		}
+	}
+	return -1
 }
 
 // tail returns the last n bytes of the log.

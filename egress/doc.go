@@ -25,10 +25,10 @@
 //     retried in place with backoff, its message kept in progress, so
 //     nothing to its target overtakes it. After Config.RetryFor without
 //     progress it is answered rate_limited or session_unavailable. One
-//     limit of InFlight above 1: when the pinned replica dies, the requests
-//     it held are redelivered after AckWait, and a newer request to the same
-//     target that the next replica took meanwhile may have gone first; with
-//     InFlight 1 nothing is delivered before them.
+//     limit of InFlight above 1: when the pinned replica dies, the
+//     requests it held are redelivered after AckWait (10 s), and a newer
+//     request to the same target that the next replica took meanwhile may
+//     have gone first; with InFlight 1 nothing is delivered before them.
 //   - At most once: a request with an id is sent at most once per id, across
 //     replicas and restarts, for the life of its record in the SentKV bucket
 //     (24 h); a repeat is answered with the first outcome. A request without
@@ -36,6 +36,12 @@
 //     is recognised. Progress is recorded per part: a retry continues with the
 //     next part, never resends an earlier one. A send that was in flight when
 //     its worker died is answered maybe_sent, never resent; so is QQ's 1202.
+//   - Failover: a request held by a replica that dies is redelivered at
+//     most Config.AckWait (10 s) after the death and taken up at once by
+//     another: sent, or answered maybe_sent when its claim shows it was
+//     being sent (the claim, untouched since the death, is stale by then:
+//     StaleAfter defaults to AckWait). A live sender, however slow, keeps
+//     its message in progress and its claim fresh every AckWait/3.
 //   - Targets of the current login only: a session number (uin, gid, did) is
 //     sent to only when the current login's contacts hold it. unknown_target
 //     is a finding of the directory (directory.ErrUnknownTarget), never a

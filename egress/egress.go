@@ -24,7 +24,7 @@ const (
 	DefaultRetryFor     = 10 * time.Minute
 	DefaultRetryInitial = time.Second
 	DefaultRetryMax     = 30 * time.Second
-	DefaultAckWait      = 30 * time.Second
+	DefaultAckWait      = 10 * time.Second // a dead replica's request resumes within it (Config.AckWait)
 	DefaultMaxDeliver   = 10
 )
 
@@ -78,9 +78,16 @@ type Config struct {
 	// Consumer is the durable name of the pull consumer on the QQ_OUT
 	// stream; replicas that use the same name share the work.
 	Consumer string
-	// AckWait is the consumer's ack wait; the message being worked on is
-	// kept in progress every AckWait/3. MaxDeliver bounds redeliveries (a
-	// bridge that crashes on a message does not loop on it forever).
+	// AckWait is the consumer's ack wait (and, with InFlight above 1, the
+	// pinned TTL). The message being worked on is kept in progress, and its
+	// claim touched, every AckWait/3 (StaleAfter/3 when that is shorter), so
+	// a request held by a replica that died is redelivered at most AckWait
+	// after the death and taken up at once: sent, or answered maybe_sent
+	// when its claim says it was being sent. A live replica is taken for
+	// dead only when three heartbeats in a row are lost. The default, 10 s,
+	// keeps that within the 15 s a failover is allowed. MaxDeliver bounds
+	// redeliveries (a bridge that crashes on a message does not loop on it
+	// forever).
 	AckWait    time.Duration
 	MaxDeliver int
 
@@ -95,7 +102,9 @@ type Config struct {
 
 	// StaleAfter is how old a "sending" idempotency record must be (no
 	// heartbeat) before another worker treats its sender as dead and answers
-	// maybe_sent; default AckWait.
+	// maybe_sent; default AckWait. A redelivered request finds its dead
+	// sender's record about AckWait old, so it is answered at once; a live
+	// sender touches its record every StaleAfter/3 at most.
 	StaleAfter time.Duration
 
 	// InFlight is the number of requests of the stream worked on at once

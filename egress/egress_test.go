@@ -5,10 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/qqclient"
@@ -422,6 +426,109 @@ func TestWaitKeptInProgress(t *testing.T) {
 		t.Fatalf("received %q, want first and second once each", got)
 	}
 	e.noMoreResults()
+}
+
+// TestSlowSendKeptInProgress: a send that QQ answers only after twice the
+// ack wait is not taken for a dead sender's: the message is kept in progress
+// and the claim fresh, so the other replica neither gets it nor answers
+// maybe_sent; it is sent once and answered ok.
+func TestSlowSendKeptInProgress(t *testing.T) {
+	e := newEnv(t, withConfig(func(c *Config) { c.AckWait = time.Second }))
+	e.run(e.eg)
+	e.run(e.newEgress(e.cfg)) // a second replica on the same durable consumer
+	e.sim.SetChaos(qqsim.Chaos{SendLatencyMS: 2500})
+	e.publishJSON(schema.KindFriend, schema.Request{ID: "slow", To: schema.Target{QQ: testenv.Alice}, Text: "slow"})
+	if _, res := e.result(); !res.OK || res.ID != "slow" {
+		t.Fatalf("result %+v (error %+v), want ok", res, res.Error)
+	}
+	ctx := testenv.Context(t)
+	cons, err := e.js.Consumer(ctx, e.subj.StreamOut(), DefaultConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumRedelivered != 0 {
+		t.Errorf("%d redelivered while the send was slow: want it kept in progress", info.NumRedelivered)
+	}
+	if n := len(e.sent()); n != 1 {
+		t.Errorf("simulator received %d messages, want 1", n)
+	}
+	e.noMoreResults()
+}
+
+// TestDeadReplicaTakenOver: a replica whose connection dies while QQ holds
+// the answer to its send (as in a kill -9: no heartbeat, no claim touched,
+// no answer) leaves its requests to the other replica after the ack wait
+// (with several in flight, also the pin's TTL): the one it was sending is
+// answered maybe_sent, never sent again, and the one behind it is sent.
+func TestDeadReplicaTakenOver(t *testing.T) {
+	for _, inFlight := range []int{1, 2} {
+		t.Run(fmt.Sprintf("in flight %d", inFlight), func(t *testing.T) {
+			e := newEnv(t, withConfig(func(c *Config) { c.AckWait = time.Second; c.InFlight = inFlight }))
+			ctx := testenv.Context(t)
+			nc, err := nats.Connect(e.nc.ConnectedUrl())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			js, err := jetstream.New(nc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The replica that dies: a connection and a session term of its own.
+			dyingSess := &testSessions{client: e.client, changed: make(chan struct{})}
+			e.sess.mu.Lock()
+			account := e.sess.account
+			e.sess.mu.Unlock()
+			dyingSess.setOnline(account)
+			dying := e.cfg
+			dying.JS, dying.Sessions = js, dyingSess
+			if dying.SentKV, err = js.KeyValue(ctx, e.kv.Bucket()); err != nil {
+				t.Fatal(err)
+			}
+			stopDying := e.run(e.newEgress(dying))
+			e.sim.SetChaos(qqsim.Chaos{SendLatencyMS: int(time.Hour / time.Millisecond)})
+			e.publishJSON(schema.KindFriend, schema.Request{ID: "held", To: schema.Target{QQ: testenv.Alice}, Text: "held"})
+			e.publishJSON(schema.KindFriend, schema.Request{ID: "behind", To: schema.Target{QQ: testenv.Alice}, Text: "behind"})
+			testenv.Eventually(t, "the first send at the simulator", func() bool { return len(e.sent()) == 1 })
+			e.sim.SetChaos(qqsim.Chaos{})
+			e.run(e.eg) // the replica that takes over
+			// The death: its NATS connection goes; so that the test need
+			// not wait for its leftovers, its send is cut short and it
+			// is stopped (it can no longer say or record anything).
+			nc.Close()
+			dyingSess.mu.Lock()
+			dyingSess.endTerm()
+			dyingSess.mu.Unlock()
+			go stopDying()
+
+			// (With several in flight the two may come back in either
+			// order: the limit the package comment states.)
+			got := map[string]schema.Result{}
+			for range 2 {
+				_, res := e.result()
+				got[res.ID] = res
+			}
+			if r := got["held"]; r.OK || r.Error == nil || r.Error.Code != schema.CodeMaybeSent {
+				t.Errorf("held: result %+v (error %+v), want maybe_sent", r, r.Error)
+			}
+			if r := got["behind"]; !r.OK {
+				t.Errorf("behind: result %+v (error %+v), want ok", r, r.Error)
+			}
+			var texts []string
+			for _, s := range e.sent() {
+				texts = append(texts, s.Text)
+			}
+			sort.Strings(texts)
+			if strings.Join(texts, "|") != "behind|held" {
+				t.Errorf("received %q, want held and behind once each", texts)
+			}
+			e.noMoreResults()
+		})
+	}
 }
 
 // TestGiveUp: transient failures that last longer than RetryFor end as

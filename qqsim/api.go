@@ -103,6 +103,7 @@ type SentRecord struct {
 	Faces   []int     `json:"faces"`   // the face numbers in order
 	MsgID   int64     `json:"msg_id"`  // the client's msg_id
 	Time    time.Time `json:"time"`
+	Remote  string    `json:"remote"` // the client's address (host:port) the send came from
 	// MaybeSent is true when the answer was retcode 1202 (chaos): the message counts
 	// as delivered all the same, as the real service may have delivered it.
 	MaybeSent bool `json:"maybe_sent,omitempty"`
@@ -115,6 +116,10 @@ type Chaos struct {
 	HTTP502Rate   float64 `json:"http_502_rate"`    // share of protocol requests answered HTTP 502
 	RateLimitPerS float64 `json:"rate_limit_per_s"` // when > 0, replaces Config.RateLimit
 	MaybeSentRate float64 `json:"maybe_sent_rate"`  // share of sends answered 1202 (but delivered)
+	// SendLatencyMS delays the answers of the four sends after the message is
+	// delivered (in Sent, echoed): a client that dies meanwhile sent it without
+	// hearing so.
+	SendLatencyMS int `json:"send_latency_ms"`
 }
 
 // State is the simulator's observable state (control API GET /_sim/state). It never

@@ -1,7 +1,10 @@
 package qqsim
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -9,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestContacts reads every contact endpoint of a world loaded from a file.
@@ -214,6 +218,74 @@ func TestChaos(t *testing.T) {
 	sim.SetChaos(Chaos{})
 	if rc := retcode(t, c.onlineBuddies()); rc != 0 {
 		t.Errorf("after chaos off: %d", rc)
+	}
+}
+
+// TestSendLatency: Chaos.SendLatencyMS holds the answer of a send after the
+// message is delivered, so a client that goes away meanwhile has sent it
+// without hearing so; other requests are not held, and the record names the
+// client's address.
+func TestSendLatency(t *testing.T) {
+	sim, c := newSim(t, testConfig())
+	c.login(sim)
+	gid := sim.State().Groups[987654]
+	sim.SetChaos(Chaos{SendLatencyMS: int(time.Hour / time.Millisecond)})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	local := make(chan string, 1) // the client's side of the send's connection
+	answered := make(chan error, 1)
+	go func() {
+		r, _ := json.Marshal(map[string]any{"group_uin": gid, "content": content("held"), "face": 522,
+			"clientid": 53999199, "msg_id": 65890001, "psessionid": c.psessionid})
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/channel/send_qun_msg2",
+			strings.NewReader(url.Values{"r": {string(r)}}.Encode()))
+		if err != nil {
+			answered <- err
+			return
+		}
+		req.Header.Set("User-Agent", testUA)
+		req.Header.Set("Referer", RefererD1)
+		req.Header.Set("Origin", OriginD1)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		hc := &http.Client{Jar: c.hc.Jar, Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err == nil {
+				local <- conn.LocalAddr().String()
+			}
+			return conn, err
+		}}}
+		resp, err := hc.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		answered <- err
+	}()
+
+	eventually(t, "the held send in Sent", func() bool { return len(sim.Sent()) == 1 })
+	if rec := sim.Sent()[0]; rec.Text != "held" || rec.Remote != <-local {
+		t.Errorf("sent %+v: want the text held from the client's address", rec)
+	}
+	if rc := retcode(t, c.onlineBuddies()); rc != 0 { // not held
+		t.Errorf("get_online_buddies2 while a send is held: retcode %d", rc)
+	}
+	select {
+	case err := <-answered:
+		t.Fatalf("the send was answered (error %v) while held", err)
+	default:
+	}
+	cancel()
+	if err := <-answered; !errors.Is(err, context.Canceled) {
+		t.Errorf("the held send ended with %v, want the client's cancellation", err)
+	}
+	// It was delivered all the same: the echo comes.
+	items := c.pollItems()
+	if len(items) != 1 || items[0]["poll_type"] != "group_message" {
+		t.Errorf("echo of the held send: %v", items)
+	}
+	sim.SetChaos(Chaos{})
+	if rc := retcode(t, c.send("send_qun_msg2", "group_uin", gid, content("after"), nil)); rc != 0 {
+		t.Errorf("a send after the latency is off: retcode %d", rc)
 	}
 }
 

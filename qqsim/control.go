@@ -149,6 +149,7 @@ func (s *Server) RenewPtWebQQ() error {
 // latency counts as none.
 func (s *Server) SetChaos(c Chaos) {
 	c.LatencyMS = max(c.LatencyMS, 0)
+	c.SendLatencyMS = max(c.SendLatencyMS, 0)
 	c.HTTP502Rate = min(max(c.HTTP502Rate, 0), 1)
 	c.MaybeSentRate = min(max(c.MaybeSentRate, 0), 1)
 	c.RateLimitPerS = max(c.RateLimitPerS, 0)
@@ -266,7 +267,7 @@ func (s *Server) controlChaos(r *http.Request) (any, error) {
 		return nil, err
 	}
 	if c.HTTP502Rate < 0 || c.HTTP502Rate > 1 || c.MaybeSentRate < 0 || c.MaybeSentRate > 1 ||
-		c.LatencyMS < 0 || c.RateLimitPerS < 0 {
+		c.LatencyMS < 0 || c.SendLatencyMS < 0 || c.RateLimitPerS < 0 {
 		return nil, errors.New("qqsim: chaos: rates must be within 0..1, latency and rate limit not negative")
 	}
 	s.SetChaos(c)

@@ -44,6 +44,7 @@ func TestControlAPI(t *testing.T) {
 		{"POST", "/_sim/messages", `{"kind":"friend","from":42,"text":"stranger"}`, http.StatusBadRequest},
 		{"POST", "/_sim/events", `{"not":"a list"}`, http.StatusBadRequest},
 		{"POST", "/_sim/chaos", `{"http_502_rate":2}`, http.StatusBadRequest},
+		{"POST", "/_sim/chaos", `{"send_latency_ms":-1}`, http.StatusBadRequest},
 	}
 	for _, row := range errRows {
 		status, m, _ := ctl(t, c, row.method, row.path, row.body)

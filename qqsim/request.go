@@ -266,6 +266,9 @@ func (s *Server) serveProtocol(w http.ResponseWriter, r *http.Request, ep endpoi
 	}
 	s.mu.Unlock()
 
+	if sendEndpoints[ep.name] && !wait(r.Context(), time.Duration(chaos.SendLatencyMS)*time.Millisecond) {
+		return // the client went away while the answer was held
+	}
 	writeAnswer(w, ans)
 }
 

@@ -149,6 +149,9 @@ func (s *Server) sendSess(c *call) any {
 	return s.sendLocked(c, sendTarget{kind: "sess", target: uin, stable: qq, to: qq, group: g})
 }
 
+// sendEndpoints are the four sends, whose answers Chaos.SendLatencyMS delays.
+var sendEndpoints = map[string]bool{"send_buddy_msg2": true, "send_qun_msg2": true, "send_discu_msg2": true, "send_sess_msg2": true}
+
 // sendLocked finishes a send whose target is known: the content string, the msg_id,
 // the record, the echo and the answer of the kind's host.
 func (s *Server) sendLocked(c *call, t sendTarget) any {
@@ -172,7 +175,7 @@ func (s *Server) sendLocked(c *call, t sendTarget) any {
 
 	rec := SentRecord{
 		Kind: t.kind, Target: t.target, Stable: t.stable, Content: content,
-		Faces: []int{}, MsgID: msgID, Time: c.now, MaybeSent: maybe,
+		Faces: []int{}, MsgID: msgID, Time: c.now, Remote: c.r.RemoteAddr, MaybeSent: maybe,
 	}
 	var text strings.Builder
 	for _, sg := range segs {
