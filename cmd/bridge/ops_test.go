@@ -558,8 +558,8 @@ func TestReadyWhileConnecting(t *testing.T) {
 }
 
 // TestPProf: the Go profiler is on the HTTP port only with --pprof: 404
-// without it (the status page answers the path), its index, a named profile
-// and the command line with it.
+// without it (the status page answers the path), its index and named
+// profiles with it; never the command line, which may hold --session-key.
 func TestPProf(t *testing.T) {
 	for _, on := range []bool{false, true} {
 		t.Run(fmt.Sprintf("pprof=%v", on), func(t *testing.T) {
@@ -572,7 +572,6 @@ func TestPProf(t *testing.T) {
 				"/debug/pprof/":                  "goroutine",
 				"/debug/pprof/heap?debug=1":      "heap profile",
 				"/debug/pprof/goroutine?debug=1": "goroutine profile",
-				"/debug/pprof/cmdline":           "",
 			} {
 				code, body := get(t, base+path)
 				switch {
@@ -581,6 +580,9 @@ func TestPProf(t *testing.T) {
 				case on && (code != http.StatusOK || !strings.Contains(body, want)):
 					t.Errorf("%s with --pprof: %d %.200q, want 200 with %q", path, code, body, want)
 				}
+			}
+			if code, body := get(t, base+"/debug/pprof/cmdline"); code != http.StatusNotFound || strings.Contains(body, "-test.") {
+				t.Errorf("/debug/pprof/cmdline: %d %.200q, want 404 without the command line", code, body)
 			}
 			if code, _ := get(t, base+"/metrics"); code != http.StatusOK {
 				t.Errorf("/metrics: %d", code)

@@ -115,8 +115,9 @@ func (b *Bridge) httpHandler() http.Handler {
 	mux.Handle("GET /readyz", health)
 	mux.Handle("GET /metrics", b.metrics.Handler())
 	if b.cfg.PProf {
+		// Not /debug/pprof/cmdline: the command line may hold --session-key
+		// (the index answers it 404, an unknown profile).
 		mux.HandleFunc("/debug/pprof/", pprof.Index) // also the named profiles: heap, goroutine, …
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
