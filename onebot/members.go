@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
+
+	"github.com/qqbridge/qqbridge/schema"
 )
 
 // memberInfo is a group member as get_group_member_info and
@@ -50,12 +53,11 @@ func (g *Gateway) getGroupMemberList(ctx context.Context, c call) Response {
 	if err != nil {
 		return paramFailure(err)
 	}
-	ms, err := g.backend.Members(ctx, g.groupTarget(ctx, group))
+	ms, err := g.bridgeMembers(ctx, group)
 	switch {
 	case errors.Is(err, ErrUnknownGroup):
 		return failed(RetUnknownTarget, "no group "+strconv.FormatInt(group, 10))
 	case err != nil:
-		g.log.Info().Err(err).Int64("group_id", group).Msg("the bridge did not list the group's members; answering those seen speaking")
 		return g.seenMembers(ctx, group)
 	}
 	seen, err := g.seen(ctx, group)
@@ -90,12 +92,11 @@ func (g *Gateway) getGroupMemberInfo(ctx context.Context, c call) Response {
 	if err != nil {
 		return paramFailure(err)
 	}
-	ms, err := g.backend.Members(ctx, g.groupTarget(ctx, group))
+	ms, err := g.bridgeMembers(ctx, group)
 	switch {
 	case errors.Is(err, ErrUnknownGroup):
 		return failed(RetUnknownTarget, "no group "+strconv.FormatInt(group, 10))
 	case err != nil:
-		g.log.Info().Err(err).Int64("group_id", group).Msg("the bridge did not list the group's members; answering from those seen speaking")
 		return g.seenMember(ctx, group, user)
 	}
 	unknown := 0
@@ -120,6 +121,24 @@ func (g *Gateway) getGroupMemberInfo(ctx context.Context, c call) Response {
 	}
 	return failed(RetUnknownTarget, noMember+" among the members whose QQ numbers the bridge knows ("+
 		strconv.Itoa(unknown)+" of "+strconv.Itoa(len(ms))+" are listed under their session numbers)")
+}
+
+// bridgeMembers asks the bridge for the members of the group within half of
+// the action's time (ctx's), so that the answer from the members seen
+// speaking, when the bridge does not answer, has the other half.
+func (g *Gateway) bridgeMembers(ctx context.Context, group int64) ([]schema.Contact, error) {
+	target := g.groupTarget(ctx, group)
+	wait := g.cfg.ActionTimeout / 2
+	if dl, ok := ctx.Deadline(); ok {
+		wait = time.Until(dl) / 2
+	}
+	mctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	ms, err := g.backend.Members(mctx, target)
+	if err != nil && !errors.Is(err, ErrUnknownGroup) {
+		g.log.Info().Err(err).Int64("group_id", group).Msg("the bridge did not list the group's members; answering from those seen speaking")
+	}
+	return ms, err
 }
 
 // markSessionNumbers records each of ns as a session number (key

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -970,15 +971,21 @@ func simSent(t *testing.T, simURL, kind string, stable int64, text string) bool 
 // TestOnebotMembersWithoutBridge: with no bridge answering
 // qq.api.contacts.members (none running, or one older than the endpoint),
 // the member actions answer from the members seen speaking, and the
-// backend's error is not taken for an unknown group.
+// backend's error is not taken for an unknown group. When something
+// subscribes to the subject without answering, the gateway gives the
+// bridge half of the action's time and still answers.
 func TestOnebotMembersWithoutBridge(t *testing.T) {
-	nc, _ := testenv.StartNATS(t).Connect()
+	nc, js := testenv.StartNATS(t).Connect()
 	ctx := testenv.Context(t)
-	be := &natsBackend{nc: nc, timeout: 5 * time.Second}
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "qq_onebot", History: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	be := &natsBackend{nc: nc, timeout: 30 * time.Second}
 	if _, err := be.Members(ctx, schema.Target{Group: devGroup}); err == nil || errors.Is(err, onebot.ErrUnknownGroup) {
 		t.Fatalf("Members with no bridge = %v, want a transport error that is not ErrUnknownGroup", err)
 	}
-	gw, err := onebot.New(onebot.Config{}, be, onebot.NewMemStore())
+	gw, err := onebot.New(onebot.Config{ActionTimeout: time.Second}, be, kvStore{kv})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -988,16 +995,31 @@ func TestOnebotMembersWithoutBridge(t *testing.T) {
 	if _, err := gw.Convert(ctx, ev); err != nil {
 		t.Fatal(err)
 	}
-	group := onebot.Params{"group_id": json.RawMessage(fmt.Sprint(devGroup))}
-	r := gw.Call(ctx, "get_group_member_list", group, nil)
-	b, _ := json.Marshal(r.Data)
-	var ms []map[string]any
-	if err := json.Unmarshal(b, &ms); err != nil || r.Status != "ok" || len(ms) != 1 ||
-		ms[0]["user_id"] != float64(aliceQQ) || ms[0]["card"] != "Alice@dev" || ms[0]["last_sent_time"] != float64(1700000000) {
-		t.Errorf("get_group_member_list without a bridge = %+v, want Alice as seen speaking", r)
+	check := func(when string) {
+		t.Helper()
+		group := onebot.Params{"group_id": json.RawMessage(fmt.Sprint(devGroup))}
+		r := gw.Call(ctx, "get_group_member_list", group, nil)
+		b, _ := json.Marshal(r.Data)
+		var ms []map[string]any
+		if err := json.Unmarshal(b, &ms); err != nil || r.Status != "ok" || len(ms) != 1 ||
+			ms[0]["user_id"] != float64(aliceQQ) || ms[0]["card"] != "Alice@dev" || ms[0]["last_sent_time"] != float64(1700000000) {
+			t.Errorf("get_group_member_list %s = %+v, want Alice as seen speaking", when, r)
+		}
+		group["user_id"] = json.RawMessage(fmt.Sprint(aliceQQ))
+		if r := gw.Call(ctx, "get_group_member_info", group, nil); r.Status != "ok" {
+			t.Errorf("get_group_member_info of Alice %s = %+v, want her as seen speaking", when, r)
+		}
+		group["user_id"] = json.RawMessage(fmt.Sprint(testenv.Bob))
+		if r := gw.Call(ctx, "get_group_member_info", group, nil); r.Retcode != onebot.RetUnknownTarget {
+			t.Errorf("get_group_member_info of one never seen %s = %+v, want retcode 100", when, r)
+		}
 	}
-	group["user_id"] = json.RawMessage(fmt.Sprint(testenv.Bob))
-	if r := gw.Call(ctx, "get_group_member_info", group, nil); r.Retcode != onebot.RetUnknownTarget {
-		t.Errorf("get_group_member_info of one never seen, without a bridge = %+v, want retcode 100", r)
+	check("without a bridge")
+
+	sub, err := nc.Subscribe("qq.api.>", func(*nats.Msg) {}) // hears requests, answers none
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer func() { _ = sub.Unsubscribe() }()
+	check("with a silent subscriber")
 }
