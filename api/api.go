@@ -17,7 +17,7 @@ import (
 )
 
 // ServiceVersion is the version the micro service announces.
-const ServiceVersion = "1.1.0"
+const ServiceVersion = "1.2.0"
 
 // semVer matches a semantic version (semver.org), as micro requires.
 var semVer = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$`)
@@ -40,12 +40,17 @@ type Sender interface {
 
 // Contacts lists the account's contacts; *directory.Directory implements it.
 // ResolveFriends looks up the QQ numbers of the friends not resolved yet, so
-// that the friend list carries them.
+// that the friend list carries them. Members lists the members of the group
+// target names (Group: its group number, or GID: its session number); an
+// error with a method ErrorCode() schema.ErrorCode is answered with that code
+// (unknown_target: the login has no such group; invalid_request;
+// rate_limited), any other as session_unavailable.
 type Contacts interface {
 	ResolveFriends(ctx context.Context) error
 	Friends() []schema.Contact
 	Groups() []schema.GroupRef
 	Discussions() []schema.DiscussRef
+	Members(ctx context.Context, target schema.Target) ([]schema.Contact, error)
 }
 
 // Session is what the API needs of the session manager: its state, and a
@@ -153,6 +158,7 @@ func (a *API) Start(ctx context.Context) (micro.Service, error) {
 		endpoint{"contacts.friends", a.friends},
 		endpoint{"contacts.groups", func(_ context.Context, r micro.Request) { a.respond(r, nonNil(c.Groups())) }},
 		endpoint{"contacts.discussions", func(_ context.Context, r micro.Request) { a.respond(r, nonNil(c.Discussions())) }},
+		endpoint{"contacts.members", a.members},
 		endpoint{"session.state", func(_ context.Context, r micro.Request) { a.respond(r, a.cfg.Session.State()) }},
 		endpoint{"session.login", a.login},
 	)

@@ -296,7 +296,7 @@ func TestServiceInfo(t *testing.T) {
 	}
 	want := map[string]bool{}
 	for _, s := range []string{"send.friend", "send.group", "send.discuss", "send.sess", "contacts.friends",
-		"contacts.groups", "contacts.discussions", "session.state", "session.login"} {
+		"contacts.groups", "contacts.discussions", "contacts.members", "session.state", "session.login"} {
 		want["qq.api."+s] = true
 	}
 	for _, ep := range info.Endpoints {

@@ -4,6 +4,7 @@
 //
 //	send.friend|group|discuss|sess       a Request (JSON or msgpack by Content-Type) → its Result
 //	contacts.friends|groups|discussions  → []schema.Contact / []schema.GroupRef / []schema.DiscussRef
+//	contacts.members                     {"group":<number>} or {"gid":<gid>} → []schema.Contact
 //	session.state                        → schema.SessionState
 //	session.login                        {"force":bool} → schema.SessionState once a new QR login started
 //
@@ -24,7 +25,14 @@
 // account anyway, across every replica when egress has a shared Pacer
 // (package pace), as the bridge does.
 //
+// contacts.members answers a group's members in QQ's order (uin, nick,
+// card, and the QQ number when the directory knows it without asking QQ:
+// zero for the others); a malformed request is answered 400
+// invalid_request, a group the current login does not have (an unknown
+// number, a gid of an older login) 404 unknown_target, a list that could
+// not be had 503 session_unavailable.
+//
 // The files: api.go (Config, New, Start), send.go (the send endpoints and
-// the deadline), session.go (state and login), reply.go (answers and error
-// codes).
+// the deadline), session.go (state and login), members.go (group members),
+// reply.go (answers and error codes), file.go (file offers).
 package api

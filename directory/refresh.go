@@ -185,13 +185,7 @@ func (d *Directory) loadGroup(ctx context.Context, g qqclient.Group, prev *group
 		switch {
 		case err == nil:
 			ng.loaded = true
-			for _, m := range info.Members {
-				if _, dup := ng.members[m.UIN]; dup || m.UIN <= 0 {
-					continue
-				}
-				ng.members[m.UIN] = member{nick: m.Nick, card: m.Card}
-				ng.order = append(ng.order, m.UIN)
-			}
+			ng.members, ng.order = groupMembers(info)
 			if ng.name == "" {
 				ng.name = info.Name
 			}

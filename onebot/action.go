@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -445,80 +444,6 @@ func (g *Gateway) getGroupInfo(ctx context.Context, c call) Response {
 		}
 	}
 	return failed(RetUnknownTarget, "no group "+strconv.FormatInt(id, 10))
-}
-
-type memberInfo struct {
-	GroupID         int64  `json:"group_id"`
-	UserID          int64  `json:"user_id"`
-	Nickname        string `json:"nickname"`
-	Card            string `json:"card"`
-	Sex             string `json:"sex"`
-	Age             int32  `json:"age"`
-	Area            string `json:"area"`
-	JoinTime        int32  `json:"join_time"`
-	LastSentTime    int32  `json:"last_sent_time"`
-	Level           string `json:"level"`
-	Role            string `json:"role"`
-	Unfriendly      bool   `json:"unfriendly"`
-	Title           string `json:"title"`
-	TitleExpireTime int32  `json:"title_expire_time"`
-	CardChangeable  bool   `json:"card_changeable"`
-}
-
-func newMemberInfo(group, user int64, m Member) memberInfo {
-	return memberInfo{GroupID: group, UserID: user, Nickname: m.Nickname, Card: m.Card, Sex: "unknown",
-		LastSentTime: int32(m.LastSentTime), Role: "member"}
-}
-
-func (g *Gateway) getGroupMemberList(ctx context.Context, c call) Response {
-	group, err := c.params.NeedInt64("group_id")
-	if err != nil {
-		return paramFailure(err)
-	}
-	keys, err := g.store.Keys(ctx, "member."+strconv.FormatInt(group, 10)+".*")
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return failed(RetInternal, "store: "+err.Error())
-	}
-	out := make([]memberInfo, 0, len(keys))
-	for _, k := range keys {
-		user, err := strconv.ParseInt(k[strings.LastIndexByte(k, '.')+1:], 10, 64)
-		if err != nil {
-			continue
-		}
-		b, _, err := g.store.Get(ctx, k)
-		if err != nil {
-			continue
-		}
-		var m Member
-		if json.Unmarshal(b, &m) == nil {
-			out = append(out, newMemberInfo(group, user, m))
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].UserID < out[j].UserID })
-	return ok(out)
-}
-
-func (g *Gateway) getGroupMemberInfo(ctx context.Context, c call) Response {
-	group, err := c.params.NeedInt64("group_id")
-	if err != nil {
-		return paramFailure(err)
-	}
-	user, err := c.params.NeedInt64("user_id")
-	if err != nil {
-		return paramFailure(err)
-	}
-	b, _, err := g.store.Get(ctx, memberKey(group, user))
-	if errors.Is(err, ErrNotFound) {
-		return failed(RetUnknownTarget, "member "+strconv.FormatInt(user, 10)+" of group "+strconv.FormatInt(group, 10)+" has not spoken since the gateway started keeping members")
-	}
-	if err != nil {
-		return failed(RetInternal, "store: "+err.Error())
-	}
-	var m Member
-	if err := json.Unmarshal(b, &m); err != nil {
-		return failed(RetInternal, "store: "+err.Error())
-	}
-	return ok(newMemberInfo(group, user, m))
 }
 
 func (g *Gateway) getMsg(ctx context.Context, c call) Response {

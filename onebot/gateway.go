@@ -20,13 +20,24 @@ import (
 // (qq.api.send.<kind>, qq.api.contacts.*, qq.api.session.state). The error
 // is a transport failure (no bridge answered); a send that the bridge
 // answered, even as a failure, is a Result.
+//
+// Members lists the members of a group (qq.api.contacts.members; group is
+// {Group: number} or {GID: gid}). An error matching ErrUnknownGroup says the
+// bridge found no such group in its login (404 unknown_target); any other
+// error (no bridge, a bridge without that endpoint, a list it could not
+// have) makes the gateway answer from the members it saw speak.
 type Backend interface {
 	Send(ctx context.Context, kind schema.Kind, req *schema.Request) (schema.Result, error)
 	Friends(ctx context.Context) ([]schema.Contact, error)
 	Groups(ctx context.Context) ([]schema.GroupRef, error)
 	Discussions(ctx context.Context) ([]schema.DiscussRef, error)
+	Members(ctx context.Context, group schema.Target) ([]schema.Contact, error)
 	SessionState(ctx context.Context) (schema.SessionState, error)
 }
+
+// ErrUnknownGroup is the error of Backend.Members for a group the bridge's
+// login does not have.
+var ErrUnknownGroup = errors.New("onebot: the bridge knows no such group")
 
 // Reverse is one reverse WebSocket client: Universal (URL), or the API and
 // event connections apart (APIURL, EventURL).

@@ -16,6 +16,11 @@ import (
 type recordingBackend struct {
 	mu   sync.Mutex
 	reqs []sentReq
+	// members answers Members: the lists by group target; a target not in
+	// it is ErrUnknownGroup, and membersErr, when set, is every answer.
+	members    map[schema.Target][]schema.Contact
+	membersErr error
+	asked      []schema.Target // the targets Members was asked for
 }
 
 type sentReq struct {
@@ -38,6 +43,20 @@ func (b *recordingBackend) Groups(context.Context) ([]schema.GroupRef, error) { 
 func (b *recordingBackend) Discussions(context.Context) ([]schema.DiscussRef, error) {
 	return nil, nil
 }
+func (b *recordingBackend) Members(_ context.Context, group schema.Target) ([]schema.Contact, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.asked = append(b.asked, group)
+	if b.membersErr != nil {
+		return nil, b.membersErr
+	}
+	ms, found := b.members[group]
+	if !found {
+		return nil, ErrUnknownGroup
+	}
+	return ms, nil
+}
+
 func (b *recordingBackend) SessionState(context.Context) (schema.SessionState, error) {
 	return schema.SessionState{State: schema.StateOnline, Account: 931996776}, nil
 }

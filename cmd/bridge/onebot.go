@@ -395,6 +395,29 @@ func (b *natsBackend) Discussions(ctx context.Context) ([]schema.DiscussRef, err
 	return v, b.list(ctx, &v, "contacts", "discussions")
 }
 
+// Members implements onebot.Backend: qq.api.contacts.members with
+// {"group":…} or {"gid":…}; a 404 (unknown_target) is onebot.ErrUnknownGroup.
+func (b *natsBackend) Members(ctx context.Context, group schema.Target) ([]schema.Contact, error) {
+	body, err := schema.JSON().Marshal(group)
+	if err != nil {
+		return nil, err
+	}
+	subject := b.s.API("contacts", "members")
+	reply, err := b.request(ctx, subject, body)
+	if err != nil {
+		return nil, err
+	}
+	switch code := reply.Header.Get("Nats-Service-Error-Code"); code {
+	case "":
+	case "404": // unknown_target (docs/events.md)
+		return nil, fmt.Errorf("%w: %s", onebot.ErrUnknownGroup, reply.Header.Get("Nats-Service-Error"))
+	default:
+		return nil, fmt.Errorf("%s: %s %s", subject, code, reply.Header.Get("Nats-Service-Error"))
+	}
+	var v []schema.Contact
+	return v, schema.Decode(schema.HeaderValue(reply.Header, schema.HeaderContentType), reply.Data, &v)
+}
+
 func (b *natsBackend) SessionState(ctx context.Context) (schema.SessionState, error) {
 	var v schema.SessionState
 	return v, b.list(ctx, &v, "session", "state")

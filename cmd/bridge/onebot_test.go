@@ -15,12 +15,14 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/onebot"
 	"github.com/qqbridge/qqbridge/qqsim"
+	"github.com/qqbridge/qqbridge/schema"
 )
 
 const obToken = "test-token"
@@ -320,9 +322,23 @@ func TestOnebotForwardWS(t *testing.T) {
 				d := r["data"].(map[string]any)
 				return d["card"] == "Alice@dev" && d["nickname"] == "Alice" && d["role"] == "member"
 			}},
+			{"get_group_member_info", map[string]any{"group_id": devGroup, "user_id": testenv.Bob}, func(r map[string]any) bool {
+				d := r["data"].(map[string]any) // Bob never spoke: the bridge's list has him
+				return d["nickname"] == "Bob" && d["card"] == "" && d["last_sent_time"] == float64(0)
+			}},
 			{"get_group_member_list", map[string]any{"group_id": devGroup}, func(r map[string]any) bool {
-				l := r["data"].([]any)
-				return len(l) == 1 && l[0].(map[string]any)["user_id"] == float64(aliceQQ)
+				// Every member, in QQ's order — the account too — not only Alice who spoke.
+				var ids []any
+				var alice map[string]any
+				for _, m := range r["data"].([]any) {
+					m := m.(map[string]any)
+					ids = append(ids, m["user_id"])
+					if m["user_id"] == float64(aliceQQ) {
+						alice = m
+					}
+				}
+				return fmt.Sprint(ids) == fmt.Sprint([]any{float64(931996776), float64(aliceQQ), float64(testenv.Bob), float64(testenv.Carol)}) &&
+					alice["card"] == "Alice@dev" && alice["last_sent_time"].(float64) > 0
 			}},
 		}
 		// The keys of each answer, as the spec's tables list them (v11 api/public.md).
@@ -369,6 +385,7 @@ func TestOnebotForwardWS(t *testing.T) {
 			{"send_group_msg", map[string]any{"group_id": devGroup, "message": []any{map[string]any{"type": "image", "data": map[string]any{"file": "a.png"}}}}, 1400},
 			{"send_group_msg", map[string]any{"group_id": 1, "message": "nobody"}, 100},
 			{"get_group_member_info", map[string]any{"group_id": devGroup, "user_id": 999}, 100},
+			{"get_group_member_list", map[string]any{"group_id": 11111}, 100},
 		} {
 			r := c.call(bad.action, bad.params, "bad-"+bad.action)
 			if r["status"] != "failed" || r["retcode"] != bad.retcode {
@@ -949,4 +966,60 @@ func TestKVStore(t *testing.T) {
 func simSent(t *testing.T, simURL, kind string, stable int64, text string) bool {
 	t.Helper()
 	return len(testenv.NewSimControl(t, simURL).SentMatching(testenv.SentText(kind, stable, text))) > 0
+}
+
+// TestOnebotMembersWithoutBridge: with no bridge answering
+// qq.api.contacts.members (none running, or one older than the endpoint),
+// the member actions answer from the members seen speaking, and the
+// backend's error is not taken for an unknown group. When something
+// subscribes to the subject without answering, the gateway gives the
+// bridge half of the action's time and still answers.
+func TestOnebotMembersWithoutBridge(t *testing.T) {
+	nc, js := testenv.StartNATS(t).Connect()
+	ctx := testenv.Context(t)
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "qq_onebot", History: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	be := &natsBackend{nc: nc, timeout: 30 * time.Second}
+	if _, err := be.Members(ctx, schema.Target{Group: devGroup}); err == nil || errors.Is(err, onebot.ErrUnknownGroup) {
+		t.Fatalf("Members with no bridge = %v, want a transport error that is not ErrUnknownGroup", err)
+	}
+	gw, err := onebot.New(onebot.Config{ActionTimeout: time.Second}, be, kvStore{kv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &schema.Event{ID: "931996776:group:1", Type: schema.TypeMessageGroup, Time: time.Unix(1700000000, 0), Account: 931996776, MsgID: 1,
+		From: &schema.Contact{UIN: 1, QQ: aliceQQ, Nick: "Alice", Card: "Alice@dev"}, Group: &schema.GroupRef{GID: 2, Number: devGroup},
+		Segments: []schema.Segment{schema.TextSegment("hi")}}
+	if _, err := gw.Convert(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		group := onebot.Params{"group_id": json.RawMessage(fmt.Sprint(devGroup))}
+		r := gw.Call(ctx, "get_group_member_list", group, nil)
+		b, _ := json.Marshal(r.Data)
+		var ms []map[string]any
+		if err := json.Unmarshal(b, &ms); err != nil || r.Status != "ok" || len(ms) != 1 ||
+			ms[0]["user_id"] != float64(aliceQQ) || ms[0]["card"] != "Alice@dev" || ms[0]["last_sent_time"] != float64(1700000000) {
+			t.Errorf("get_group_member_list %s = %+v, want Alice as seen speaking", when, r)
+		}
+		group["user_id"] = json.RawMessage(fmt.Sprint(aliceQQ))
+		if r := gw.Call(ctx, "get_group_member_info", group, nil); r.Status != "ok" {
+			t.Errorf("get_group_member_info of Alice %s = %+v, want her as seen speaking", when, r)
+		}
+		group["user_id"] = json.RawMessage(fmt.Sprint(testenv.Bob))
+		if r := gw.Call(ctx, "get_group_member_info", group, nil); r.Retcode != onebot.RetUnknownTarget {
+			t.Errorf("get_group_member_info of one never seen %s = %+v, want retcode 100", when, r)
+		}
+	}
+	check("without a bridge")
+
+	sub, err := nc.Subscribe("qq.api.>", func(*nats.Msg) {}) // hears requests, answers none
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	check("with a silent subscriber")
 }
