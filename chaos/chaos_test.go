@@ -558,7 +558,7 @@ func (s *suite) settle() {
 		var st struct{ Pending int }
 		getJSON(s.simURL+"/_sim/state", &st)
 		in, _ := s.readIn()
-		res := s.readResults()
+		res, _ := s.readResults()
 		if len(in.byN) != stored {
 			stored, since = len(in.byN), time.Now()
 		}
@@ -610,9 +610,9 @@ type result struct {
 }
 
 // readResults reads QQ_RESULT from the start: out-<n> → its results.
-func (s *suite) readResults() map[int]*result {
+func (s *suite) readResults() (map[int]*result, error) {
 	res := map[int]*result{}
-	_ = s.readStream(streamResult, func(m jetstream.Msg) {
+	err := s.readStream(streamResult, func(m jetstream.Msg) {
 		var r struct {
 			ID    string `json:"id"`
 			OK    bool   `json:"ok"`
@@ -640,10 +640,13 @@ func (s *suite) readResults() map[int]*result {
 		}
 		e.count++
 	})
-	return res
+	return res, err
 }
 
-// readStream calls each for every message of stream, oldest first.
+// readStream calls each for every message of stream, oldest first. A
+// fetch that fails (a consumer lost to a node restart, a missed heartbeat)
+// is retried from the message after the last one read, until the stream's
+// last sequence at the start has been read or the minute is over.
 func (s *suite) readStream(stream string, each func(jetstream.Msg)) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -659,7 +662,28 @@ func (s *suite) readStream(stream string, each func(jetstream.Msg)) error {
 	if info.State.Msgs == 0 {
 		return nil
 	}
-	c, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	var next uint64 // the next sequence to read; 0: from the start
+	for {
+		err := s.readFrom(ctx, st, next, last, func(m jetstream.Msg, seq uint64) {
+			each(m)
+			next = seq + 1
+		})
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		s.t.Logf("reading %s from sequence %d: %v; again", stream, next, err)
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// readFrom reads st from sequence from (0: the first) to last with an
+// ordered consumer; each gets every message and its stream sequence.
+func (s *suite) readFrom(ctx context.Context, st jetstream.Stream, from, last uint64, each func(jetstream.Msg, uint64)) error {
+	cfg := jetstream.OrderedConsumerConfig{}
+	if from > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
+	}
+	c, err := st.OrderedConsumer(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -671,8 +695,12 @@ func (s *suite) readStream(stream string, each func(jetstream.Msg)) error {
 		got := 0
 		for m := range batch.Messages() {
 			got++
-			each(m)
-			if md, err := m.Metadata(); err == nil && md.Sequence.Stream >= last {
+			md, err := m.Metadata()
+			if err != nil {
+				return err
+			}
+			each(m, md.Sequence.Stream)
+			if md.Sequence.Stream >= last {
 				return nil
 			}
 		}
@@ -680,7 +708,7 @@ func (s *suite) readStream(stream string, each func(jetstream.Msg)) error {
 			return err
 		}
 		if got == 0 {
-			return fmt.Errorf("%s: nothing more before sequence %d", stream, last)
+			return fmt.Errorf("nothing more before sequence %d", last)
 		}
 	}
 }
@@ -716,7 +744,10 @@ func (s *suite) report() {
 	if err != nil {
 		t.Errorf("reading %s: %v", streamIn, err)
 	}
-	res := s.readResults()
+	res, err := s.readResults()
+	if err != nil {
+		t.Errorf("reading %s: %v", streamResult, err)
+	}
 	sent := s.sentTexts()
 	s.mu.Lock()
 	defer s.mu.Unlock()
