@@ -80,6 +80,9 @@ func (jsonCodec) Marshal(v any) ([]byte, error) {
 	switch m := v.(type) {
 	case *Event:
 		if m != nil {
+			if b, ok := appendEventJSON(nil, m); ok {
+				return b, nil // without reflection (jsonwrite.go)
+			}
 			w, err := m.wire()
 			if err != nil {
 				return nil, err
