@@ -34,6 +34,7 @@ package ingress
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -176,7 +177,7 @@ type Stats struct {
 type Ingress struct {
 	cfg     Config
 	dir     Resolver
-	codec   schema.Codec
+	enc     *schema.Encoder
 	log     zerolog.Logger
 	recent  *recentSet
 	metrics Metrics
@@ -221,7 +222,7 @@ func New(cfg Config) (*Ingress, error) {
 	i := &Ingress{
 		cfg:     cfg,
 		dir:     cfg.Dir,
-		codec:   cfg.Codec,
+		enc:     schema.NewEncoder(cfg.Codec),
 		log:     cfg.Log.With().Str("component", "ingress").Logger(),
 		recent:  newRecentSet(cfg.RecentIDs),
 		metrics: cfg.Metrics,
@@ -231,9 +232,6 @@ func New(cfg Config) (*Ingress, error) {
 	}
 	if i.dir == nil {
 		i.dir = numbersOnly{}
-	}
-	if i.codec == nil {
-		i.codec = schema.JSON()
 	}
 	return i, nil
 }
@@ -618,11 +616,9 @@ func (i *Ingress) prepare(ctx context.Context, account int64, ev qqclient.Event,
 		log.Error().Err(err).Str("event_id", e.ID).Msg("no subject for event, dropped")
 		return nil
 	}
-	if len(e.Raw) > 0 {
-		if _, _, err := e.Encode(i.codec); err != nil {
-			log.Warn().Err(err).Str("event_id", e.ID).Msg("raw value not encodable, published without it")
-			e.Raw = nil
-		}
+	if len(e.Raw) > 0 && !json.Valid(e.Raw) { // both codecs take a raw value that is JSON
+		log.Warn().Str("event_id", e.ID).Msg("raw value not encodable (not JSON), published without it")
+		e.Raw = nil
 	}
 	msgs := i.encodeEvent(e, subject, log)
 	if msgs == nil {

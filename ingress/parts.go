@@ -146,7 +146,7 @@ func (i *Ingress) encodeParts(e *schema.Event, subject string, limit int) ([]*na
 // encodeMsg encodes e into a message on subject and returns it with its size
 // as the server counts it (data and headers).
 func (i *Ingress) encodeMsg(e *schema.Event, subject string) (*nats.Msg, int, error) {
-	data, hdr, err := e.Encode(i.codec)
+	data, hdr, err := i.enc.Encode(e)
 	if err != nil {
 		return nil, 0, err
 	}
