@@ -1,6 +1,7 @@
 package qqclient
 
 import (
+	"bytes"
 	"time"
 )
 
@@ -75,11 +76,13 @@ func fastPollAnswer(body []byte) (a pollAnswer, ok bool) {
 			if r.peek() == 'n' {
 				return r.lit("null")
 			}
-			evs = make([]Event, 0, 8)
+			// About one event per poll_type: one allocation for the events.
+			evs = make([]Event, 0, bytes.Count(body[r.i:], []byte(`"poll_type"`)))
+			sl := slabs{msgs: answerSlab, segs: 4 * answerSlab}
 			return r.array(func() bool {
 				start, end, ok := r.value()
 				if ok {
-					evs = append(evs, decodeItem(body[start:end]))
+					evs = append(evs, sl.decodeItem(body[start:end]))
 				}
 				return ok
 			})
@@ -101,16 +104,70 @@ func fastPollAnswer(body []byte) (a pollAnswer, ok bool) {
 // decodeItem decodes one result item, the fast way when it can; Raw is a
 // slice of item.
 func decodeItem(item []byte) Event {
-	if ev, ok := fastEvent(item); ok {
+	sl := slabs{msgs: 1, segs: 4}
+	return sl.decodeItem(item)
+}
+
+// answerSlab is the number of messages of an answer allocated at once.
+const answerSlab = 64
+
+// slabs hands out the messages and content segments of the items of one
+// answer from a few large allocations instead of two per message: msgs
+// Message values at a time, and segs Segment values.
+type slabs struct {
+	msgs, segs int
+	msgSlab    []Message
+	segSlab    []Segment
+	first      int // segSlab[first:] are the segments of the message being read
+}
+
+// decodeItem decodes one result item, the fast way when it can.
+func (sl *slabs) decodeItem(item []byte) Event {
+	if ev, ok := sl.fastEvent(item); ok {
 		return ev
 	}
 	return decodeEventGeneral(item)
 }
 
+// message returns a new zero Message.
+func (sl *slabs) message() *Message {
+	if len(sl.msgSlab) == cap(sl.msgSlab) {
+		sl.msgSlab = make([]Message, 0, sl.msgs)
+	}
+	sl.msgSlab = sl.msgSlab[:len(sl.msgSlab)+1]
+	return &sl.msgSlab[len(sl.msgSlab)-1]
+}
+
+// begin starts the segments of a message.
+func (sl *slabs) begin() { sl.first = len(sl.segSlab) }
+
+// count is the number of segments of the message so far.
+func (sl *slabs) count() int { return len(sl.segSlab) - sl.first }
+
+// add adds a segment to the message's.
+func (sl *slabs) add(s Segment) {
+	if len(sl.segSlab) == cap(sl.segSlab) {
+		n := sl.count()
+		next := make([]Segment, n, max(sl.segs, 2*n+1))
+		copy(next, sl.segSlab[sl.first:])
+		sl.segSlab, sl.first = next, 0
+	}
+	sl.segSlab = append(sl.segSlab, s)
+}
+
+// segments returns the message's segments (nil for none), a slice of its
+// own capacity.
+func (sl *slabs) segments() []Segment {
+	if sl.count() == 0 {
+		return nil
+	}
+	return sl.segSlab[sl.first:len(sl.segSlab):len(sl.segSlab)]
+}
+
 // fastEvent decodes an item ({"poll_type":…,"value":{…}}); ok is false when
 // the general decoding must (decodeEventGeneral), which it does for every
 // item that is malformed.
-func fastEvent(item []byte) (ev Event, ok bool) {
+func (sl *slabs) fastEvent(item []byte) (ev Event, ok bool) {
 	r := reader{b: item}
 	var seen uint
 	var pt []byte
@@ -146,7 +203,7 @@ func fastEvent(item []byte) (ev Event, ok bool) {
 	}
 	switch ev.Type {
 	case PollMessage, PollGroupMessage, PollDiscuMessage, PollSessMessage:
-		ev.Message, ok = fastMessage(ev.Raw)
+		ev.Message, ok = sl.fastMessage(ev.Raw)
 	case PollKick:
 		var v flatValues
 		if ok = seen&2 != 0 && v.read(ev.Raw, kickFields, 1<<1); ok {
@@ -244,14 +301,13 @@ func (v *flatValues) read(raw []byte, names []string, strs uint) bool {
 
 // fastMessage decodes the value of a message item; ok is false when the
 // general decoding must (decodeMessage).
-func fastMessage(raw []byte) (*Message, bool) {
+func (sl *slabs) fastMessage(raw []byte) (*Message, bool) {
 	r := reader{b: raw}
 	var seen uint
 	var n [mContent]int64
 	var font Font
-	var buf [8]Segment
-	segs := buf[:0]
 	var pics []Picture
+	sl.begin()
 	ok := r.object(func(key []byte, plain bool) bool {
 		k, ok := field(key, plain, messageFields)
 		if !ok {
@@ -265,7 +321,7 @@ func fastMessage(raw []byte) (*Message, bool) {
 		}
 		seen |= 1 << k
 		if k == mContent {
-			return r.content(&font, &segs, &pics)
+			return r.content(sl, &font, &pics)
 		}
 		n[k], ok = r.flexInt()
 		return ok
@@ -273,15 +329,13 @@ func fastMessage(raw []byte) (*Message, bool) {
 	if !ok || seen&(1<<mContent) == 0 || !r.end() {
 		return nil, false
 	}
-	m := &Message{
+	m := sl.message()
+	*m = Message{
 		MsgID: n[mMsgID], MsgID2: n[mMsgID2], MsgType: int(n[mMsgType]),
 		FromUIN: n[mFromUIN], ToUIN: n[mToUIN], SendUIN: n[mSendUIN],
 		GroupCode: n[mGroupCode], DID: n[mDID], SessID: n[mID], SessRUIN: n[mRUIN],
 		ServiceType: int(n[mServiceType]), Seq: n[mSeq],
-		Font: font, Pictures: pics,
-	}
-	if len(segs) > 0 {
-		m.Segments = append(make([]Segment, 0, len(segs)), segs...)
+		Font: font, Segments: sl.segments(), Pictures: pics,
 	}
 	if t := n[mTime]; t != 0 {
 		m.Time = time.Unix(t, 0).UTC()
@@ -291,8 +345,8 @@ func fastMessage(raw []byte) (*Message, bool) {
 
 // content reads a content array: text strings, ["face",N], ["font",{…}],
 // pictures ["offpic"|"cface",{…}], anything else skipped, as
-// decodeContentItems decodes them.
-func (r *reader) content(font *Font, segs *[]Segment, pics *[]Picture) bool {
+// decodeContentItems decodes them. The segments go to sl.
+func (r *reader) content(sl *slabs, font *Font, pics *[]Picture) bool {
 	if r.peek() != '[' {
 		return false // the send form (a string), null: the general way
 	}
@@ -301,18 +355,18 @@ func (r *reader) content(font *Font, segs *[]Segment, pics *[]Picture) bool {
 		case '"':
 			text, plain, ok := r.str()
 			if ok && len(text) > 0 {
-				*segs = append(*segs, TextSegment(UnescapeEntities(unquote(text, plain))))
+				sl.add(TextSegment(UnescapeEntities(unquote(text, plain))))
 			}
 			return ok
 		case '[':
-			return r.segment(font, segs, pics)
+			return r.segment(sl, font, pics)
 		}
 		return r.skip() // numbers, objects, null: not part of the protocol
 	})
 }
 
 // segment reads a [name, value, …] item of a content array.
-func (r *reader) segment(font *Font, segs *[]Segment, pics *[]Picture) bool {
+func (r *reader) segment(sl *slabs, font *Font, pics *[]Picture) bool {
 	var name string
 	n := 0
 	ok := r.array(func() bool {
@@ -334,7 +388,7 @@ func (r *reader) segment(font *Font, segs *[]Segment, pics *[]Picture) bool {
 			if !ok || v < 0 || v > 1<<31-1 {
 				return false // the general way reports it
 			}
-			*segs = append(*segs, FaceSegment(int(v)))
+			sl.add(FaceSegment(int(v)))
 			return true
 		case n == 2 && (name == string(PictureOffPic) || name == string(PictureCFace)):
 			start, end, ok := r.value()
@@ -342,7 +396,7 @@ func (r *reader) segment(font *Font, segs *[]Segment, pics *[]Picture) bool {
 				return false
 			}
 			if p, ok := decodePicture(name, r.b[start:end]); ok {
-				p.Index = len(*segs)
+				p.Index = sl.count()
 				*pics = append(*pics, p)
 			}
 			return true

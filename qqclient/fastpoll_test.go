@@ -88,7 +88,8 @@ func TestFastDecodingTakesTheSeeds(t *testing.T) {
 		t.Fatalf("%d items", len(items))
 	}
 	for _, it := range items {
-		ev, ok := fastEvent(it)
+		sl := slabs{msgs: 1, segs: 1}
+		ev, ok := sl.fastEvent(it)
 		if !ok {
 			if bytes.Contains(it, []byte(`"file_message"`)) || decodeEventGeneral(it).Err != nil {
 				continue
