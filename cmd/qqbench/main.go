@@ -35,6 +35,7 @@ func main() {
 	flag.IntVar(&cfg.Window, "window", 256, "unacknowledged publishes of the async baseline")
 	flag.IntVar(&cfg.InFlight, "in-flight", 16, "egress InFlight of the in-flight rows")
 	flag.IntVar(&cfg.Contacts, "contacts", 10000, "friends of the directory row")
+	flag.BoolVar(&cfg.IngressOnly, "ingress-only", false, "run the ingress rows, the decode row and the latency only")
 	flag.BoolVar(&rssMode, "rss", false, "run `bridge run` as a process with its embedded NATS under a steady load and report its peak RSS (nothing else)")
 	flag.IntVar(&rss.Rate, "rss-rate", 5000, "group messages a second of the -rss run")
 	flag.DurationVar(&rss.Duration, "rss-for", 30e9, "how long the -rss run feeds messages")
