@@ -59,7 +59,7 @@ const (
 	DefaultShutdownGrace  = 5 * time.Second
 	DefaultMinHold        = time.Second
 	DefaultMaxPayload     = 1 << 20 // the NATS server's default max_payload
-	DefaultWindow         = 256     // publishes of a batch waiting for their ack at once
+	DefaultWindow         = 1024    // publishes of a batch waiting for their ack at once
 )
 
 // Poller makes one poll2 request; *qqclient.Client implements it.
@@ -119,7 +119,7 @@ type Config struct {
 	// published, and replays what a dead leader left (journal.go).
 	Journal *Journal
 	// Window is the number of a batch's publishes that may wait for their
-	// JetStream ack at once (default 256); 1 publishes one by one.
+	// JetStream ack at once (default 1024); 1 publishes one by one.
 	Window int
 	// Metrics, when set, counts polls and publishes (*metrics.Metrics).
 	Metrics Metrics
