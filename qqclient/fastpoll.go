@@ -82,7 +82,7 @@ func fastPollAnswer(body []byte) (a pollAnswer, ok bool) {
 			return r.array(func() bool {
 				start, end, ok := r.value()
 				if ok {
-					evs = append(evs, sl.decodeItem(body[start:end]))
+					evs = append(evs, sl.decodeItem(body[start:end:end]))
 				}
 				return ok
 			})
@@ -196,10 +196,12 @@ func (sl *slabs) fastEvent(item []byte) (ev Event, ok bool) {
 		return Event{}, false
 	}
 	ev.Type = pollType(pt, ptPlain)
+	// Raw's capacity ends with it: an append to it never writes into the
+	// answer's next item.
 	if seen&2 == 0 {
-		ev.Raw = item
+		ev.Raw = item[:len(item):len(item)]
 	} else {
-		ev.Raw = item[vs:ve]
+		ev.Raw = item[vs:ve:ve]
 	}
 	switch ev.Type {
 	case PollMessage, PollGroupMessage, PollDiscuMessage, PollSessMessage:

@@ -231,3 +231,24 @@ func FuzzReaderSameAsEncodingJSON(f *testing.F) {
 		}
 	})
 }
+
+// TestRawOfAnAnswerIsItsOwn: appending to an event's Raw (a slice of the
+// answer) leaves the other events' Raw as they were.
+func TestRawOfAnAnswerIsItsOwn(t *testing.T) {
+	body := []byte(`{"retcode":0,"result":[{"poll_type":"x","value":{"a":1}},{"poll_type":"y","value":{"b":2}},{"poll_type":"z"}]}`)
+	a, ok := fastPollAnswer(body)
+	if !ok || len(a.events) != 3 {
+		t.Fatalf("%v %+v", ok, a)
+	}
+	want := []string{`{"b":2}`, `{"poll_type":"z"}`}
+	more := strings.Repeat("X", 40)
+	grown := [][]byte{append(a.events[0].Raw, more...), append(a.events[1].Raw, more...)}
+	if string(grown[0]) != `{"a":1}`+more {
+		t.Fatalf("append gave %s", grown[0])
+	}
+	for k, w := range want {
+		if got := string(a.events[k+1].Raw); got != w {
+			t.Errorf("event %d: Raw %s after an append to the one before, want %s", k+1, got, w)
+		}
+	}
+}
