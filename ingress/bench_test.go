@@ -9,6 +9,7 @@ import (
 
 	"github.com/qqbridge/qqbridge/directory"
 	"github.com/qqbridge/qqbridge/internal/testenv"
+	"github.com/qqbridge/qqbridge/live"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/schema"
 )
@@ -71,13 +72,15 @@ func BenchmarkNormalise(b *testing.B) {
 }
 
 // BenchmarkNormaliseEncode is the per-event work of ingress before the
-// publish: normalise, then the body and headers in each codec.
+// publish: normalise, then the body and headers in each codec (the
+// schema.Encoder ingress keeps).
 func BenchmarkNormaliseEncode(b *testing.B) {
 	ev, dir := benchGroupEvent(b)
 	ctx := dir.Pin(context.Background()) // as publishBatch does for a batch
 	subjects, _ := schema.NewSubjects("")
 	for _, codec := range []schema.Codec{schema.JSON(), schema.Msgpack()} {
 		b.Run(codec.ContentType()[len("application/"):], func(b *testing.B) {
+			enc := schema.NewEncoder(codec)
 			b.ReportAllocs()
 			var size int
 			for b.Loop() {
@@ -88,7 +91,7 @@ func BenchmarkNormaliseEncode(b *testing.B) {
 				if _, err := subjects.In(kind, id); err != nil {
 					b.Fatal(err)
 				}
-				data, _, err := e.Encode(codec)
+				data, _, err := enc.Encode(e)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -96,5 +99,39 @@ func BenchmarkNormaliseEncode(b *testing.B) {
 			}
 			b.ReportMetric(float64(size), "bytes/event")
 		})
+	}
+}
+
+// BenchmarkDecodePrepare is all the per-event work of ingress but the
+// publish, for one group message: the poll item decoded
+// (qqclient.DecodeEvent), then prepared as a batch prepares it (normalise,
+// subject, repeat check, body, headers, the NATS message).
+func BenchmarkDecodePrepare(b *testing.B) {
+	ev, dir := benchGroupEvent(b)
+	item := append([]byte(`{"poll_type":"group_message","value":`), ev.Raw...)
+	item = append(item, '}')
+	ctx := dir.Pin(context.Background())
+	js := testenv.JetStream(b, testenv.Connect(b, testenv.StartNATS(b).URL()))
+	c, err := qqclient.New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	i, err := New(Config{Client: c, Terms: live.SourceFunc(nil), JS: js, Dir: dir, RecentIDs: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	log := zerolog.Nop()
+	seen := make(map[string]struct{}, 4096) // a batch's, up to 4,096 items
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		ev := qqclient.DecodeEvent(item)
+		ev.Message.MsgID = int64(n) // a new event each time (not a repeat)
+		if n++; n%4096 == 0 {
+			clear(seen)
+		}
+		if p := i.prepare(ctx, testenv.Self, ev, seen, log); p == nil || len(p.msgs) != 1 {
+			b.Fatal("not prepared")
+		}
 	}
 }

@@ -34,6 +34,7 @@ package ingress
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -58,7 +59,7 @@ const (
 	DefaultShutdownGrace  = 5 * time.Second
 	DefaultMinHold        = time.Second
 	DefaultMaxPayload     = 1 << 20 // the NATS server's default max_payload
-	DefaultWindow         = 256     // publishes of a batch waiting for their ack at once
+	DefaultWindow         = 1024    // publishes of a batch waiting for their ack at once
 )
 
 // Poller makes one poll2 request; *qqclient.Client implements it.
@@ -118,7 +119,7 @@ type Config struct {
 	// published, and replays what a dead leader left (journal.go).
 	Journal *Journal
 	// Window is the number of a batch's publishes that may wait for their
-	// JetStream ack at once (default 256); 1 publishes one by one.
+	// JetStream ack at once (default 1024); 1 publishes one by one.
 	Window int
 	// Metrics, when set, counts polls and publishes (*metrics.Metrics).
 	Metrics Metrics
@@ -176,7 +177,7 @@ type Stats struct {
 type Ingress struct {
 	cfg     Config
 	dir     Resolver
-	codec   schema.Codec
+	enc     *schema.Encoder
 	log     zerolog.Logger
 	recent  *recentSet
 	metrics Metrics
@@ -221,7 +222,7 @@ func New(cfg Config) (*Ingress, error) {
 	i := &Ingress{
 		cfg:     cfg,
 		dir:     cfg.Dir,
-		codec:   cfg.Codec,
+		enc:     schema.NewEncoder(cfg.Codec),
 		log:     cfg.Log.With().Str("component", "ingress").Logger(),
 		recent:  newRecentSet(cfg.RecentIDs),
 		metrics: cfg.Metrics,
@@ -231,9 +232,6 @@ func New(cfg Config) (*Ingress, error) {
 	}
 	if i.dir == nil {
 		i.dir = numbersOnly{}
-	}
-	if i.codec == nil {
-		i.codec = schema.JSON()
 	}
 	return i, nil
 }
@@ -392,15 +390,18 @@ func (i *Ingress) pollSession(ctx context.Context, s live.Session, log zerolog.L
 // still tries for ShutdownGrace to finish the batch, which poll2 would not
 // deliver again.
 //
-// The batch's messages are published asynchronously, at most Config.Window
-// unacknowledged, and their acks are checked in order (publishWindow). At
-// the first message that is not acknowledged, the event it belongs to is
-// published again by the retry loop (publishEvent), which waits until it is
-// acknowledged, and the rest of the batch follows asynchronously again.
-// Every message but the first of such a run expects the one before it to be
-// the stream's last (Nats-Expected-Last-Msg-Id), so a message never lands
-// in the stream ahead of one published before it; a message published
-// again is answered as a duplicate by its Nats-Msg-Id.
+// The batch's items are normalised and encoded by a goroutine of their own
+// (prepareAll), at most Config.Window events ahead of the publishes, so
+// that preparing and publishing use two cores. The messages are published
+// asynchronously, at most Config.Window unacknowledged, and their acks are
+// checked in order (publishWindow). At the first message that is not
+// acknowledged, the event it belongs to is published again by the retry
+// loop (publishEvent), which waits until it is acknowledged, and the rest of
+// the batch follows asynchronously again. Every message but the first of
+// such a run expects the one before it to be the stream's last
+// (Nats-Expected-Last-Msg-Id), so a message never lands in the stream ahead
+// of one published before it; a message published again is answered as a
+// duplicate by its Nats-Msg-Id.
 func (i *Ingress) publishBatch(ctx context.Context, s live.Session, evs []qqclient.Event, log zerolog.Logger) error {
 	if len(evs) == 0 {
 		return nil
@@ -413,11 +414,22 @@ func (i *Ingress) publishBatch(ctx context.Context, s live.Session, evs []qqclie
 		bctx = r.Pin(bctx)
 		r.ResolveAccounts(bctx, senders(evs, s.Account))
 	}
-	b := &batch{i: i, ctx: bctx, account: s.Account, evs: evs, seen: make(map[string]struct{}, len(evs)), log: log}
+	pctx, stopPrepare := context.WithCancel(bctx)
+	ready := make(chan *pending, min(i.cfg.Window, len(evs)))
+	done := make(chan bool, 1)
+	go i.prepareAll(pctx, s.Account, evs, log, ready, done)
+	b := &batch{ready: ready, done: done}
+	defer func() {
+		stopPrepare()
+		b.drain() // prepareAll has returned
+	}()
 	for k := 0; ; {
 		k += i.publishWindow(bctx, b, k, log)
 		if _, ok := b.at(k); !ok {
-			return nil
+			if b.complete {
+				return nil
+			}
+			return fmt.Errorf("ingress: %d of %d items not published: %w", len(evs)-b.itemOf(k), len(evs), bctx.Err())
 		}
 		if bctx.Err() != nil {
 			return fmt.Errorf("ingress: %d of %d items not published: %w", len(evs)-b.itemOf(k), len(evs), bctx.Err())
@@ -438,31 +450,52 @@ func (i *Ingress) publishBatch(ctx context.Context, s live.Session, evs []qqclie
 	}
 }
 
-// batch is the messages of one poll's items, normalised and encoded as the
-// publishes reach them (so that the first is on its way while the later ones
-// are prepared).
-type batch struct {
-	i       *Ingress
-	ctx     context.Context
-	account int64
-	evs     []qqclient.Event
-	next    int // the next item to prepare
-	seen    map[string]struct{}
-	out     []outMsg
-	log     zerolog.Logger
-}
-
-// at returns message k of the batch, preparing items up to it; false past
-// the last.
-func (b *batch) at(k int) (outMsg, bool) {
-	for len(b.out) <= k && b.next < len(b.evs) {
-		p := b.i.prepare(b.ctx, b.account, b.evs[b.next], b.seen, b.log)
-		b.next++
+// prepareAll normalises and encodes the items of a batch in order and hands
+// each event to be published to ready (the items not published — echoes,
+// repeats — are left out). It closes ready after the last item, or when ctx
+// ends first, and sends done whether it prepared every item.
+func (i *Ingress) prepareAll(ctx context.Context, account int64, evs []qqclient.Event, log zerolog.Logger, ready chan<- *pending, done chan<- bool) {
+	defer close(ready)
+	seen := make(map[string]struct{}, len(evs))
+	for k, ev := range evs {
+		p := i.prepare(ctx, account, ev, seen, log)
 		if p == nil {
 			continue
 		}
+		p.item = k
+		select {
+		case ready <- p:
+		case <-ctx.Done():
+			done <- false
+			return
+		}
+	}
+	done <- true
+}
+
+// batch is the messages of one poll's items as they come from prepareAll,
+// in order; the publishing side reads them.
+type batch struct {
+	ready    <-chan *pending
+	done     <-chan bool
+	complete bool // prepareAll prepared every item, and all are in out
+	out      []outMsg
+	next     int // the item after the last one in out
+}
+
+// at returns message k of the batch, waiting for items to be prepared up to
+// it; false past the last, and when the preparing stopped first (complete
+// says which).
+func (b *batch) at(k int) (outMsg, bool) {
+	for len(b.out) <= k && b.ready != nil {
+		p, ok := <-b.ready
+		if !ok {
+			b.complete, b.ready = <-b.done, nil
+			break
+		}
+		b.next = p.item + 1
 		for n, m := range p.msgs {
-			b.out = append(b.out, outMsg{msg: m, ev: p, last: n == len(p.msgs)-1, item: b.next - 1})
+			b.out = append(b.out, outMsg{msg: m, ev: p, last: n == len(p.msgs)-1, item: p.item})
 		}
 	}
 	if k < len(b.out) {
@@ -471,7 +504,22 @@ func (b *batch) at(k int) (outMsg, bool) {
 	return outMsg{}, false
 }
 
-// itemOf is the item of message k (or the next item to prepare).
+// drain waits for prepareAll to return (its ctx ended or it is done).
+func (b *batch) drain() {
+	if b.ready == nil {
+		return
+	}
+	for range b.ready {
+	}
+	<-b.done
+	b.ready = nil
+}
+
+// release lets message k, acknowledged, go (its body and headers); the
+// event stays for its later parts.
+func (b *batch) release(k int) { b.out[k].msg = nil }
+
+// itemOf is the item of message k (or the item after the last prepared).
 func (b *batch) itemOf(k int) int {
 	if k < len(b.out) {
 		return b.out[k].item
@@ -481,6 +529,7 @@ func (b *batch) itemOf(k int) int {
 
 // pending is one event of a batch, encoded.
 type pending struct {
+	item    int // the poll item's index
 	e       *schema.Event
 	kind    schema.Kind
 	subject string
@@ -515,15 +564,16 @@ func (i *Ingress) publishWindow(ctx context.Context, b *batch, from int, log zer
 		f     jetstream.PubAckFuture
 		start time.Time
 	}
-	window := make([]flight, 0, min(i.cfg.Window, len(b.evs)))
+	window := make([]flight, 0, min(i.cfg.Window, 1024))
 	next, acked := from, from
-	prevID := ""
+	var prevID []string // the Nats-Msg-Id value of the message published before
+	timeout := time.NewTimer(i.cfg.PublishTimeout)
+	defer timeout.Stop()
 	// wait checks the oldest publish in flight; false when it failed.
 	wait := func() bool {
 		fl := window[0]
 		window = window[1:]
-		t := time.NewTimer(max(i.cfg.PublishTimeout-time.Since(fl.start), 0))
-		defer t.Stop()
+		timeout.Reset(max(i.cfg.PublishTimeout-time.Since(fl.start), 0))
 		m := b.out[acked]
 		select {
 		case ack := <-fl.f.Ok():
@@ -541,6 +591,7 @@ func (i *Ingress) publishWindow(ctx context.Context, b *batch, from int, log zer
 			if m.last {
 				i.recent.add(m.ev.e.ID)
 			}
+			b.release(acked)
 			acked++
 			return true
 		case err := <-fl.f.Err():
@@ -549,7 +600,7 @@ func (i *Ingress) publishWindow(ctx context.Context, b *batch, from int, log zer
 				i.metrics.PublishRetry()
 				log.Debug().Err(err).Str("subject", m.msg.Subject).Msg("publish in the window failed; publishing again from it")
 			}
-		case <-t.C:
+		case <-timeout.C:
 			i.retries.Add(1)
 			i.metrics.PublishRetry()
 		case <-ctx.Done():
@@ -563,16 +614,16 @@ func (i *Ingress) publishWindow(ctx context.Context, b *batch, from int, log zer
 				break
 			}
 			m := om.msg
-			if prevID != "" {
-				m.Header.Set(jetstream.ExpectedLastMsgIDHeader, prevID)
+			if prevID != nil {
+				m.Header[jetstream.ExpectedLastMsgIDHeader] = prevID // one value, never changed: shared
 			} else {
-				m.Header.Del(jetstream.ExpectedLastMsgIDHeader)
+				delete(m.Header, jetstream.ExpectedLastMsgIDHeader)
 			}
 			f, err := i.cfg.JS.PublishMsgAsync(m)
 			if err != nil {
 				break
 			}
-			prevID = m.Header.Get(jetstream.MsgIDHeader)
+			prevID = m.Header[jetstream.MsgIDHeader]
 			window = append(window, flight{f: f, start: time.Now()})
 			next++
 		}
@@ -618,11 +669,9 @@ func (i *Ingress) prepare(ctx context.Context, account int64, ev qqclient.Event,
 		log.Error().Err(err).Str("event_id", e.ID).Msg("no subject for event, dropped")
 		return nil
 	}
-	if len(e.Raw) > 0 {
-		if _, _, err := e.Encode(i.codec); err != nil {
-			log.Warn().Err(err).Str("event_id", e.ID).Msg("raw value not encodable, published without it")
-			e.Raw = nil
-		}
+	if len(e.Raw) > 0 && !json.Valid(e.Raw) { // both codecs take a raw value that is JSON
+		log.Warn().Str("event_id", e.ID).Msg("raw value not encodable (not JSON), published without it")
+		e.Raw = nil
 	}
 	msgs := i.encodeEvent(e, subject, log)
 	if msgs == nil {

@@ -79,24 +79,56 @@ func NewJournal(ctx context.Context, js jetstream.JetStream, s schema.Subjects, 
 	}
 }
 
-// items is the wire form of a batch: poll2's result items.
+// items is the wire form of a batch: poll2's result items, each
+// {"poll_type":…,"value":…} with the value's bytes as received (Raw, JSON by
+// qqclient's contract), or the item itself when it had no poll_type. A
+// replay decodes the same values, so that the events made from them get the
+// same ids (a hash id is made from those bytes).
 func items(evs []qqclient.Event) ([]byte, error) {
-	out := make([]json.RawMessage, 0, len(evs))
+	n := 2
 	for _, ev := range evs {
+		n += len(ev.Raw) + len(ev.Type) + len(`{"poll_type":"","value":},`)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, '[')
+	for k, ev := range evs {
+		if k > 0 {
+			b = append(b, ',')
+		}
+		raw := []byte(ev.Raw)
+		if len(raw) == 0 {
+			raw = []byte("null")
+		}
 		if ev.Type == "" { // an item without poll_type: Raw is the whole item
-			out = append(out, ev.Raw)
+			b = append(b, raw...)
 			continue
 		}
-		it, err := json.Marshal(struct {
-			PollType string          `json:"poll_type"`
-			Value    json.RawMessage `json:"value"`
-		}{string(ev.Type), ev.Raw})
-		if err != nil {
-			return nil, err
+		b = append(b, `{"poll_type":`...)
+		if t := string(ev.Type); plainJSONString(t) {
+			b = append(append(append(b, '"'), t...), '"')
+		} else {
+			q, err := json.Marshal(t)
+			if err != nil {
+				return nil, err
+			}
+			b = append(b, q...)
 		}
-		out = append(out, it)
+		b = append(b, `,"value":`...)
+		b = append(b, raw...)
+		b = append(b, '}')
 	}
-	return json.Marshal(out)
+	return append(b, ']'), nil
+}
+
+// plainJSONString reports whether s is written in JSON as it is, quoted:
+// printable ASCII without '"' and '\\'.
+func plainJSONString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // record journals a batch of account and returns its sequence in the

@@ -1,9 +1,12 @@
 package ingress
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -134,4 +137,51 @@ func mustPoll(t *testing.T, h *harness, n int) (evs []qqclient.Event) {
 		evs = append(evs, got...)
 	}
 	return evs
+}
+
+// TestJournalItemsDecodeAlike: a journal entry decodes to the events it was
+// written from, Raw byte for byte (so that hash ids repeat), for items of
+// every kind, malformed ones and odd poll types.
+func TestJournalItemsDecodeAlike(t *testing.T) {
+	evs, _ := testdataEvents(t)
+	evs = append(evs,
+		qqclient.DecodeEvent([]byte(`{"poll_type":"a\"b\\c\u0001<é>","value":{"x": [1, 2 ] }}`)),
+		qqclient.DecodeEvent([]byte(`{"value":{"no":"type"}}`)),
+		qqclient.DecodeEvent([]byte(`{"poll_type":"buddies_status_change","value":{ "uin" : 1, "status":"online" }}`)))
+	data, err := items(evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !json.Valid(data) {
+		t.Fatalf("entry is not JSON: %s", data)
+	}
+	back, err := qqclient.DecodeEvents(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back) != len(evs) {
+		t.Fatalf("%d events back, want %d", len(back), len(evs))
+	}
+	for k := range evs {
+		a, b := evs[k], back[k]
+		if a.Type != b.Type || !bytes.Equal(a.Raw, b.Raw) || !reflect.DeepEqual(a.Message, b.Message) ||
+			!reflect.DeepEqual(a.Status, b.Status) || !reflect.DeepEqual(a.Kick, b.Kick) || (a.Err == nil) != (b.Err == nil) {
+			t.Errorf("item %d:\n got %+v\nwant %+v", k, b, a)
+		}
+	}
+}
+
+// BenchmarkJournalItems is the journal entry of a 5,000-message answer.
+func BenchmarkJournalItems(b *testing.B) {
+	ev, _ := benchGroupEvent(b)
+	evs := make([]qqclient.Event, 5000)
+	for k := range evs {
+		evs[k] = ev
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := items(evs); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -132,10 +132,23 @@ func normalise(ctx context.Context, account int64, ev qqclient.Event, dir Resolv
 	return systemEvent(account, ev), schema.KindSystem, systemKind(ev.Type), true
 }
 
+// messageEvent is a message event and what it points to, allocated together
+// (one allocation instead of four or five per event); segs holds the
+// segments of a short message.
+type messageEvent struct {
+	e       schema.Event
+	from    schema.Contact
+	group   schema.GroupRef
+	discuss schema.DiscussRef
+	sess    schema.SessRef
+	segs    [3]schema.Segment
+}
+
 // normaliseMessage handles the four chat message kinds.
 func normaliseMessage(ctx context.Context, account int64, ev qqclient.Event, dir Resolver) (*schema.Event, schema.Kind, string, bool) {
 	m := ev.Message
-	e := &schema.Event{Account: account, MsgID: m.MsgID, Time: m.Time}
+	box := &messageEvent{e: schema.Event{Account: account, MsgID: m.MsgID, Time: m.Time}}
+	e := &box.e
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC()
 	}
@@ -149,9 +162,9 @@ func normaliseMessage(ctx context.Context, account int64, ev qqclient.Event, dir
 		if m.FromUIN <= 0 {
 			return systemEvent(account, ev), schema.KindSystem, systemKind(ev.Type), true
 		}
-		from := dir.Friend(ctx, m.FromUIN)
-		kind, id = schema.KindFriend, personID(from)
-		e.Type, e.From = schema.TypeMessageFriend, &from
+		box.from = dir.Friend(ctx, m.FromUIN)
+		kind, id = schema.KindFriend, personID(box.from)
+		e.Type, e.From = schema.TypeMessageFriend, &box.from
 	case qqclient.PollGroupMessage:
 		if m.SendUIN == account {
 			return nil, "", "", false
@@ -163,14 +176,15 @@ func normaliseMessage(ctx context.Context, account int64, ev qqclient.Event, dir
 		if gid <= 0 || m.SendUIN <= 0 {
 			return systemEvent(account, ev), schema.KindSystem, systemKind(ev.Type), true
 		}
-		g := dir.Group(ctx, gid)
-		from := dir.Member(ctx, gid, m.SendUIN)
+		box.group = dir.Group(ctx, gid)
+		box.from = dir.Member(ctx, gid, m.SendUIN)
 		kind = schema.KindGroup
-		id = schema.SessionNumberID(schema.IDPrefixGID, gid)
-		if g.Number > 0 {
-			id = schema.StableID(g.Number)
+		if box.group.Number > 0 {
+			id = schema.StableID(box.group.Number)
+		} else {
+			id = schema.SessionNumberID(schema.IDPrefixGID, gid)
 		}
-		e.Type, e.From, e.Group = schema.TypeMessageGroup, &from, &g
+		e.Type, e.From, e.Group = schema.TypeMessageGroup, &box.from, &box.group
 	case qqclient.PollDiscuMessage:
 		if m.SendUIN == account {
 			return nil, "", "", false
@@ -182,10 +196,10 @@ func normaliseMessage(ctx context.Context, account int64, ev qqclient.Event, dir
 		if did <= 0 || m.SendUIN <= 0 {
 			return systemEvent(account, ev), schema.KindSystem, systemKind(ev.Type), true
 		}
-		d := dir.Discuss(did)
-		from := dir.DiscussMember(ctx, did, m.SendUIN)
+		box.discuss = dir.Discuss(did)
+		box.from = dir.DiscussMember(ctx, did, m.SendUIN)
 		kind, id = schema.KindDiscuss, schema.SessionNumberID(schema.IDPrefixDID, did)
-		e.Type, e.From, e.Discuss = schema.TypeMessageDiscuss, &from, &d
+		e.Type, e.From, e.Discuss = schema.TypeMessageDiscuss, &box.from, &box.discuss
 	case qqclient.PollSessMessage:
 		if m.FromUIN == account || (m.SessRUIN == account && account != 0) {
 			return nil, "", "", false
@@ -193,19 +207,19 @@ func normaliseMessage(ctx context.Context, account int64, ev qqclient.Event, dir
 		if m.FromUIN <= 0 {
 			return systemEvent(account, ev), schema.KindSystem, systemKind(ev.Type), true
 		}
-		var from schema.Contact
-		sess := &schema.SessRef{ViaGID: m.SessID}
+		sess := &box.sess
+		sess.ViaGID = m.SessID
 		if m.SessID > 0 {
-			from = dir.Member(ctx, m.SessID, m.FromUIN)
+			box.from = dir.Member(ctx, m.SessID, m.FromUIN)
 			sess.ViaNumber = dir.Group(ctx, m.SessID).Number
 		} else {
-			from = dir.Friend(ctx, m.FromUIN)
+			box.from = dir.Friend(ctx, m.FromUIN)
 		}
 		if m.SessRUIN > 0 {
-			from.QQ = m.SessRUIN // the item names the sender's QQ number itself
+			box.from.QQ = m.SessRUIN // the item names the sender's QQ number itself
 		}
-		kind, id = schema.KindSess, personID(from)
-		e.Type, e.From, e.Sess = schema.TypeMessageSess, &from, sess
+		kind, id = schema.KindSess, personID(box.from)
+		e.Type, e.From, e.Sess = schema.TypeMessageSess, &box.from, sess
 	default:
 		return systemEvent(account, ev), schema.KindSystem, systemKind(ev.Type), true
 	}
@@ -213,7 +227,11 @@ func normaliseMessage(ctx context.Context, account int64, ev qqclient.Event, dir
 	if len(m.Segments) == 0 && len(m.Pictures) == 0 {
 		e.Picture = true
 	} else {
-		e.Segments = make([]schema.Segment, 0, len(m.Segments)+len(m.Pictures))
+		if n := len(m.Segments) + len(m.Pictures); n <= len(box.segs) {
+			e.Segments = box.segs[:0:n]
+		} else {
+			e.Segments = make([]schema.Segment, 0, n)
+		}
 		pics := m.Pictures
 		for i := 0; i <= len(m.Segments); i++ {
 			// The pictures before segment i (all that are left after the last),
@@ -326,7 +344,16 @@ func plainText(segs []schema.Segment) string {
 	if len(segs) == 1 && segs[0].Type == schema.SegmentText {
 		return segs[0].Text
 	}
+	n := 0
+	for _, s := range segs {
+		if s.Type != schema.SegmentFace {
+			n += len(s.Text)
+		} else {
+			n += 1 + max(len(faceName(s.Face)), len("face")+10)
+		}
+	}
 	var b strings.Builder
+	b.Grow(n)
 	for _, s := range segs {
 		if s.Type != schema.SegmentFace {
 			b.WriteString(s.Text)

@@ -115,7 +115,7 @@ func (i *Ingress) encodeParts(e *schema.Event, subject string, limit int) ([]*na
 		return nil, err
 	}
 	if size <= limit {
-		return []*nats.Msg{one}, nil
+		return one.list[:], nil
 	}
 	if len(e.Segments) == 0 {
 		return nil, fmt.Errorf("%w: %d bytes, at most %d", errTooLarge, size, limit)
@@ -133,7 +133,7 @@ func (i *Ingress) encodeParts(e *schema.Event, subject string, limit int) ([]*na
 				fits = false
 				break
 			}
-			msgs = append(msgs, msg)
+			msgs = append(msgs, &msg.msg)
 		}
 		if fits {
 			return msgs, nil
@@ -143,10 +143,16 @@ func (i *Ingress) encodeParts(e *schema.Event, subject string, limit int) ([]*na
 	return nil, fmt.Errorf("ingress: event %s does not fit in parts of %d bytes", e.ID, limit)
 }
 
+// oneMsg is a message and a list of it, allocated together.
+type oneMsg struct {
+	msg  nats.Msg
+	list [1]*nats.Msg
+}
+
 // encodeMsg encodes e into a message on subject and returns it with its size
 // as the server counts it (data and headers).
-func (i *Ingress) encodeMsg(e *schema.Event, subject string) (*nats.Msg, int, error) {
-	data, hdr, err := e.Encode(i.codec)
+func (i *Ingress) encodeMsg(e *schema.Event, subject string) (*oneMsg, int, error) {
+	data, hdr, err := i.enc.Encode(e)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -156,7 +162,9 @@ func (i *Ingress) encodeMsg(e *schema.Event, subject string) (*nats.Msg, int, er
 			size += len(k) + len(": \r\n") + len(v)
 		}
 	}
-	return &nats.Msg{Subject: subject, Header: nats.Header(hdr), Data: data}, size, nil
+	m := &oneMsg{msg: nats.Msg{Subject: subject, Header: nats.Header(hdr), Data: data}}
+	m.list[0] = &m.msg
+	return m, size, nil
 }
 
 // splitEvent returns the parts of e for n pieces of its segments (about as

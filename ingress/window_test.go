@@ -1,13 +1,17 @@
 package ingress
 
 import (
+	"context"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/metrics"
+	"github.com/qqbridge/qqbridge/qqclient"
 )
 
 // windowItems returns n group and friend messages with msg_ids from first
@@ -138,4 +142,38 @@ func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 		}
 	}
 	return sum
+}
+
+// TestBatchUnfinishedIsAnError: a batch that cannot be published (NATS
+// down) and whose ctx ends is reported unfinished once the shutdown grace
+// is over — also when the preparing of its items ran ahead of the
+// publishes — and nothing of it is counted published.
+func TestBatchUnfinishedIsAnError(t *testing.T) {
+	h := newHarness(t)
+	ing, err := New(Config{
+		Client: h.c, Terms: h.sess, Dir: h.dir, JS: h.js, Subjects: h.subjects, Log: h.log,
+		PublishTimeout: 100 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, ShutdownGrace: 300 * time.Millisecond,
+		Window: 4,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []qqclient.Event
+	for _, it := range h.windowItems(900000, 50) {
+		evs = append(evs, qqclient.DecodeEvent([]byte(it)))
+	}
+	s, err := h.sess.Await(h.ctx())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.nats.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	err = ing.publishBatch(ctx, s, evs, h.log)
+	if err == nil || !strings.Contains(err.Error(), "of 50 items not published") {
+		t.Fatalf("publishBatch = %v, want 50 items not published", err)
+	}
+	if st := ing.Stats(); st.Published != 0 || st.Retries == 0 {
+		t.Errorf("stats %+v: want no publish and some retries", st)
+	}
 }

@@ -108,35 +108,13 @@ type pollAnswer struct {
 // without a readable retcode, or a retcode-0 answer whose result is not an array, is an
 // error.
 func decodePollAnswer(body []byte) (pollAnswer, error) {
-	// One pass for the usual answer: the envelope and each item together.
-	// Anything else (not JSON, a result that is not an array) takes the
-	// general way below.
-	var f struct {
-		Retcode *flexInt    `json:"retcode"`
-		Result  []pollEvent `json:"result"`
-		P       flexString  `json:"p"`
-	}
-	if err := json.Unmarshal(body, &f); err == nil && f.Retcode != nil {
-		a := pollAnswer{retcode: int(*f.Retcode), p: string(f.P)}
-		if a.retcode == 0 && f.Result != nil {
-			a.events = make([]Event, len(f.Result))
-			for i, pe := range f.Result {
-				a.events[i] = pe.ev
-			}
-		}
+	// One pass for the usual answer (fastpoll.go); anything else (not JSON,
+	// a result that is not an array, an unusual field) takes the general
+	// way below.
+	if a, ok := fastPollAnswer(body); ok {
 		return a, nil
 	}
 	return decodePollAnswerGeneral(body)
-}
-
-// pollEvent decodes one item of the result as DecodeEvent does; it never
-// fails (a malformed item is an Event with Err).
-type pollEvent struct{ ev Event }
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (p *pollEvent) UnmarshalJSON(b []byte) error {
-	p.ev = DecodeEvent(b)
-	return nil
 }
 
 // decodePollAnswerGeneral is decodePollAnswer for any body: the envelope
@@ -182,13 +160,19 @@ func DecodeEvents(result json.RawMessage) ([]Event, error) {
 	}
 	evs := make([]Event, 0, len(items))
 	for _, it := range items {
-		evs = append(evs, DecodeEvent(it))
+		evs = append(evs, decodeItem(it)) // it is a copy already
 	}
 	return evs, nil
 }
 
 // DecodeEvent decodes one poll2 result item ({"poll_type":…,"value":{…}}).
 func DecodeEvent(item json.RawMessage) Event {
+	// Raw is a slice of the item: of a copy, as the caller keeps its bytes.
+	return decodeItem(append(json.RawMessage(nil), item...))
+}
+
+// decodeEventGeneral is DecodeEvent with encoding/json, for any item.
+func decodeEventGeneral(item json.RawMessage) Event {
 	var w struct {
 		PollType *flexString     `json:"poll_type"`
 		Value    json.RawMessage `json:"value"`

@@ -79,3 +79,24 @@ func BenchmarkEventIDAndSubject(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEncoderGroupEvent measures an Encoder (the one ingress keeps)
+// encoding one group event with its headers, in each codec.
+func BenchmarkEncoderGroupEvent(b *testing.B) {
+	e := benchGroupEvent(b)
+	for _, c := range []Codec{JSON(), Msgpack()} {
+		b.Run(c.ContentType()[len("application/"):], func(b *testing.B) {
+			x := NewEncoder(c)
+			b.ReportAllocs()
+			var n int
+			for b.Loop() {
+				data, h, err := x.Encode(e)
+				if err != nil || len(h) == 0 {
+					b.Fatal(err)
+				}
+				n = len(data)
+			}
+			b.SetBytes(int64(n))
+		})
+	}
+}

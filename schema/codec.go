@@ -80,6 +80,9 @@ func (jsonCodec) Marshal(v any) ([]byte, error) {
 	switch m := v.(type) {
 	case *Event:
 		if m != nil {
+			if b, ok := appendEventJSON(nil, m); ok {
+				return b, nil // without reflection (jsonwrite.go)
+			}
 			w, err := m.wire()
 			if err != nil {
 				return nil, err
@@ -112,6 +115,9 @@ func (msgpackCodec) ContentType() string { return ContentTypeMsgpack }
 
 func (msgpackCodec) Marshal(v any) ([]byte, error) {
 	if e, ok := v.(*Event); ok && e != nil {
+		if b, ok := appendEventMsgpack(nil, e); ok {
+			return b, nil // without reflection (msgpackwrite.go)
+		}
 		// Skip the EncodeMsgpack indirection, which copies the event.
 		w, err := e.wire()
 		if err != nil {

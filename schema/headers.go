@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -42,10 +43,38 @@ func (e *Event) Headers() map[string]string {
 func (e *Event) eachHeader(set func(k, v string)) {
 	set(HeaderCESpecVersion, CESpecVersion)
 	set(HeaderCEID, e.ID)
-	set(HeaderCEType, CETypePrefix+e.Type)
+	set(HeaderCEType, ceType(e.Type))
 	set(HeaderCESource, e.Source())
 	set(HeaderCETime, e.Time.UTC().Format(time.RFC3339Nano))
 	set(HeaderMsgID, e.ID)
+}
+
+// ceType is the ce-type of an event of type t, CETypePrefix + t, without a
+// new string for the inbound types.
+func ceType(t string) string {
+	switch t {
+	case TypeMessageFriend:
+		return CETypePrefix + TypeMessageFriend
+	case TypeMessageGroup:
+		return CETypePrefix + TypeMessageGroup
+	case TypeMessageDiscuss:
+		return CETypePrefix + TypeMessageDiscuss
+	case TypeMessageSess:
+		return CETypePrefix + TypeMessageSess
+	case TypeStatusBuddy:
+		return CETypePrefix + TypeStatusBuddy
+	case TypeInputNotify:
+		return CETypePrefix + TypeInputNotify
+	case TypeSystemKick:
+		return CETypePrefix + TypeSystemKick
+	case TypeFileOffer:
+		return CETypePrefix + TypeFileOffer
+	case TypeMediaStored:
+		return CETypePrefix + TypeMediaStored
+	case TypeMediaFailed:
+		return CETypePrefix + TypeMediaFailed
+	}
+	return CETypePrefix + t
 }
 
 // Source returns the CloudEvents source of the event: "qqbridge/<account>".
@@ -74,6 +103,86 @@ func (e *Event) Encode(c Codec) ([]byte, map[string][]string, error) {
 	h := make(map[string][]string, 7)
 	e.SetHeaders(h, c.ContentType())
 	return data, h, nil
+}
+
+// An Encoder encodes events as Event.Encode does, and makes the header
+// values that repeat from one event to the next once: ce-source for the
+// account of the events, ce-time for events of the same time (QQ gives
+// message times to the second). It is safe for concurrent use.
+type Encoder struct {
+	codec  Codec
+	source atomic.Pointer[sourceValue]
+	time   atomic.Pointer[timeValue]
+}
+
+type sourceValue struct {
+	account int64
+	source  string
+}
+
+type timeValue struct {
+	t time.Time
+	s string
+}
+
+// NewEncoder returns an Encoder for codec c (nil: JSON).
+func NewEncoder(c Codec) *Encoder {
+	if c == nil {
+		c = JSON()
+	}
+	return &Encoder{codec: c}
+}
+
+// Codec returns the encoder's codec.
+func (x *Encoder) Codec() Codec { return x.codec }
+
+// HeaderCount is the number of headers Encode sets; a map made with room
+// for one more takes Nats-Expected-Last-Msg-Id too.
+const HeaderCount = 7
+
+// Encode encodes e as Event.Encode does: the body and the complete header
+// set, in a map with room for one more header.
+func (x *Encoder) Encode(e *Event) ([]byte, map[string][]string, error) {
+	data, err := x.codec.Marshal(e)
+	if err != nil {
+		return nil, nil, fmt.Errorf("schema: encode event %s: %w", e.ID, err)
+	}
+	vals := [...]string{
+		CESpecVersion, e.ID, ceType(e.Type), x.sourceOf(e.Account), x.timeOf(e.Time), e.ID, x.codec.ContentType(),
+	}
+	h := make(map[string][]string, HeaderCount+1)
+	all := vals[:] // escapes: one array for the seven values
+	for k, name := range [...]string{
+		HeaderCESpecVersion, HeaderCEID, HeaderCEType, HeaderCESource, HeaderCETime, HeaderMsgID, HeaderContentType,
+	} {
+		h[name] = all[k : k+1 : k+1]
+	}
+	return data, h, nil
+}
+
+// sourceOf is the ce-source of account's events.
+func (x *Encoder) sourceOf(account int64) string {
+	if v := x.source.Load(); v != nil && v.account == account {
+		return v.source
+	}
+	v := &sourceValue{account: account, source: "qqbridge/" + strconv.FormatInt(account, 10)}
+	x.source.Store(v)
+	return v.source
+}
+
+// timeOf is the ce-time of an event of time t. Only whole seconds (the
+// times of QQ's messages) are kept for the next event.
+func (x *Encoder) timeOf(t time.Time) string {
+	t = t.UTC()
+	if t.Nanosecond() != 0 {
+		return t.Format(time.RFC3339Nano)
+	}
+	if v := x.time.Load(); v != nil && v.t.Equal(t) {
+		return v.s
+	}
+	v := &timeValue{t: t, s: t.Format(time.RFC3339Nano)}
+	x.time.Store(v)
+	return v.s
 }
 
 // HeaderValue returns the first value of name in h, matching the name

@@ -11,9 +11,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -46,7 +49,13 @@ type Env struct {
 	Client   *qqclient.Client
 	Dir      *directory.Directory
 	Log      zerolog.Logger
+	// LastAnswered and LastDecoded are, in the last IngressBridge run, the
+	// times from the items queued to the poll answer's first bytes at the
+	// client (the simulator's own work before: its settling wait and
+	// encoding the answer) and to the answer received and decoded.
+	LastAnswered, LastDecoded time.Duration
 
+	answers *answerClock
 	srv     *server.Server
 	ts      *httptest.Server
 	dataDir string
@@ -85,7 +94,9 @@ func NewEnvWorld(ctx context.Context, w *qqsim.World) (*Env, error) {
 		return nil, err
 	}
 	e.ts = httptest.NewServer(e.Sim)
+	e.answers = &answerClock{rt: http.DefaultTransport}
 	if e.Client, err = qqclient.New(qqclient.WithBaseURL(e.ts.URL), qqclient.WithPollTimeout(40*time.Second),
+		qqclient.WithHTTPClient(&http.Client{Transport: e.answers}),
 		qqclient.WithQRPollInterval(10*time.Millisecond), qqclient.WithRequestTimeout(10*time.Second)); err != nil {
 		e.Close()
 		return nil, err
@@ -200,4 +211,30 @@ func World(groups, friends int) *qqsim.World {
 		w.Friends = append(w.Friends, qqsim.Person{QQ: int64(80000000 + f), Nick: "friend " + strconv.Itoa(f)})
 	}
 	return w
+}
+
+// answerClock is the client's transport, noting when the answer of the last
+// poll2 began to arrive (its headers).
+type answerClock struct {
+	rt   http.RoundTripper
+	mu   sync.Mutex
+	last time.Time
+}
+
+func (a *answerClock) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := a.rt.RoundTrip(r)
+	if err == nil && strings.HasSuffix(r.URL.Path, "/poll2") {
+		now := time.Now()
+		a.mu.Lock()
+		a.last = now
+		a.mu.Unlock()
+	}
+	return resp, err
+}
+
+// lastAnswer is when the last poll2 answer began to arrive.
+func (a *answerClock) lastAnswer() time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.last
 }

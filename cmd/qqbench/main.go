@@ -7,6 +7,12 @@
 // as a Markdown table (docs/performance.md).
 //
 //	go run ./cmd/qqbench [-reps 7] [-events 5000] [-requests 2000] [-in-flight 16] [-contacts 10000]
+//
+// With -rss it runs `bridge run` instead, as a process of its own with its
+// embedded nats-server, feeds it group messages through the simulator and
+// reports its peak resident set (rss.go):
+//
+//	go run ./cmd/qqbench -rss [-rss-rate 5000] [-rss-for 30s] [-bridge /tmp/bridge] [-bridge-env GOMEMLIMIT=48MiB,GODEBUG=gctrace=1]
 package main
 
 import (
@@ -15,19 +21,47 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 )
 
 func main() {
 	var cfg Config
+	var rss RSSConfig
+	var rssMode, bridgeLogs bool
+	var bridgeEnv string
 	flag.IntVar(&cfg.Reps, "reps", 7, "repetitions of each measurement (alternating; medians reported)")
 	flag.IntVar(&cfg.Events, "events", 5000, "group messages in the ingress runs' poll answer")
 	flag.IntVar(&cfg.Requests, "requests", 2000, "queued send requests of the egress runs")
 	flag.IntVar(&cfg.Window, "window", 256, "unacknowledged publishes of the async baseline")
 	flag.IntVar(&cfg.InFlight, "in-flight", 16, "egress InFlight of the in-flight rows")
 	flag.IntVar(&cfg.Contacts, "contacts", 10000, "friends of the directory row")
+	flag.BoolVar(&cfg.IngressOnly, "ingress-only", false, "run the ingress rows, the decode row and the latency only")
+	flag.BoolVar(&rssMode, "rss", false, "run `bridge run` as a process with its embedded NATS under a steady load and report its peak RSS (nothing else)")
+	flag.IntVar(&rss.Rate, "rss-rate", 5000, "group messages a second of the -rss run")
+	flag.DurationVar(&rss.Duration, "rss-for", 30e9, "how long the -rss run feeds messages")
+	flag.StringVar(&rss.Bridge, "bridge", "", "the bridge binary of the -rss run; empty: go build ./cmd/bridge into a temporary directory")
+	flag.StringVar(&bridgeEnv, "bridge-env", "", "more environment of the -rss bridge, comma-separated (GOMEMLIMIT=48MiB,GOGC=50,GODEBUG=gctrace=1)")
+	flag.BoolVar(&bridgeLogs, "bridge-logs", false, "copy the -rss bridge's output to stderr")
+	flag.BoolVar(&rss.ExternalNATS, "rss-external-nats", false, "the -rss bridge uses a nats-server in this process (--nats) instead of its embedded one")
+	flag.DurationVar(&rss.Duplicates, "rss-duplicates", 0, "an experiment: set the inbound stream's de-duplication window of the -rss run (0: the bridge's)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	if rssMode {
+		if bridgeEnv != "" {
+			rss.Env = strings.Split(bridgeEnv, ",")
+		}
+		if bridgeLogs {
+			rss.Log = os.Stderr
+		}
+		r, err := RunRSS(ctx, rss)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "qqbench:", err)
+			os.Exit(1)
+		}
+		WriteRSS(os.Stdout, rss, r)
+		return
+	}
 	if _, err := Run(ctx, cfg, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "qqbench:", err)
 		os.Exit(1)

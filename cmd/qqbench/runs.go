@@ -41,8 +41,9 @@ func (e *Env) IngressBridge(ctx context.Context, n int) (time.Duration, error) {
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	poller := &firstAnswer{c: e.Client}
 	ing, err := ingress.New(ingress.Config{
-		Client: e.Client, Terms: e.session(rctx), Dir: e.Dir, JS: e.JS, Subjects: e.Subjects, Log: e.Log,
+		Client: poller, Terms: e.session(rctx), Dir: e.Dir, JS: e.JS, Subjects: e.Subjects, Log: e.Log,
 		MaxPayload: int(e.NC.MaxPayload()),
 	})
 	if err != nil {
@@ -67,7 +68,39 @@ func (e *Env) IngressBridge(ctx context.Context, n int) (time.Duration, error) {
 	}); err != nil {
 		return 0, fmt.Errorf("bench: %d of %d published: %w", ing.Stats().Published, n, err)
 	}
-	return time.Since(start), nil
+	took := time.Since(start)
+	if at, ok := poller.at(); ok {
+		e.LastDecoded = at.Sub(start)
+		e.LastAnswered = e.answers.lastAnswer().Sub(start)
+	}
+	return took, nil
+}
+
+// firstAnswer is a Poller that notes when the first poll with events
+// returned (the answer received and decoded).
+type firstAnswer struct {
+	c    *qqclient.Client
+	mu   sync.Mutex
+	when time.Time
+}
+
+func (p *firstAnswer) Poll(ctx context.Context) ([]qqclient.Event, error) {
+	evs, err := p.c.Poll(ctx)
+	if len(evs) > 0 {
+		now := time.Now()
+		p.mu.Lock()
+		if p.when.IsZero() {
+			p.when = now
+		}
+		p.mu.Unlock()
+	}
+	return evs, err
+}
+
+func (p *firstAnswer) at() (time.Time, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.when, !p.when.IsZero()
 }
 
 // Published returns the messages of QQ_IN (the last IngressBridge run's),
