@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -169,7 +171,11 @@ func demo(ctx context.Context, dc demoConfig, out io.Writer, log zerolog.Logger)
 	defer nc.Close()
 	p := &printer{w: out, subjects: s, drawQR: true}
 	states := make(chan schema.State, 64)
+	internal := []string{s.Prefix() + ".journal.", s.MediaJobs()} // the bridge's own work queues
 	if _, err := nc.Subscribe(s.Prefix()+".>", func(m *nats.Msg) {
+		if slices.ContainsFunc(internal, func(pre string) bool { return strings.HasPrefix(m.Subject, pre) }) {
+			return
+		}
 		p.print(m)
 		if m.Subject == s.SessionState() {
 			var st schema.SessionState

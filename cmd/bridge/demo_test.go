@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,6 +54,12 @@ func TestDemo(t *testing.T) {
 			out.WaitFor(t, "demo: stopped")
 			if formatName(codec) == "msgpack" {
 				out.WaitFor(t, "content-type=application/msgpack")
+			}
+			// The bridge's own work queues are not what a user watches.
+			for _, internal := range []string{" qq.journal.", " qq.media.jobs"} {
+				if strings.Contains(out.String(), internal) {
+					t.Errorf("the demo printed the internal subject%s", internal)
+				}
 			}
 		})
 	}
