@@ -265,16 +265,7 @@ func TestStats(t *testing.T) {
 	if res := decodeResult(t, ok); !res.OK {
 		t.Fatalf("send: %+v (error %+v)", res, res.Error)
 	}
-	var ep *micro.EndpointStats
-	stats := e.svc.Stats()
-	for i := range stats.Endpoints {
-		if stats.Endpoints[i].Subject == subject {
-			ep = stats.Endpoints[i]
-		}
-	}
-	if ep == nil {
-		t.Fatalf("no statistics for %s: %+v", subject, stats)
-	}
+	ep := e.endpointStats(t, subject, 3)
 	if ep.NumRequests != 3 || ep.NumErrors != 2 {
 		t.Errorf("%d requests, %d errors; want 3 and 2", ep.NumRequests, ep.NumErrors)
 	}
@@ -284,6 +275,23 @@ func TestStats(t *testing.T) {
 	if ep.ProcessingTime < 50*time.Millisecond {
 		t.Errorf("processing time %v for a send the simulator answered after 50 ms", ep.ProcessingTime)
 	}
+}
+
+// endpointStats returns the statistics of the endpoint on subject once they
+// count requests requests: micro counts a request when its handler returns,
+// which is after the answer was sent, so a caller can have the answer first.
+func (e *env) endpointStats(t *testing.T, subject string, requests int) *micro.EndpointStats {
+	t.Helper()
+	var ep *micro.EndpointStats
+	testenv.Eventually(t, fmt.Sprintf("%d requests counted on %s", requests, subject), func() bool {
+		for _, s := range e.svc.Stats().Endpoints {
+			if s.Subject == subject {
+				ep = s
+			}
+		}
+		return ep != nil && ep.NumRequests >= requests
+	})
+	return ep
 }
 
 // TestServiceInfo: the service is "qqbridge", its endpoints are on the

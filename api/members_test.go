@@ -156,16 +156,7 @@ func TestMembersStats(t *testing.T) {
 	if reply := e.request(subject, []byte(fmt.Sprintf(`{"group":%d}`, devChat)), nil); reply.Header.Get(micro.ErrorCodeHeader) != "" {
 		t.Fatalf("members: %s", reply.Data)
 	}
-	var ep *micro.EndpointStats
-	stats := e.svc.Stats()
-	for i := range stats.Endpoints {
-		if stats.Endpoints[i].Subject == subject {
-			ep = stats.Endpoints[i]
-		}
-	}
-	if ep == nil {
-		t.Fatalf("no statistics for %s: %+v", subject, stats)
-	}
+	ep := e.endpointStats(t, subject, 3)
 	if ep.NumRequests != 3 || ep.NumErrors != 2 {
 		t.Errorf("%d requests, %d errors; want 3 and 2", ep.NumRequests, ep.NumErrors)
 	}
