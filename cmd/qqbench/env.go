@@ -26,6 +26,7 @@ import (
 
 	"github.com/qqbridge/qqbridge/bus"
 	"github.com/qqbridge/qqbridge/directory"
+	"github.com/qqbridge/qqbridge/internal/retry"
 	"github.com/qqbridge/qqbridge/live"
 	"github.com/qqbridge/qqbridge/natsembed"
 	"github.com/qqbridge/qqbridge/qqclient"
@@ -152,7 +153,23 @@ func (e *Env) resetStreams(ctx context.Context) error {
 			return err
 		}
 	}
-	return bus.EnsureStreams(ctx, e.JS, e.Subjects, bus.StreamOptions{})
+	// The server removes a deleted stream's store in the background; a
+	// stream of the same name made meanwhile can fail ("error creating
+	// store for stream", seen under the race detector): try again briefly.
+	var err error
+	for range 50 {
+		if err = bus.EnsureStreams(ctx, e.JS, e.Subjects, bus.StreamOptions{}); err == nil {
+			return nil
+		}
+		var apiErr *jetstream.APIError
+		if !errors.As(err, &apiErr) || apiErr.Code != 500 {
+			return err
+		}
+		if err := retry.Sleep(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return err
 }
 
 // streamMsgs is the number of messages in stream name.
