@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/live"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/qqsim"
@@ -282,6 +283,9 @@ func TestDeadCookiesNeedQR(t *testing.T) {
 	_, err := r.pollUntilGone(t) // 103 once the cookies' TTL passed
 	r.m.Reports().Lost(o.Gen, err)
 	e.expectStates(schema.StateReconnecting, schema.StateSessionLost, schema.StateAwaitingScan)
+	// The QR event is published before awaiting_scan, but on a subject of its
+	// own: its subscriber may not have it yet.
+	testenv.Eventually(t, "the new login's QR event", func() bool { return len(e.qrs) >= 2 })
 	if n := len(e.qrs); n != 2 {
 		t.Errorf("%d QR events, want 2", n)
 	}
