@@ -14,19 +14,9 @@ import (
 // it leaves to encoding/json: a raw value that is not valid JSON, a time
 // that RFC 3339 cannot write (encoding/json reports those).
 func appendEventJSON(b []byte, e *Event) (_ []byte, ok bool) {
-	raw := e.Raw
-	if len(raw) > 0 {
-		var err error
-		if raw, err = compactJSON(raw); err != nil {
-			return b, false
-		}
-	}
-	v := e.V
-	if v == 0 {
-		v = Version
-	}
-	if b == nil {
-		b = make([]byte, 0, eventJSONSize(e, len(raw)))
+	raw, v, b, ok := eventPrelude(b, e)
+	if !ok {
+		return b, false
 	}
 	b = append(b, `{"v":`...)
 	b = strconv.AppendInt(b, int64(v), 10)
@@ -133,6 +123,27 @@ func appendEventJSON(b []byte, e *Event) (_ []byte, ok bool) {
 		b = append(b, '}')
 	}
 	return append(b, '}'), true
+}
+
+// eventPrelude is what both writers start with: e's raw value compacted
+// (ok false when it is not valid JSON), its version (Version when unset),
+// and b, made about the size of the event when nil.
+func eventPrelude(b []byte, e *Event) (raw []byte, v int, _ []byte, ok bool) {
+	raw = e.Raw
+	if len(raw) > 0 {
+		var err error
+		if raw, err = compactJSON(raw); err != nil {
+			return nil, 0, b, false
+		}
+	}
+	v = e.V
+	if v == 0 {
+		v = Version
+	}
+	if b == nil {
+		b = make([]byte, 0, eventJSONSize(e, len(raw)))
+	}
+	return raw, v, b, true
 }
 
 // eventJSONSize is about the size of e's JSON form (rawLen its raw value's

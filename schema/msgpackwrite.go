@@ -13,19 +13,9 @@ import (
 // appendEventMsgpack appends the msgpack form of e to b; ok is false when
 // the raw value is not valid JSON (the library's path reports it).
 func appendEventMsgpack(b []byte, e *Event) (_ []byte, ok bool) {
-	raw := e.Raw
-	if len(raw) > 0 {
-		var err error
-		if raw, err = compactJSON(raw); err != nil {
-			return b, false
-		}
-	}
-	v := e.V
-	if v == 0 {
-		v = Version
-	}
-	if b == nil {
-		b = make([]byte, 0, eventJSONSize(e, len(raw)))
+	raw, v, b, ok := eventPrelude(b, e)
+	if !ok {
+		return b, false
 	}
 	n := 5 + count(e.MsgID != 0, e.From != nil, e.Group != nil, e.Discuss != nil, e.Text != "", len(e.Segments) > 0,
 		e.Picture, e.Status != nil, e.Kick != nil, e.Sess != nil, e.SystemKind != "", len(raw) > 0, e.Part != 0,
