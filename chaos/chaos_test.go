@@ -72,6 +72,7 @@ type suite struct {
 	midSends []midSend // the sends whose replica was killed while QQ held the answer
 	t0       time.Time // traffic began
 	leases   []leaseChange
+	streams  []streamChange
 }
 
 type leaseChange struct {
@@ -143,6 +144,9 @@ func TestChaos(t *testing.T) {
 			for _, p := range append([]*proc{s.sim}, s.bridges...) {
 				t.Logf("---- %s (last lines)\n%s", p.name, p.tail(3000))
 			}
+			for _, nd := range s.cl.nodes {
+				t.Logf("---- nats-server %s (last lines)\n%s", nd.name, nd.tail(6000))
+			}
 		}
 	}()
 
@@ -151,6 +155,7 @@ func TestChaos(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go s.watchLeases(ctx)
+	go s.watchStreams(ctx)
 
 	faults := []func() *fault{s.killLeader, s.killStreamLeader, s.storm502, s.expireSession, s.killFollower, s.killLeaderMidBatch, s.killMidSend}
 	timeline := *gap/2 + time.Duration(len(faults))*(*gap)
@@ -868,7 +873,17 @@ func (s *suite) report() {
 	for _, l := range s.leases {
 		w("  +%-8s %s", l.at.Sub(t0).Round(100*time.Millisecond), strings.Join(l.leaders, ", "))
 	}
+	s.writeStreams(w)
 	t.Log(b.String())
+
+	if n := len(lost) - len(lostKilled); n > 0 {
+		t.Errorf("%d inbound messages lost that no killed replica had polled", n)
+	}
+	for _, f := range s.faults {
+		if _, ok := s.recovery(in, f.at); !ok {
+			t.Errorf("no message said after %q was stored", f.name)
+		}
+	}
 
 	if len(dup) > 0 {
 		t.Errorf("%d inbound messages stored more than once: %v", len(dup), head(dup, 20))

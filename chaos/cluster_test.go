@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -29,6 +30,7 @@ type node struct {
 	clientPort int
 	routePort  int
 	store      string
+	log        string         // the server's log file (every start appends to it)
 	srv        *server.Server // nil while stopped
 }
 
@@ -53,6 +55,7 @@ func startCluster(t *testing.T, n int) *cluster {
 			clientPort: freePort(t),
 			routePort:  freePort(t),
 			store:      filepath.Join(dir, fmt.Sprintf("n%d", i+1)),
+			log:        filepath.Join(dir, fmt.Sprintf("n%d.log", i+1)),
 		})
 	}
 	var wg sync.WaitGroup
@@ -93,9 +96,10 @@ func (c *cluster) options(nd *node) *server.Options {
 			Host: "127.0.0.1",
 			Port: nd.routePort,
 		},
-		Routes: routes,
-		NoLog:  true,
-		NoSigs: true,
+		Routes:  routes,
+		LogFile: nd.log,
+		Logtime: true,
+		NoSigs:  true,
 	}
 }
 
@@ -105,6 +109,7 @@ func (c *cluster) start(nd *node) error {
 	if err != nil {
 		return fmt.Errorf("node %s: %w", nd.name, err)
 	}
+	srv.ConfigureLogger() // an embedded server logs nowhere until told
 	go srv.Start()
 	if !srv.ReadyForConnections(20 * time.Second) {
 		srv.Shutdown()
@@ -142,6 +147,15 @@ func (c *cluster) node(name string) *node {
 		}
 	}
 	return nil
+}
+
+// tail returns the last n bytes of nd's log.
+func (nd *node) tail(n int) string {
+	b, _ := os.ReadFile(nd.log)
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
 }
 
 // urls is the comma-separated client URL list of every node.
