@@ -4,6 +4,7 @@ package chaos
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -32,17 +33,80 @@ type node struct {
 	store      string
 	log        string         // the server's log file (every start appends to it)
 	srv        *server.Server // nil while stopped
+	logger     *fileLogger    // srv's
 }
 
-// freePort returns a port that was free a moment ago.
+// The ports of the suite come from below the kernel's ephemeral range
+// (32768–60999 here), so that no outgoing connection of anyone on the machine
+// takes the port of a node while it is stopped, and none is handed out twice.
+var ports = struct {
+	sync.Mutex
+	used map[int]bool
+}{used: map[int]bool{}}
+
+// freePort returns a port in [20000, 32000) that was free a moment ago and
+// that the suite has not handed out before.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	ports.Lock()
+	defer ports.Unlock()
+	for range 1000 {
+		p := 20000 + rand.IntN(12000)
+		if ports.used[p] {
+			continue
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		ports.used[p] = true
+		return p
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port in [20000, 32000)")
+	return 0
+}
+
+// fileLogger is a nats-server logger writing to a file. Fatalf records the
+// message instead of exiting the process, as the server's own logger would
+// (a port taken: the suite fails with the message).
+type fileLogger struct {
+	mu    sync.Mutex
+	f     *os.File
+	fatal string
+}
+
+func newFileLogger(path string) (*fileLogger, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	return &fileLogger{f: f}, nil
+}
+
+func (l *fileLogger) logf(level, format string, v ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintf(l.f, "%s [%s] %s\n", time.Now().UTC().Format("15:04:05.000000"), level, fmt.Sprintf(format, v...))
+}
+
+func (l *fileLogger) Noticef(format string, v ...any) { l.logf("INF", format, v...) }
+func (l *fileLogger) Warnf(format string, v ...any)   { l.logf("WRN", format, v...) }
+func (l *fileLogger) Errorf(format string, v ...any)  { l.logf("ERR", format, v...) }
+func (l *fileLogger) Debugf(format string, v ...any)  {}
+func (l *fileLogger) Tracef(format string, v ...any)  {}
+func (l *fileLogger) Fatalf(format string, v ...any) {
+	l.logf("FTL", format, v...)
+	l.mu.Lock()
+	l.fatal = fmt.Sprintf(format, v...)
+	l.mu.Unlock()
+}
+
+// fatalf returns the last fatal message, "" if none.
+func (l *fileLogger) fatalf() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.fatal
 }
 
 func startCluster(t *testing.T, n int) *cluster {
@@ -96,10 +160,8 @@ func (c *cluster) options(nd *node) *server.Options {
 			Host: "127.0.0.1",
 			Port: nd.routePort,
 		},
-		Routes:  routes,
-		LogFile: nd.log,
-		Logtime: true,
-		NoSigs:  true,
+		Routes: routes,
+		NoSigs: true,
 	}
 }
 
@@ -109,14 +171,20 @@ func (c *cluster) start(nd *node) error {
 	if err != nil {
 		return fmt.Errorf("node %s: %w", nd.name, err)
 	}
-	srv.ConfigureLogger() // an embedded server logs nowhere until told
+	l, err := newFileLogger(nd.log)
+	if err != nil {
+		return err
+	}
+	srv.SetLoggerV2(l, false, false, false)
 	go srv.Start()
-	if !srv.ReadyForConnections(20 * time.Second) {
+	ready := srv.ReadyForConnections(20 * time.Second)
+	if msg := l.fatalf(); msg != "" || !ready {
 		srv.Shutdown()
-		return fmt.Errorf("node %s: not ready", nd.name)
+		l.f.Close()
+		return fmt.Errorf("node %s: not ready: %s", nd.name, msg)
 	}
 	c.mu.Lock()
-	nd.srv = srv
+	nd.srv, nd.logger = srv, l
 	c.mu.Unlock()
 	return nil
 }
@@ -124,12 +192,13 @@ func (c *cluster) start(nd *node) error {
 // stop shuts nd's server down (clients and routes drop at once).
 func (c *cluster) stop(nd *node) {
 	c.mu.Lock()
-	srv := nd.srv
-	nd.srv = nil
+	srv, l := nd.srv, nd.logger
+	nd.srv, nd.logger = nil, nil
 	c.mu.Unlock()
 	if srv != nil {
 		srv.Shutdown()
 		srv.WaitForShutdown()
+		l.f.Close()
 	}
 }
 
