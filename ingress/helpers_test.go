@@ -189,12 +189,21 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{t: t, log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)}
+	n := testenv.StartNATS(t)
+	nc, js := n.Connect()
+	h := newHarnessOn(t, nc, js, bus.StreamOptions{})
+	h.nats = n
+	return h
+}
+
+// newHarnessOn is a harness whose streams (made with so) are on the NATS
+// of nc and js (h.nats is nil).
+func newHarnessOn(t *testing.T, nc *nats.Conn, js jetstream.JetStream, so bus.StreamOptions) *harness {
+	t.Helper()
+	h := &harness{t: t, log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel), nc: nc, js: js}
 	h.subjects, _ = schema.NewSubjects("")
-	h.nats = testenv.StartNATS(t)
-	h.nc, h.js = h.nats.Connect()
 	ctx := h.ctx()
-	if err := bus.EnsureStreams(ctx, h.js, h.subjects, bus.StreamOptions{}); err != nil {
+	if err := bus.EnsureStreams(ctx, h.js, h.subjects, so); err != nil {
 		t.Fatalf("EnsureStreams: %v", err)
 	}
 

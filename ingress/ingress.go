@@ -7,11 +7,14 @@
 //   - Nothing polled is dropped: a publish that fails (NATS unreachable, no
 //     stream, a timeout) is retried with backoff until it is acknowledged, and
 //     the next poll waits until the whole batch is published, in order.
-//     A batch is published asynchronously, up to Config.Window messages
-//     waiting for their ack, each expecting its predecessor to be the
-//     stream's last message (Nats-Expected-Last-Msg-Id): a message never
-//     lands ahead of one published before it, and after a failure the
-//     retry loop resumes from the first message not acknowledged.
+//     Into a stream of one replica, a batch is published asynchronously, up
+//     to Config.Window messages waiting for their ack, each expecting its
+//     predecessor to be the stream's last message
+//     (Nats-Expected-Last-Msg-Id): a message never lands ahead of one
+//     published before it, and after a failure the retry loop resumes from
+//     the first message not acknowledged. Into a replicated stream, one
+//     message at a time, each acknowledged before the next (a clustered
+//     nats-server cannot take that expectation safely; see publishWindow).
 //   - A repeated item is published once: every event carries a deterministic
 //     id (schema.EventID) as Nats-Msg-Id, which the stream de-duplicates, and
 //     a small set of recently published ids spares the repeat a publish.
@@ -88,7 +91,9 @@ type Config struct {
 	Dir Resolver
 	// JS publishes into the stream; a jetstream.JetStream. Its connection
 	// should reconnect forever (nats.MaxReconnects(-1)): events wait, in
-	// memory, until a publish is acknowledged.
+	// memory, until a publish is acknowledged. A Publisher that cannot
+	// look up streams (no Stream method) is taken to publish into a
+	// replicated stream: one message at a time (see publishWindow).
 	JS jetstream.Publisher
 	// Subjects names the subjects (prefix).
 	Subjects schema.Subjects
@@ -181,6 +186,10 @@ type Ingress struct {
 	log     zerolog.Logger
 	recent  *recentSet
 	metrics Metrics
+	// replicated: the inbound stream has more than one replica, so a
+	// batch is published one message at a time (see publishWindow); read
+	// at the start of each term. Only the polling goroutine uses it.
+	replicated bool
 
 	polls, items, published, duplicates, repeats, echoes, retries, dropped, split, truncated, lost, kicks, replayed atomic.Uint64
 }
@@ -314,6 +323,7 @@ func (i *Ingress) pollSession(ctx context.Context, s live.Session, log zerolog.L
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(s.Context(), cancel)()
+	i.replicated = i.streamReplicated(ctx, log)
 	i.replayJournal(ctx, s, log)
 	for {
 		start := time.Now()
@@ -401,7 +411,8 @@ func (i *Ingress) pollSession(ctx context.Context, s live.Session, log zerolog.L
 // such a run expects the one before it to be the stream's last
 // (Nats-Expected-Last-Msg-Id), so a message never lands in the stream ahead
 // of one published before it; a message published again is answered as a
-// duplicate by its Nats-Msg-Id.
+// duplicate by its Nats-Msg-Id. (Into a replicated stream: one message at a
+// time, without the expectation.)
 func (i *Ingress) publishBatch(ctx context.Context, s live.Session, evs []qqclient.Event, log zerolog.Logger) error {
 	if len(evs) == 0 {
 		return nil
@@ -559,12 +570,26 @@ type outMsg struct {
 // of them, from the first on, were acknowledged
 // (as new or as duplicates) before the first that was not: refused, not
 // answered within PublishTimeout, or not published because ctx ended.
+//
+// On a stream of more than one replica, the messages go one at a time, each
+// acknowledged before the next, and without the expectation: a clustered
+// stream checks Nats-Expected-Last-Msg-Id only as each replica applies the
+// message, and nats-server (2.15) answers a mismatch there — another
+// publisher's message (a picture's media.stored) between two of a batch, or
+// a publish lost as the stream's leader changes — with a critical write
+// error on every replica: the stream stops taking messages for good.
+// (Nats-Expected-Last-Sequence is checked before the message is proposed,
+// but another publisher's message can take the place it expects.)
 func (i *Ingress) publishWindow(ctx context.Context, b *batch, from int, log zerolog.Logger) int {
 	type flight struct {
 		f     jetstream.PubAckFuture
 		start time.Time
 	}
-	window := make([]flight, 0, min(i.cfg.Window, 1024))
+	limit, chained := i.cfg.Window, true
+	if i.replicated {
+		limit, chained = 1, false
+	}
+	window := make([]flight, 0, min(limit, 1024))
 	next, acked := from, from
 	var prevID []string // the Nats-Msg-Id value of the message published before
 	timeout := time.NewTimer(i.cfg.PublishTimeout)
@@ -608,13 +633,13 @@ func (i *Ingress) publishWindow(ctx context.Context, b *batch, from int, log zer
 		return false
 	}
 	for {
-		for len(window) < i.cfg.Window && ctx.Err() == nil {
+		for len(window) < limit && ctx.Err() == nil {
 			om, ok := b.at(next)
 			if !ok {
 				break
 			}
 			m := om.msg
-			if prevID != nil {
+			if chained && prevID != nil {
 				m.Header[jetstream.ExpectedLastMsgIDHeader] = prevID // one value, never changed: shared
 			} else {
 				delete(m.Header, jetstream.ExpectedLastMsgIDHeader)
@@ -631,6 +656,25 @@ func (i *Ingress) publishWindow(ctx context.Context, b *batch, from int, log zer
 			return acked - from
 		}
 	}
+}
+
+// streamReplicated reports whether the inbound stream has more than one
+// replica; true when its configuration cannot be read (the safe way).
+func (i *Ingress) streamReplicated(ctx context.Context, log zerolog.Logger) bool {
+	sm, ok := i.cfg.JS.(interface {
+		Stream(context.Context, string) (jetstream.Stream, error)
+	})
+	if !ok {
+		return true
+	}
+	ictx, cancel := context.WithTimeout(ctx, i.cfg.PublishTimeout)
+	defer cancel()
+	st, err := sm.Stream(ictx, i.cfg.Subjects.StreamIn())
+	if err != nil {
+		log.Warn().Err(err).Msg("the inbound stream's configuration cannot be read; publishing one message at a time this term")
+		return true
+	}
+	return st.CachedInfo().Config.Replicas > 1
 }
 
 // errCodeWrongLastMsgID is JetStream's error code "wrong last msg ID".

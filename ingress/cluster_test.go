@@ -1,0 +1,159 @@
+package ingress
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/qqbridge/qqbridge/bus"
+	"github.com/qqbridge/qqbridge/internal/testenv"
+	"github.com/qqbridge/qqbridge/schema"
+)
+
+// TestWindowClusterForeignPublisher publishes a batch into a stream of three
+// replicas while another publisher (as the media worker does) stores
+// messages in the same stream between the batch's: every event arrives once,
+// in order, and the stream still takes messages afterwards. (When the
+// batch's messages expected their predecessor's Nats-Msg-Id there too, the
+// first foreign message between two of them stalled the stream: a clustered
+// stream checks that header only as each replica applies the message, and
+// every replica stopped at the mismatch.)
+func TestWindowClusterForeignPublisher(t *testing.T) {
+	c := testenv.NewCluster(t, 3)
+	c.StartAll()
+	var urls []string
+	for i := range c.Nodes {
+		urls = append(urls, c.URL(i))
+	}
+	nc := testenv.Connect(t, strings.Join(urls, ","))
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	so := bus.StreamOptions{Replicas: 3}
+	subjects, _ := schema.NewSubjects("")
+	// Three replicas can be placed once every node knows the others.
+	testenv.Eventually(t, "the streams on three replicas", func() bool {
+		ctx, cancel := context.WithTimeout(testenv.Context(t), 5*time.Second)
+		defer cancel()
+		err := bus.EnsureStreams(ctx, js, subjects, so)
+		if err != nil {
+			t.Log(err)
+		}
+		return err == nil
+	})
+	foreignBetween(t, newHarnessOn(t, nc, js, so))
+}
+
+// TestWindowForeignPublisher is the same on one server, through the window
+// whose messages expect their predecessor: a message refused because a
+// foreign one came between is published again, and the rest follow it.
+func TestWindowForeignPublisher(t *testing.T) {
+	foreignBetween(t, newHarness(t))
+}
+
+// foreignBetween has h's ingress publish a batch while foreign messages go
+// into the same stream, and checks the batch.
+func foreignBetween(t *testing.T, h *harness) {
+	t.Helper()
+	js := h.js
+	ing := h.start(nil)
+	testenv.Eventually(t, "the first poll", func() bool { return h.sim.State().Counters["polls_held"] > 0 })
+
+	foreign := h.foreignPublisher()
+	const first, n = 600000, 3000
+	h.inject(h.windowItems(first, n)...)
+	h.waitMsgID(first + n - 1)
+	fseqs := foreign.stop()
+
+	msgs := h.stream()
+	checkOnceInOrder(t, msgs, first, n)
+	var lo, hi uint64 // the batch's first and last sequence
+	for _, m := range msgs {
+		if id := m.Event.MsgID; id >= first && id < first+n {
+			if lo == 0 {
+				lo = m.Seq
+			}
+			hi = m.Seq
+		}
+	}
+	between := 0
+	for _, s := range fseqs {
+		if s > lo && s < hi {
+			between++
+		}
+	}
+	if between == 0 {
+		t.Fatalf("no foreign message was stored among the batch's (%d foreign, batch at %d–%d): nothing tested", len(fseqs), lo, hi)
+	}
+	if st := ing.Stats(); st.Published != n {
+		t.Errorf("stats %+v: want %d published", st, n)
+	}
+	ctx, cancel := context.WithTimeout(h.ctx(), 5*time.Second)
+	defer cancel()
+	subject, _ := h.subjects.In(schema.KindSystem, "after")
+	if _, err := js.Publish(ctx, subject, []byte("{}")); err != nil {
+		t.Fatalf("the stream takes no message after the batch: %v", err)
+	}
+	t.Logf("%d foreign messages, %d of them among the batch's", len(fseqs), between)
+}
+
+// foreign is a publisher of other events into the inbound stream.
+type foreign struct {
+	stopc chan struct{}
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	seqs  []uint64
+}
+
+// foreignPublisher publishes media events into the inbound stream one
+// after another, each acknowledged, until stop.
+func (h *harness) foreignPublisher() *foreign {
+	f := &foreign{stopc: make(chan struct{})}
+	subject, err := h.subjects.In(schema.KindMedia, "1")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	f.wg.Go(func() {
+		for k := 0; ; k++ {
+			select {
+			case <-f.stopc:
+				return
+			default:
+			}
+			e := &schema.Event{V: schema.Version, ID: fmt.Sprintf("foreign-%d", k), Type: "media.stored",
+				Time: time.Now().UTC(), Account: 931996776}
+			data, hd, err := e.Encode(schema.JSON())
+			if err != nil {
+				h.t.Error(err)
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ack, err := h.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: data, Header: nats.Header(hd)})
+			cancel()
+			if err != nil {
+				continue // the stream is busy or stalled: the test sees which
+			}
+			f.mu.Lock()
+			f.seqs = append(f.seqs, ack.Sequence)
+			f.mu.Unlock()
+			time.Sleep(time.Millisecond)
+		}
+	})
+	return f
+}
+
+// stop ends the publishing and returns the sequences stored.
+func (f *foreign) stop() []uint64 {
+	close(f.stopc)
+	f.wg.Wait()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.seqs
+}
