@@ -517,8 +517,8 @@ func TestDeadReplicaTakenOver(t *testing.T) {
 			dyingSess.mu.Unlock()
 			go stopDying()
 
-			// (With several in flight the two may come back in either
-			// order: the limit the package comment states.)
+			// (The serial subject: one request out at a time whatever
+			// InFlight, so behind waits for held's redelivery.)
 			got := map[string]schema.Result{}
 			for range 2 {
 				_, res := e.result()
