@@ -146,39 +146,46 @@ func (e *Egress) partitions(ctx context.Context, stream jetstream.Stream) (int, 
 // consume works the messages of cons one at a time, each when one of slots
 // is free.
 func (e *Egress) consume(ctx context.Context, cons jetstream.Consumer, slots chan struct{}, name string, created time.Time) {
-	// One pull request per message, made after the previous message was
-	// answered (a pull issued ahead, as the Messages iterator does, was seen
-	// to miss messages freed by an ack when MaxAckPending is 1).
+	// One subscription and one pull of one message at a time, asked for as
+	// soon as the previous message arrived: the server delivers the next one
+	// the moment the previous is acknowledged (MaxAckPending 1), without a
+	// round trip in between.
 	bo := retry.Backoff(e.cfg.RetryInitial, e.cfg.RetryMax)
 	for ctx.Err() == nil {
-		fctx, cancel := context.WithTimeout(ctx, fetchWait)
-		msg, err := cons.Next(jetstream.FetchContext(fctx))
-		cancel()
-		if ctx.Err() != nil {
-			if msg != nil { // delivered as ctx ended: hand it back untouched
-				_ = msg.Nak()
-			}
-			break
-		}
+		it, err := cons.Messages(jetstream.PullMaxMessages(1), jetstream.PullExpiry(fetchWait))
 		if err != nil {
-			if errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
-				continue // nothing to do: pull again
-			}
-			e.log.Warn().Err(err).Msg("pulling the next request failed; retrying")
+			e.log.Warn().Err(err).Msg("pulling requests failed; retrying")
 			_ = retry.Sleep(ctx, bo.NextBackOff())
 			continue
 		}
-		bo.Reset()
-		if !e.takeSlot(ctx, msg, slots) {
-			_ = msg.Nak()
-			break
+		// When ctx ends, the iterator hands out what it holds, then closes;
+		// that is handed back untouched.
+		stop := context.AfterFunc(ctx, it.Drain)
+		for {
+			msg, err := it.Next()
+			if err != nil {
+				if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+					break
+				}
+				// The iterator goes on (a missed heartbeat, a connection
+				// problem).
+				e.log.Debug().Err(err).Msg("pulling requests: retrying")
+				_ = retry.Sleep(ctx, bo.NextBackOff())
+				continue
+			}
+			bo.Reset()
+			if ctx.Err() != nil || !e.takeSlot(ctx, msg, slots) {
+				_ = msg.Nak()
+				continue
+			}
+			handBack := e.handle(ctx, msg, name, created)
+			<-slots
+			if handBack {
+				_ = msg.Nak()
+			}
 		}
-		handBack := e.handle(ctx, msg, name, created)
-		<-slots
-		if handBack {
-			_ = msg.Nak()
-			break
-		}
+		stop()
+		it.Stop()
 	}
 }
 
