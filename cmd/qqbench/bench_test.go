@@ -103,7 +103,7 @@ func TestRunSmall(t *testing.T) {
 		t.Skip("starts NATS and the simulator")
 	}
 	var out discard
-	rows, err := Run(context.Background(), Config{Reps: 1, Events: 200, Requests: 50, Contacts: 100}, &out)
+	rows, err := Run(context.Background(), Config{Reps: 1, Events: 200, Requests: 50, LatencyRequests: 40, Contacts: 100}, &out)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/qqbridge/qqbridge/egress"
 	"github.com/qqbridge/qqbridge/qqclient"
+	"github.com/qqbridge/qqbridge/qqsim"
 )
 
 // Config sizes a Run.
@@ -23,6 +24,11 @@ type Config struct {
 	Window   int // the async baseline's window (default 256)
 	InFlight int // egress Config.InFlight per replica of the default rows (default egress.DefaultInFlight)
 	Contacts int // friends of the directory row (default 10000)
+	// SendLatency is how long the simulator holds each send's answer in the
+	// egress rows "with a send latency" (default 10 ms; QQ's own sends take
+	// longer), which send LatencyRequests requests (default 300).
+	SendLatency     time.Duration
+	LatencyRequests int
 	// IngressOnly runs the ingress rows, the decode row and the latency
 	// only (no egress, no directory).
 	IngressOnly bool
@@ -46,6 +52,12 @@ func (c *Config) defaults() {
 	}
 	if c.Contacts <= 0 {
 		c.Contacts = 10000
+	}
+	if c.SendLatency <= 0 {
+		c.SendLatency = 10 * time.Millisecond
+	}
+	if c.LatencyRequests <= 0 {
+		c.LatencyRequests = 300
 	}
 }
 
@@ -81,6 +93,7 @@ func Run(ctx context.Context, cfg Config, w io.Writer) ([]Row, error) {
 	}
 	rate := func(n int, d time.Duration) float64 { return float64(n) / d.Seconds() }
 	var inBridge, inArrived, inAsync, inSync, outBase, outN, outN2, out1, out12, outSerial []float64
+	var latBase, latN, latN2 []float64
 	inFlight := func(n int) func(*egress.Config) { return func(c *egress.Config) { c.InFlight = n } }
 	// The egress runs of each repetition, in order, and where their rates go.
 	egressRuns := []struct {
@@ -122,10 +135,28 @@ func Run(ctx context.Context, cfg Config, w io.Writer) ([]Row, error) {
 			}
 			*r.out = append(*r.out, rate(cfg.Requests, d))
 		}
+		// The same with a send latency: where the sends, not the CPU, bound
+		// the run.
+		e.Sim.SetChaos(qqsim.Chaos{SendLatencyMS: int(cfg.SendLatency / time.Millisecond)})
+		if d, err = e.EgressBaseline(ctx, cfg.LatencyRequests); err != nil {
+			return nil, err
+		}
+		latBase = append(latBase, rate(cfg.LatencyRequests, d))
+		for _, r := range []struct {
+			replicas int
+			out      *[]float64
+		}{{1, &latN}, {2, &latN2}} {
+			if d, err = e.EgressBridge(ctx, cfg.LatencyRequests, EgressOptions{Replicas: r.replicas, Configure: inFlight(cfg.InFlight)}); err != nil {
+				return nil, err
+			}
+			*r.out = append(*r.out, rate(cfg.LatencyRequests, d))
+		}
+		e.Sim.SetChaos(qqsim.Chaos{})
 		fmt.Fprintf(os.Stderr, "rep %d/%d done\n", rep+1, cfg.Reps)
 	}
 	ib, iarr, ia, is := median(inBridge), median(inArrived), median(inAsync), median(inSync)
 	obase, on, on2, o1, o12, oser := median(outBase), median(outN), median(outN2), median(out1), median(out12), median(outSerial)
+	lbase, ln, ln2 := median(latBase), median(latN), median(latN2)
 	lat, err := e.IngressLatency(ctx, 1000, 5*time.Second)
 	if err != nil {
 		return nil, err
@@ -152,6 +183,9 @@ func Run(ctx context.Context, cfg Config, w io.Writer) ([]Row, error) {
 		{Path: "egress, InFlight 1, 2 replicas", Unit: "req/s", Bridge: o12, Baseline: "1 replica", Base: o1, Ratio: o12 / o1},
 		{Path: "egress, the same requests on the serial subject qq.out.group", Unit: "req/s",
 			Bridge: oser, Baseline: "the plain SendPart loop", Base: obase, Ratio: oser / obase},
+		{Path: fmt.Sprintf("egress, %d requests, qqsim answering each send after %v, InFlight %d", cfg.LatencyRequests, cfg.SendLatency, cfg.InFlight), Unit: "req/s",
+			Bridge: ln, Baseline: "the plain SendPart loop, same latency", Base: lbase, Ratio: ln / lbase},
+		{Path: fmt.Sprintf("same, InFlight %d, 2 replicas", cfg.InFlight), Unit: "req/s", Bridge: ln2, Baseline: "1 replica", Base: ln, Ratio: ln2 / ln},
 	}
 	if cfg.IngressOnly {
 		rows = rows[:3]
