@@ -166,7 +166,8 @@ func TestPartitionsOrderAcrossReplicas(t *testing.T) {
 }
 
 // TestInFlightPerReplica: one replica works up to its InFlight requests at
-// once (slow sends to many targets), never more.
+// once (slow sends to many targets), never more; the results of the target
+// subjects are on <prefix>.result.<kind>.
 func TestInFlightPerReplica(t *testing.T) {
 	for _, inFlight := range []int{1, 3} {
 		t.Run(fmt.Sprintf("InFlight %d", inFlight), func(t *testing.T) {
@@ -178,8 +179,12 @@ func TestInFlightPerReplica(t *testing.T) {
 				e.publishTo(tg.kind, schema.Request{To: tg.to, Text: fmt.Sprintf("t%d m0", j)}, "")
 			}
 			for range targets {
-				if _, res := e.result(); !res.OK {
+				subject, res := e.result()
+				if !res.OK {
 					t.Fatalf("result %+v (error %+v), want ok", res, res.Error)
+				}
+				if want := e.subj.Result(res.Kind); subject != want {
+					t.Errorf("result on %s, want %s", subject, want)
 				}
 			}
 			checkOrder(t, e.sent(), len(targets), 1)
