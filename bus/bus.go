@@ -14,6 +14,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -34,6 +36,12 @@ const (
 	DefaultOutMaxAge      = 24 * time.Hour
 	DefaultResultMaxBytes = 256 << 20
 	DefaultResultMaxMsgs  = 1_000_000
+
+	// DefaultOutPartitions is the number of partitions of the target
+	// subjects in the outbound work queue (StreamOptions.OutPartitions);
+	// MaxOutPartitions the most it may have.
+	DefaultOutPartitions = 8
+	MaxOutPartitions     = 256
 )
 
 // StreamOptions are the limits of the bridge's streams. Zero fields take
@@ -59,6 +67,25 @@ type StreamOptions struct {
 	// so that queued sends are never dropped silently.
 	InMaxBytes, OutMaxBytes, ResultMaxBytes int64
 	InMaxMsgs, OutMaxMsgs, ResultMaxMsgs    int64
+
+	// OutPartitions is the number of partitions the outbound work queue
+	// spreads the target subjects (<prefix>.out.<kind>.<key>, see
+	// schema.Subjects.OutTo) over: each partition is worked one request at a
+	// time, in order, different partitions at once. 0 takes
+	// DefaultOutPartitions, -1 turns the partitions off (the target subjects
+	// are then stored as published and worked one at a time with the
+	// others); at most MaxOutPartitions. Every replica must be given the same
+	// number, or each start changes the stream.
+	OutPartitions int
+}
+
+// Validate checks the options that have no sensible reading when out of
+// range. EnsureStreams calls it.
+func (o StreamOptions) Validate() error {
+	if o.OutPartitions < -1 || o.OutPartitions > MaxOutPartitions {
+		return fmt.Errorf("bus: OutPartitions %d: want 1 to %d, 0 for the default (%d) or -1 for none", o.OutPartitions, MaxOutPartitions, DefaultOutPartitions)
+	}
+	return nil
 }
 
 func (o StreamOptions) withDefaults() StreamOptions {
@@ -90,6 +117,14 @@ func (o StreamOptions) withDefaults() StreamOptions {
 	def(&o.OutMaxMsgs, DefaultOutMaxMsgs)
 	def(&o.ResultMaxBytes, DefaultResultMaxBytes)
 	def(&o.ResultMaxMsgs, DefaultResultMaxMsgs)
+	switch {
+	case o.OutPartitions == 0:
+		o.OutPartitions = DefaultOutPartitions
+	case o.OutPartitions < 0:
+		o.OutPartitions = -1
+	case o.OutPartitions > MaxOutPartitions:
+		o.OutPartitions = MaxOutPartitions
+	}
 	return o
 }
 
@@ -102,12 +137,24 @@ func (o StreamOptions) withDefaults() StreamOptions {
 //   - s.StreamOut(): subjects <prefix>.out.>, work-queue retention (each
 //     request is taken by one bridge replica and gone once acknowledged),
 //     file storage, MaxAge OutMaxAge, OutMaxBytes, OutMaxMsgs (a full queue
-//     refuses new requests), the Duplicates window.
+//     refuses new requests), the Duplicates window. Unless OutPartitions is
+//     -1, a subject transform stores each request of a target subject
+//     <prefix>.out.<kind>.<key> as <prefix>.outp.<n>.<kind>.<key>, n =
+//     partition(OutPartitions) of kind and key (the server's hash: one
+//     target, one partition); egress works each partition in order through
+//     a consumer of its own (see OutPartitions).
 //   - s.StreamResult(): subjects <prefix>.result.>, limits retention, file
 //     storage, MaxAge ResultMaxAge, ResultMaxBytes, ResultMaxMsgs, so that an
 //     outcome waits for a consumer that was away.
 func StreamConfigs(s schema.Subjects, o StreamOptions) []jetstream.StreamConfig {
 	o = o.withDefaults()
+	var transform *jetstream.SubjectTransformConfig
+	if o.OutPartitions > 0 {
+		transform = &jetstream.SubjectTransformConfig{
+			Source:      s.OutTargetWildcard(),
+			Destination: fmt.Sprintf("%s.{{partition(%d,1,2)}}.{{wildcard(1)}}.{{wildcard(2)}}", s.OutPartitionBase(), o.OutPartitions),
+		}
+	}
 	return []jetstream.StreamConfig{
 		{
 			Name:        s.StreamIn(),
@@ -134,6 +181,8 @@ func StreamConfigs(s schema.Subjects, o StreamOptions) []jetstream.StreamConfig 
 			MaxMsgs:     o.OutMaxMsgs,
 			Duplicates:  min(o.Duplicates, o.OutMaxAge),
 			Discard:     jetstream.DiscardNew,
+
+			SubjectTransform: transform,
 		},
 		{
 			Name:        s.StreamResult(),
@@ -157,6 +206,9 @@ func StreamConfigs(s schema.Subjects, o StreamOptions) []jetstream.StreamConfig 
 // configuration is a no-op, and one that exists with another is updated. It
 // makes one try; Setup waits for JetStream and tries again.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, s schema.Subjects, o StreamOptions) error {
+	if err := o.Validate(); err != nil {
+		return err
+	}
 	for _, cfg := range StreamConfigs(s, o) {
 		if err := ensureStream(ctx, js, cfg); err != nil {
 			return err
@@ -187,6 +239,27 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 		// Deleted in between: create it again.
 	}
 	return fmt.Errorf("bus: stream %s: %w", cfg.Name, err)
+}
+
+// OutPartitions returns the number of partitions of the outbound work queue
+// whose configuration is cfg: the n of the subject transform StreamConfigs
+// makes, 0 when the stream has none (set up with OutPartitions -1, or by an
+// older bridge), in which case the target subjects are stored as published.
+func OutPartitions(s schema.Subjects, cfg jetstream.StreamConfig) int {
+	t := cfg.SubjectTransform
+	if t == nil || t.Source != s.OutTargetWildcard() {
+		return 0
+	}
+	rest, ok := strings.CutPrefix(t.Destination, s.OutPartitionBase()+".{{partition(")
+	if !ok {
+		return 0
+	}
+	num, rest, ok := strings.Cut(rest, ",")
+	n, err := strconv.Atoi(num)
+	if !ok || err != nil || n < 1 || rest != "1,2)}}.{{wildcard(1)}}.{{wildcard(2)}}" {
+		return 0
+	}
+	return n
 }
 
 // SentBucket returns the name of the KV bucket of send idempotency records:

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/qqbridge/qqbridge/bus"
 	"github.com/qqbridge/qqbridge/internal/retry"
 	"github.com/qqbridge/qqbridge/schema"
 )
@@ -19,212 +20,206 @@ import (
 // fetchWait is how long one pull request waits for a message.
 const fetchWait = 30 * time.Second
 
-// pinGroup is the priority group of the consumer when InFlight is above 1:
-// the consumer is pinned to one replica at a time (PriorityPolicyPinned), so
-// requests to one target are never worked on by two replicas at once.
-const pinGroup = "egress"
-
 // Run consumes the send requests of stream Subjects.StreamOut() (subjects
-// <prefix>.out.>, created beforehand by bus.EnsureStreams) through the
-// durable pull consumer Config.Consumer and publishes each outcome on
-// <prefix>.result.<kind>.
+// <prefix>.out.>, created beforehand by bus.EnsureStreams) and publishes each
+// outcome on <prefix>.result.<kind>. Every replica pulls from every consumer:
 //
-// With InFlight 1 (the default) one message is worked on at a time, in
-// stream order (MaxAckPending 1, so replicas sharing the consumer keep the
-// order too). With InFlight n above 1, up to n messages are delivered at a
-// time (MaxAckPending n) to the one replica the consumer is pinned to; each
-// target's requests wait in a lane of their own and are sent one after
-// another in stream order, different targets' at the same time.
+//   - Config.Consumer, the serial consumer of the subjects stored as
+//     published (<prefix>.out.<kind>, and target subjects when the stream has
+//     no partitions): one request at a time across the replicas, in stream
+//     order (MaxAckPending 1);
+//   - Config.Consumer-p<n>, one consumer per partition n of the target
+//     subjects (<prefix>.outp.<n>.<kind>.<key>, see bus.StreamOptions), each
+//     also one request at a time in stream order, different partitions at
+//     the same time.
+//
+// The partitions are the stream's (its subject transform, bus.OutPartitions),
+// and any partition beyond them that still holds requests. This replica
+// works at most Config.InFlight requests at once across all its consumers; a
+// request delivered to it while it is busy waits (kept in progress) for its
+// turn.
 //
 // A request that cannot be decoded or fails validation is answered
 // invalid_request, an unknown target unknown_target; both are terminated
 // (never redelivered). Transient failures are retried in place while the
-// message is kept in progress, so no later request to the same target
-// overtakes it. When ctx ends, the part being sent is finished, the progress
-// recorded, the message handed back (nak) and Run returns nil; other errors
-// are returned only when the stream or consumer cannot be set up.
+// message is kept in progress, so no later request of its consumer overtakes
+// it. When ctx ends, the parts being sent are finished, the progress
+// recorded, the messages handed back (nak) and Run returns nil; other errors
+// are returned only when the stream or consumers cannot be set up.
 func (e *Egress) Run(ctx context.Context) error {
 	s := e.cfg.Subjects
 	stream, err := e.cfg.JS.Stream(ctx, s.StreamOut())
 	if err != nil {
 		return fmt.Errorf("egress: stream %s: %w", s.StreamOut(), err)
 	}
-	created := stream.CachedInfo().Created
-	cc := jetstream.ConsumerConfig{
-		Durable:       e.cfg.Consumer,
-		Description:   "qqbridge egress: sends the requests on " + s.OutWildcard() + ", in order per target",
-		FilterSubject: s.OutWildcard(),
+	info := stream.CachedInfo()
+	created, name := info.Created, info.Config.Name
+	parts, err := e.partitions(ctx, stream)
+	if err != nil {
+		return err
+	}
+	cons := make([]jetstream.Consumer, 0, parts+1)
+	// The serial consumer takes every subject under <prefix>.out. — spelt as
+	// two filters, not as the stream's own subject: a consumer whose filter
+	// is the stream's subject counts as unfiltered, and the server would then
+	// keep the partitions' messages for it after their ack.
+	scc := e.consumerConfig(e.cfg.Consumer, "", "qqbridge egress: sends the requests on "+s.OutWildcard()+" one at a time, in order")
+	scc.FilterSubjects = []string{s.Prefix() + ".out.*", s.Prefix() + ".out.*.>"}
+	serial, err := stream.CreateOrUpdateConsumer(ctx, scc)
+	if err != nil {
+		return fmt.Errorf("egress: consumer %s on %s: %w", e.cfg.Consumer, s.StreamOut(), err)
+	}
+	cons = append(cons, serial)
+	for n := range parts {
+		durable := PartitionConsumer(e.cfg.Consumer, n)
+		c, err := stream.CreateOrUpdateConsumer(ctx, e.consumerConfig(durable, s.OutPartition(n),
+			fmt.Sprintf("qqbridge egress: sends the requests of partition %d one at a time, in order", n)))
+		if err != nil {
+			return fmt.Errorf("egress: consumer %s on %s: %w", durable, s.StreamOut(), err)
+		}
+		cons = append(cons, c)
+	}
+	go e.cfg.Metrics.WatchConsumerPending(ctx, e.cfg.Consumer, 5*time.Second, func(ctx context.Context) (uint64, error) {
+		var sum uint64
+		for _, c := range cons {
+			info, err := c.Info(ctx)
+			if err != nil {
+				return 0, err
+			}
+			sum += info.NumPending
+		}
+		return sum, nil
+	})
+	e.log.Info().Str("stream", s.StreamOut()).Str("consumer", e.cfg.Consumer).Int("partitions", parts).
+		Int("in_flight", e.cfg.InFlight).Msg("egress consumers running")
+	slots := make(chan struct{}, e.cfg.InFlight)
+	var wg sync.WaitGroup
+	for _, c := range cons {
+		wg.Go(func() { e.consume(ctx, c, slots, name, created) })
+	}
+	wg.Wait()
+	e.log.Info().Msg("egress consumers stopped")
+	return nil
+}
+
+// PartitionConsumer returns the durable name of the consumer of partition n
+// of the outbound queue for the serial consumer named consumer:
+// consumer-p<n> ("bridge-egress-p3").
+func PartitionConsumer(consumer string, n int) string {
+	return consumer + "-p" + strconv.Itoa(n)
+}
+
+// consumerConfig is the configuration of every consumer of Run: one message
+// at a time (MaxAckPending 1), so that the replicas sharing it keep the
+// stream order.
+func (e *Egress) consumerConfig(durable, filter, description string) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       durable,
+		Description:   description,
+		FilterSubject: filter,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       e.cfg.AckWait,
 		MaxDeliver:    e.cfg.MaxDeliver,
-		MaxAckPending: e.cfg.InFlight,
+		MaxAckPending: 1,
 	}
-	if e.cfg.InFlight > 1 {
-		cc.PriorityPolicy = jetstream.PriorityPolicyPinned
-		cc.PriorityGroups = []string{pinGroup}
-		cc.PinnedTTL = e.cfg.AckWait
-	}
-	cons, err := stream.CreateOrUpdateConsumer(ctx, cc)
+}
+
+// partitions returns the number of partition consumers to run: the stream's
+// partitions, or more when requests are left in a partition beyond them (the
+// count was lowered while they waited).
+func (e *Egress) partitions(ctx context.Context, stream jetstream.Stream) (int, error) {
+	s := e.cfg.Subjects
+	n := bus.OutPartitions(s, stream.CachedInfo().Config)
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(s.OutPartitionBase()+".>"))
 	if err != nil {
-		return fmt.Errorf("egress: consumer %s on %s: %w", e.cfg.Consumer, s.StreamOut(), err)
+		return 0, fmt.Errorf("egress: stream %s: %w", s.StreamOut(), err)
 	}
-	go e.cfg.Metrics.WatchConsumerPending(ctx, e.cfg.Consumer, 5*time.Second, func(ctx context.Context) (uint64, error) {
-		info, err := cons.Info(ctx)
-		if err != nil {
-			return 0, err
+	for subj := range info.State.Subjects {
+		if o, _ := s.ParseOutSubject(subj); o.Partition >= n && o.Partition < bus.MaxOutPartitions {
+			n = o.Partition + 1
 		}
-		return info.NumPending, nil
-	})
-	e.log.Info().Str("stream", s.StreamOut()).Str("consumer", e.cfg.Consumer).Int("in_flight", e.cfg.InFlight).Msg("egress consumer running")
-	name := stream.CachedInfo().Config.Name
-	if e.cfg.InFlight > 1 {
-		e.runLanes(ctx, cons, name, created)
-	} else {
-		e.runSerial(ctx, cons, name, created)
 	}
-	e.log.Info().Msg("egress consumer stopped")
-	return nil
+	return n, nil
 }
 
-// runSerial works the messages one at a time.
-func (e *Egress) runSerial(ctx context.Context, cons jetstream.Consumer, name string, created time.Time) {
-	// One pull request per message, made after the previous message was
-	// answered (a pull issued ahead, as the Messages iterator does, was seen
-	// to miss messages freed by an ack when MaxAckPending is 1).
+// consume works the messages of cons one at a time, each when one of slots
+// is free.
+func (e *Egress) consume(ctx context.Context, cons jetstream.Consumer, slots chan struct{}, name string, created time.Time) {
+	// One subscription and one pull of one message at a time, asked for as
+	// soon as the previous message arrived: the server delivers the next one
+	// the moment the previous is acknowledged (MaxAckPending 1), without a
+	// round trip in between.
 	bo := retry.Backoff(e.cfg.RetryInitial, e.cfg.RetryMax)
 	for ctx.Err() == nil {
-		fctx, cancel := context.WithTimeout(ctx, fetchWait)
-		msg, err := cons.Next(jetstream.FetchContext(fctx))
-		cancel()
-		if ctx.Err() != nil {
-			if msg != nil { // delivered as ctx ended: hand it back untouched
-				_ = msg.Nak()
-			}
-			break
-		}
-		if err != nil {
-			if errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
-				continue // nothing to do: pull again
-			}
-			e.log.Warn().Err(err).Msg("pulling the next request failed; retrying")
-			_ = retry.Sleep(ctx, bo.NextBackOff())
-			continue
-		}
-		bo.Reset()
-		if e.handle(ctx, msg, name, created) {
-			_ = msg.Nak()
-			break
-		}
-	}
-}
-
-// lane is the queue of one target's requests.
-type lane struct {
-	q []jetstream.Msg
-}
-
-// runLanes works up to InFlight messages at a time, each target's in a lane
-// of its own, in stream order.
-func (e *Egress) runLanes(ctx context.Context, cons jetstream.Consumer, name string, created time.Time) {
-	var (
-		mu    sync.Mutex
-		lanes = map[string]*lane{}
-		wg    sync.WaitGroup
-	)
-	work := func(key string, l *lane) {
-		stopBeat := make(chan struct{})
-		var beat sync.WaitGroup
-		beat.Go(func() { // keep the queued messages in progress
-			t := time.NewTicker(e.heartbeat)
-			defer t.Stop()
-			for {
-				select {
-				case <-stopBeat:
-					return
-				case <-t.C:
-				}
-				mu.Lock()
-				for _, m := range l.q {
-					_ = m.InProgress()
-				}
-				mu.Unlock()
-			}
-		})
-		defer func() { close(stopBeat); beat.Wait() }()
-		for {
-			mu.Lock()
-			if len(l.q) == 0 {
-				delete(lanes, key)
-				mu.Unlock()
-				return
-			}
-			msg := l.q[0]
-			l.q = l.q[1:]
-			mu.Unlock()
-			if ctx.Err() != nil || e.handle(ctx, msg, name, created) {
-				_ = msg.Nak()
-			}
-		}
-	}
-	bo := retry.Backoff(e.cfg.RetryInitial, e.cfg.RetryMax)
-	for ctx.Err() == nil {
-		it, err := cons.Messages(jetstream.PullMaxMessages(e.cfg.InFlight), jetstream.PullPriorityGroup(pinGroup),
-			jetstream.PullExpiry(fetchWait))
+		it, err := cons.Messages(jetstream.PullMaxMessages(1), jetstream.PullExpiry(fetchWait))
 		if err != nil {
 			e.log.Warn().Err(err).Msg("pulling requests failed; retrying")
 			_ = retry.Sleep(ctx, bo.NextBackOff())
 			continue
 		}
-		stop := context.AfterFunc(ctx, it.Stop)
+		// When ctx ends, the iterator hands out what it holds, then closes;
+		// that is handed back untouched.
+		stop := context.AfterFunc(ctx, it.Drain)
 		for {
 			msg, err := it.Next()
 			if err != nil {
-				if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
 					break
 				}
 				// The iterator goes on (a missed heartbeat, a connection
-				// problem): messages it holds stay in order behind this.
+				// problem).
 				e.log.Debug().Err(err).Msg("pulling requests: retrying")
 				_ = retry.Sleep(ctx, bo.NextBackOff())
 				continue
 			}
 			bo.Reset()
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || !e.takeSlot(ctx, msg, slots) {
 				_ = msg.Nak()
-				break
+				continue
 			}
-			key := e.laneKey(msg)
-			mu.Lock()
-			l, ok := lanes[key]
-			if !ok {
-				l = &lane{}
-				lanes[key] = l
-			}
-			l.q = append(l.q, msg)
-			mu.Unlock()
-			if !ok {
-				wg.Go(func() { work(key, l) })
+			handBack := e.handle(ctx, msg, name, created)
+			<-slots
+			if handBack {
+				_ = msg.Nak()
 			}
 		}
 		stop()
 		it.Stop()
 	}
-	wg.Wait()
 }
 
-// laneKey names the target of a message: its requests share a lane. A
-// message that cannot be decoded gets a lane of its own.
-func (e *Egress) laneKey(msg jetstream.Msg) string {
-	kind, req, err := decodeOut(e.cfg.Subjects, msg.Subject(), msg.Headers(), msg.Data())
-	if err != nil || req == nil {
-		if meta, merr := msg.Metadata(); merr == nil {
-			return "invalid." + strconv.FormatUint(meta.Sequence.Stream, 10)
-		}
-		return "invalid"
+// takeSlot takes one of slots for msg, keeping msg in progress while it
+// waits; false when ctx ended first.
+func (e *Egress) takeSlot(ctx context.Context, msg jetstream.Msg, slots chan struct{}) bool {
+	select {
+	case slots <- struct{}{}:
+		return true
+	default:
 	}
-	t := req.To
-	return fmt.Sprintf("%s.%d.%d.%d.%d.%d", kind, t.QQ, t.Group, t.UIN, t.GID, t.DID)
+	// The heartbeat runs beside the wait, so that the wait keeps its place
+	// among the others (a channel's waiters are served in turn).
+	stop := make(chan struct{})
+	var beat sync.WaitGroup
+	beat.Go(func() {
+		t := time.NewTicker(e.heartbeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	})
+	defer func() { close(stop); beat.Wait() }()
+	select {
+	case slots <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // handle works one message of the stream to its end. It returns true when
@@ -242,8 +237,9 @@ func (e *Egress) handle(ctx context.Context, msg jetstream.Msg, streamName strin
 	msgKey := seqKey(streamName, created, seq)
 	log := e.log.With().Str("subject", msg.Subject()).Uint64("seq", seq).Logger()
 
-	kind, req, verr := decodeOut(e.cfg.Subjects, msg.Subject(), msg.Headers(), msg.Data())
-	resultSubject := e.resultSubject(msg.Subject(), kind)
+	o, req, verr := decodeOut(e.cfg.Subjects, msg.Subject(), msg.Headers(), msg.Data())
+	kind := o.Kind
+	resultSubject := e.resultSubject(o)
 	if verr != nil {
 		id := seqID
 		if req != nil && req.ID != "" {
@@ -298,39 +294,46 @@ func (e *Egress) handle(ctx context.Context, msg jetstream.Msg, streamName strin
 	return false
 }
 
-// decodeOut decodes and validates a message of <prefix>.out.<kind>. kind is
-// the subject's kind token even when it is not a sendable kind (for the
-// result subject); req is set when the body could be decoded (its id is then
+// decodeOut decodes and validates a message of stream StreamOut. The
+// subject is one of schema.Subjects.ParseOutSubject; the body's target must
+// match the key of a target subject. o is the subject as far as it could be
+// read (its kind even when it is not a sendable kind, for the result
+// subject); req is set when the body could be decoded (its id is then
 // usable) even if validation failed.
-func decodeOut(s schema.Subjects, subject string, h nats.Header, data []byte) (schema.Kind, *schema.Request, error) {
-	kind, kerr := schema.KindFromOutSubject(s, subject)
-	if kerr != nil {
-		kind = schema.Kind(strings.TrimPrefix(subject, s.Prefix()+".out."))
-	}
+func decodeOut(s schema.Subjects, subject string, h nats.Header, data []byte) (schema.OutSubject, *schema.Request, error) {
+	o, serr := s.ParseOutSubject(subject)
 	req, err := schema.DecodeRequest(schema.HeaderValue(h, schema.HeaderContentType), data)
-	if kerr != nil {
-		return kind, req, &schema.ValidationError{Field: "kind", Reason: fmt.Sprintf(
-			"subject %q: the kind must be friend, group, discuss or sess", subject)}
+	if serr != nil {
+		return o, req, serr
 	}
 	if err != nil {
-		return kind, nil, err
+		return o, nil, err
 	}
-	if err := req.Validate(kind); err != nil {
-		return kind, req, err
+	if err := req.Validate(o.Kind); err != nil {
+		return o, req, err
 	}
-	return kind, req, nil
+	if o.Key != "" {
+		if err := schema.CheckTargetKey(o.Kind, o.Key, req.To); err != nil {
+			return o, req, err
+		}
+	}
+	return o, req, nil
 }
 
-// resultSubject is where the outcome of a request on subject goes:
+// resultSubject is where the outcome of a request on a subject o goes:
 // <prefix>.result.<kind>, or for a subject of no known kind the same tokens
-// after "result" as after "out", so the sender can still find it.
-func (e *Egress) resultSubject(subject string, kind schema.Kind) string {
-	if kind.Sendable() {
-		return e.cfg.Subjects.Result(kind)
+// after "result" as after "out" (as published), so the sender can still find
+// it.
+func (e *Egress) resultSubject(o schema.OutSubject) string {
+	if o.Kind.Sendable() {
+		return e.cfg.Subjects.Result(o.Kind)
 	}
-	rest := strings.TrimPrefix(subject, e.cfg.Subjects.Prefix()+".out.")
-	if rest == "" || rest == subject {
-		rest = "invalid"
+	rest := o.Rest
+	for _, tok := range strings.Split(rest, ".") {
+		if schema.ValidToken(tok) != nil {
+			rest = "invalid"
+			break
+		}
 	}
 	return e.cfg.Subjects.Prefix() + ".result." + rest
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/time/rate"
 
+	"github.com/qqbridge/qqbridge/bus"
 	"github.com/qqbridge/qqbridge/live"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/schema"
@@ -26,6 +27,7 @@ const (
 	DefaultRetryMax     = 30 * time.Second
 	DefaultAckWait      = 10 * time.Second // a dead replica's request resumes within it (Config.AckWait)
 	DefaultMaxDeliver   = 10
+	DefaultInFlight     = 4 // requests one replica works at once (Config.InFlight)
 )
 
 // ErrConfig is wrapped by the errors of New for an unusable Config.
@@ -75,11 +77,13 @@ type Config struct {
 	// keeps its pace however many replicas send.
 	Pacer Pacer
 
-	// Consumer is the durable name of the pull consumer on the QQ_OUT
-	// stream; replicas that use the same name share the work.
+	// Consumer is the durable name of the serial pull consumer on the QQ_OUT
+	// stream; the consumers of its partitions are named after it
+	// (PartitionConsumer: Consumer-p0, Consumer-p1, …). Replicas that use the
+	// same name share the work.
 	Consumer string
-	// AckWait is the consumer's ack wait (and, with InFlight above 1, the
-	// pinned TTL). The message being worked on is kept in progress, and its
+	// AckWait is the consumers' ack wait. The message being worked on is
+	// kept in progress, and its
 	// claim touched, every AckWait/3 (StaleAfter/3 when that is shorter), so
 	// a request held by a replica that died is redelivered at most AckWait
 	// after the death and taken up at once: sent, or answered maybe_sent
@@ -107,11 +111,13 @@ type Config struct {
 	// sender touches its record every StaleAfter/3 at most.
 	StaleAfter time.Duration
 
-	// InFlight is the number of requests of the stream worked on at once
-	// (default 1). Requests to one target are always sent one after another
-	// in stream order; with InFlight above 1 requests to different targets
-	// overlap, and one replica at a time (the one the consumer is pinned to)
-	// takes requests, so the order per target holds across replicas too.
+	// InFlight is the number of requests of the stream this replica works
+	// on at once, across the consumers of Run (default DefaultInFlight); each
+	// replica adds its own. Each consumer (the serial one, one per partition
+	// of the target subjects) has one request out at a time across the
+	// replicas, so at most partitions+1 requests are worked on at once
+	// whatever the replicas' InFlight, and requests to one target are sent
+	// one after another in stream order. Pacing (Pacer, Rate) applies on top.
 	InFlight int
 
 	// Metrics, when set, counts the sends and the pacing waits and watches
@@ -182,8 +188,8 @@ func New(cfg Config) (*Egress, error) {
 	if cfg.Consumer == "" {
 		cfg.Consumer = DefaultConsumer
 	}
-	if err := schema.ValidToken(cfg.Consumer); err != nil {
-		return nil, fmt.Errorf("%w: Consumer: %v", ErrConfig, err)
+	if err := schema.ValidToken(PartitionConsumer(cfg.Consumer, bus.MaxOutPartitions)); err != nil {
+		return nil, fmt.Errorf("%w: Consumer (with the partition suffix -p%d): %v", ErrConfig, bus.MaxOutPartitions, err)
 	}
 	setDefault(&cfg.AckWait, DefaultAckWait)
 	setDefault(&cfg.RetryFor, DefaultRetryFor)
@@ -191,7 +197,7 @@ func New(cfg Config) (*Egress, error) {
 	setDefault(&cfg.RetryMax, DefaultRetryMax)
 	setDefault(&cfg.StaleAfter, cfg.AckWait)
 	if cfg.InFlight == 0 {
-		cfg.InFlight = 1
+		cfg.InFlight = DefaultInFlight
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = nopMetrics{}

@@ -133,31 +133,43 @@ func TestInvalidRequests(t *testing.T) {
 	cases := []struct {
 		file        string
 		contentType string
-		kind        string // subject token after out.
+		kind        string // subject tokens after out.
 		code        schema.ErrorCode
 		want        string // in the message
+		result      string // the tokens after result. of the result subject; "" = kind
 	}{
-		{"invalid/truncated.json", "", "friend", schema.CodeInvalidRequest, "body: truncated JSON"},
-		{"invalid/not_an_object.json", "", "friend", schema.CodeInvalidRequest, "body: not a JSON object"},
-		{"invalid/missing_to.json", "", "friend", schema.CodeInvalidRequest, "to: missing"},
-		{"invalid/text_and_segments.json", "", "friend", schema.CodeInvalidRequest, "text and segments are exclusive"},
-		{"invalid/empty_message.json", "", "friend", schema.CodeInvalidRequest, "empty message"},
-		{"invalid/unknown_field.json", "", "friend", schema.CodeInvalidRequest, `unknown field "txt"`},
-		{"invalid/wrong_target.json", "", "friend", schema.CodeInvalidRequest, "to.group: not used by friend"},
-		{"invalid/two_targets.json", "", "friend", schema.CodeInvalidRequest, "friend takes qq or uin, not both"},
-		{"invalid/face_out_of_range.json", "", "friend", schema.CodeInvalidRequest, "segments[0].face: 999 is out of range"},
-		{"invalid/invalid_utf8.json", "", "friend", schema.CodeInvalidRequest, "body: not valid UTF-8"},
-		{"invalid/garbage.msgpack", schema.ContentTypeMsgpack, "friend", schema.CodeInvalidRequest, "body: not a msgpack map"},
-		{"invalid/truncated.msgpack", schema.ContentTypeMsgpack, "friend", schema.CodeInvalidRequest, "body: truncated msgpack"},
-		{"valid/friend.json", "text/plain", "friend", schema.CodeInvalidRequest, "content-type"},
-		{"valid/friend.json", "", "fax", schema.CodeInvalidRequest, `kind: subject "qq.out.fax"`},
-		{"valid/friend.json", "", "friend.extra", schema.CodeInvalidRequest, "the kind must be friend, group, discuss or sess"},
+		{"invalid/truncated.json", "", "friend", schema.CodeInvalidRequest, "body: truncated JSON", ""},
+		{"invalid/not_an_object.json", "", "friend", schema.CodeInvalidRequest, "body: not a JSON object", ""},
+		{"invalid/missing_to.json", "", "friend", schema.CodeInvalidRequest, "to: missing", ""},
+		{"invalid/text_and_segments.json", "", "friend", schema.CodeInvalidRequest, "text and segments are exclusive", ""},
+		{"invalid/empty_message.json", "", "friend", schema.CodeInvalidRequest, "empty message", ""},
+		{"invalid/unknown_field.json", "", "friend", schema.CodeInvalidRequest, `unknown field "txt"`, ""},
+		{"invalid/wrong_target.json", "", "friend", schema.CodeInvalidRequest, "to.group: not used by friend", ""},
+		{"invalid/two_targets.json", "", "friend", schema.CodeInvalidRequest, "friend takes qq or uin, not both", ""},
+		{"invalid/face_out_of_range.json", "", "friend", schema.CodeInvalidRequest, "segments[0].face: 999 is out of range", ""},
+		{"invalid/invalid_utf8.json", "", "friend", schema.CodeInvalidRequest, "body: not valid UTF-8", ""},
+		{"invalid/garbage.msgpack", schema.ContentTypeMsgpack, "friend", schema.CodeInvalidRequest, "body: not a msgpack map", ""},
+		{"invalid/truncated.msgpack", schema.ContentTypeMsgpack, "friend", schema.CodeInvalidRequest, "body: truncated msgpack", ""},
+		{"valid/friend.json", "text/plain", "friend", schema.CodeInvalidRequest, "content-type", ""},
+		{"valid/friend.json", "", "fax", schema.CodeInvalidRequest, `kind: subject "qq.out.fax"`, ""},
+		{"valid/friend.json", "", "fax.1", schema.CodeInvalidRequest, "the kind must be friend, group, discuss or sess", ""},
+		// Target subjects: the key must be the body's target, in its canonical form.
+		{"valid/friend.json", "", "friend.extra", schema.CodeInvalidRequest, `subject: target key "extra" is not a friend target`, "friend"},
+		{"valid/friend.json", "", "friend.1234", schema.CodeInvalidRequest, `target key "1234" does not match the body's target (key "123456")`, "friend"},
+		{"valid/friend.json", "", "friend.uin123456", schema.CodeInvalidRequest, `does not match the body's target (key "123456")`, "friend"},
+		{"valid/friend.json", "", "friend.0123456", schema.CodeInvalidRequest, `target key "0123456" is not a friend target`, "friend"},
+		{"valid/friend.json", "", "group.123456", schema.CodeInvalidRequest, "to.qq: not used by group", "group"},
+		{"valid/friend.json", "", "friend.123456.x", schema.CodeInvalidRequest, "nothing after", "friend"},
 	}
 	for _, c := range cases {
 		t.Run(c.file+"@"+c.kind, func(t *testing.T) {
 			seq := e.publish(e.subj.Prefix()+".out."+c.kind, readTestdata(t, c.file), c.contentType, "")
 			subject, res := e.result()
-			if want := e.subj.Prefix() + ".result." + c.kind; subject != want {
+			rt := c.result
+			if rt == "" {
+				rt = c.kind
+			}
+			if want := e.subj.Prefix() + ".result." + rt; subject != want {
 				t.Errorf("result on %s, want %s", subject, want)
 			}
 			if res.OK || res.Error == nil || res.Error.Code != c.code {
@@ -505,8 +517,8 @@ func TestDeadReplicaTakenOver(t *testing.T) {
 			dyingSess.mu.Unlock()
 			go stopDying()
 
-			// (With several in flight the two may come back in either
-			// order: the limit the package comment states.)
+			// (The serial subject: one request out at a time whatever
+			// InFlight, so behind waits for held's redelivery.)
 			got := map[string]schema.Result{}
 			for range 2 {
 				_, res := e.result()

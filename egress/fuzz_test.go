@@ -12,9 +12,11 @@ import (
 	"github.com/qqbridge/qqbridge/schema"
 )
 
-// FuzzDecodeOut feeds outside bytes through the consumer's decoding path: it
-// must never panic, and either accept a request that validates for a
-// sendable kind or reject it as invalid_request.
+// FuzzDecodeOut feeds outside bytes through the consumer's decoding path
+// (the subject after <prefix>.out. or its stored partition form, and the
+// body): it must never panic, and either accept a request that validates for
+// a sendable kind, whose target is the subject's key when it has one, or
+// reject it as invalid_request.
 func FuzzDecodeOut(f *testing.F) {
 	for _, dir := range []string{"invalid", "valid"} {
 		files, err := filepath.Glob(filepath.Join("testdata", dir, "*"))
@@ -32,17 +34,30 @@ func FuzzDecodeOut(f *testing.F) {
 			}
 			f.Add("friend", ct, b)
 			f.Add("sess", ct, b)
+			f.Add("friend.123", ct, b)
 		}
 	}
 	f.Add("group", "application/json; charset=utf-8", []byte(`{"to":{"gid":1},"text":"x"}`))
 	f.Add("fax", "", []byte(`{}`))
+	f.Add("group.gid1", "", []byte(`{"to":{"gid":1},"text":"x"}`))
+	f.Add("group.gid2", "", []byte(`{"to":{"gid":1},"text":"x"}`))
+	f.Add("sess.uin1_2", "", []byte(`{"to":{"uin":1,"group":2},"text":"x"}`))
+	f.Add("group.1.2", "", []byte(`{"to":{"group":1},"text":"x"}`))
 	s, _ := schema.NewSubjects("")
-	f.Fuzz(func(t *testing.T, kind, contentType string, data []byte) {
+	f.Fuzz(func(t *testing.T, rest, contentType string, data []byte) {
 		h := nats.Header{}
 		if contentType != "" {
 			h.Set(schema.HeaderContentType, contentType)
 		}
-		k, req, err := decodeOut(s, s.Prefix()+".out."+kind, h, data)
+		o, req, err := decodeOut(s, s.Prefix()+".out."+rest, h, data)
+		o2, _, err2 := decodeOut(s, s.OutPartitionBase()+".5."+rest, h, data)
+		if (err == nil) != (err2 == nil) && o.Key != "" {
+			t.Fatalf("%q: published form %v, stored form %v", rest, err, err2)
+		}
+		if o2.Kind != o.Kind || o2.Key != o.Key {
+			t.Fatalf("%q: published form %+v, stored form %+v", rest, o, o2)
+		}
+		k := o.Kind
 		if err != nil {
 			if !errors.Is(err, schema.ErrInvalidRequest) {
 				t.Fatalf("error %v does not match ErrInvalidRequest", err)
@@ -57,6 +72,9 @@ func FuzzDecodeOut(f *testing.F) {
 		}
 		if err := req.Validate(k); err != nil {
 			t.Fatalf("accepted a request that does not validate: %v", err)
+		}
+		if key, err := schema.TargetKey(k, req.To); o.Key != "" && (err != nil || key != o.Key) {
+			t.Fatalf("accepted target %+v on key %q (its key %q, %v)", req.To, o.Key, key, err)
 		}
 		// What is accepted can be put on the wire.
 		for _, part := range qqclient.Split(clientSegments(req)) {
@@ -90,7 +108,7 @@ func BenchmarkDecodeToWire(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		if _, err := codec.Marshal(schema.Result{ID: req.ID, Kind: k, OK: true, Parts: len(parts)}); err != nil {
+		if _, err := codec.Marshal(schema.Result{ID: req.ID, Kind: k.Kind, OK: true, Parts: len(parts)}); err != nil {
 			b.Fatal(err)
 		}
 	}

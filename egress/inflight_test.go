@@ -14,9 +14,12 @@ import (
 )
 
 // TestInFlightOrderPerTarget sends requests to three targets, interleaved,
-// through two replicas with several requests in flight, while the simulator
-// rate-limits (so that requests are retried in place): every request is
-// sent once and each target receives its requests in the order published.
+// on the serial subjects (<prefix>.out.<kind>) through two replicas with
+// several requests in flight each, while the simulator rate-limits (so that
+// requests are retried in place): every request is sent once and each
+// target receives its requests in the order published (the serial consumer
+// has one request out at a time, whatever InFlight). The target subjects
+// are partition_test.go's.
 func TestInFlightOrderPerTarget(t *testing.T) {
 	m := metrics.New("qq")
 	e := newEnv(t, withConfig(func(c *Config) { c.InFlight = 4; c.Metrics = m }))

@@ -47,6 +47,20 @@ func TestDocsMatchCode(t *testing.T) {
 		ContentTypeJSON, ContentTypeMsgpack, SessionKeyState, SessionKeyQR, ServiceName,
 		"16 KiB", "16384 bytes", "at most 512 segments", "<0..255>", "at most 128 KiB", "at most 128 bytes",
 	}
+	// The table of target keys says what TargetKey does.
+	for _, k := range []struct {
+		kind Kind
+		to   Target
+	}{
+		{KindFriend, Target{QQ: 789}}, {KindFriend, Target{UIN: 42}}, {KindGroup, Target{Group: 123}}, {KindGroup, Target{GID: 456}},
+		{KindDiscuss, Target{DID: 7}}, {KindSess, Target{QQ: 789, Group: 123}}, {KindSess, Target{UIN: 42, GID: 456}},
+	} {
+		key, err := TargetKey(k.kind, k.to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		words = append(words, "`"+key+"`")
+	}
 	for _, w := range words {
 		if !bytes.Contains(doc, []byte(w)) {
 			t.Errorf("docs/events.md does not mention %q", w)

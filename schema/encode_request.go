@@ -4,10 +4,13 @@ package schema
 // required), encodes it with c and returns the body with the headers a
 // publisher sets: Content-Type (c's content type) and Nats-Msg-Id (r.ID), so
 // that JetStream drops a repeated publish of the same request and the bridge
-// sends it once. The header map converts to nats.Header as it is:
+// sends it once. The header map converts to nats.Header as it is; publish on
+// the target subject (Subjects.OutTo), where requests to different targets
+// are sent at the same time:
 //
 //	body, h, err := schema.EncodeRequest(schema.JSON(), kind, req)
-//	_, err = js.PublishMsg(ctx, &nats.Msg{Subject: subjects.Out(kind), Data: body, Header: nats.Header(h)})
+//	subject, err := subjects.OutTo(kind, req.To)
+//	_, err = js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: body, Header: nats.Header(h)})
 //
 // Choose the id once per message meant to be sent once (for a reply, the
 // event's id and a suffix of your own) and publish the same id again on a

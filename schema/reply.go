@@ -10,8 +10,9 @@ import (
 // or a message whose sender or conversation is missing.
 var ErrNoReplyTarget = errors.New("schema: the event has no reply target")
 
-// ReplyTarget returns where a reply to the message event e goes: the kind to
-// send on (Subjects.Out(kind)) and the target, stable numbers first:
+// ReplyTarget returns where a reply to the message event e goes: the kind
+// and the target, stable numbers first, to publish on Subjects.OutTo(kind,
+// target):
 //
 //   - message.friend: the sender, by QQ number, else by uin;
 //   - message.group: the group, by group number, else by gid;

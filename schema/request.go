@@ -54,7 +54,8 @@ type Request struct {
 // ValidationError says what is wrong with a request. Field is the path of
 // the offending field ("to.qq", "segments[2].face", "text"), "body" for a
 // body that could not be decoded, "content-type" for an unknown encoding,
-// "kind" for the subject's kind, and "" for a problem of the whole message
+// "kind" for the subject's kind, "subject" for the target key of a target
+// subject (Subjects.OutTo), and "" for a problem of the whole message
 // (empty, or both text and segments).
 type ValidationError struct {
 	Field  string

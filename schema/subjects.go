@@ -181,12 +181,15 @@ func (s Subjects) InKindWildcard(kind Kind) string {
 	return s.Prefix() + ".in." + string(kind) + ".*"
 }
 
-// Out returns the subject a send request for kind is published on:
-// <prefix>.out.<kind>. kind should be sendable (Kind.Sendable); the bridge
-// consumes only those four subjects.
+// Out returns the subject a send request for kind may be published on:
+// <prefix>.out.<kind>. kind should be sendable (Kind.Sendable). The bridge
+// works the requests of these four subjects one at a time, in the order
+// published; the target subjects (OutTo) let it send to several targets at
+// once.
 func (s Subjects) Out(kind Kind) string { return s.Prefix() + ".out." + string(kind) }
 
-// OutWildcard returns <prefix>.out.>, the subjects of stream StreamOut.
+// OutWildcard returns <prefix>.out.>, the subjects of stream StreamOut (Out
+// and OutTo).
 func (s Subjects) OutWildcard() string { return s.Prefix() + ".out.>" }
 
 // Result returns the subject the outcome of a send request for kind is
@@ -219,8 +222,8 @@ func (s Subjects) API(parts ...string) string {
 func (s Subjects) APIWildcard() string { return s.Prefix() + ".api.>" }
 
 // KindFromOutSubject returns the kind of an outbound subject
-// (<prefix>.out.<kind> for a sendable kind). The error wraps
-// ErrInvalidSubject.
+// (<prefix>.out.<kind> for a sendable kind; see ParseOutSubject for the
+// target subjects too). The error wraps ErrInvalidSubject.
 func KindFromOutSubject(s Subjects, subject string) (Kind, error) {
 	return kindAfter(s.Prefix()+".out.", subject)
 }

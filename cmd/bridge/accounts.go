@@ -279,6 +279,7 @@ func (b *Bridge) wireAccount(ctx context.Context, spec accountSpec, phase func(s
 		Rate:     spec.Rate,
 		Burst:    spec.Burst,
 		Pacer:    pacer,
+		InFlight: cfg.InFlight,
 		Metrics:  a.metrics,
 	}); err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/url"
 	"strings"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/qqbridge/qqbridge/bus"
+	"github.com/qqbridge/qqbridge/egress"
 	"github.com/qqbridge/qqbridge/ingress"
 	"github.com/qqbridge/qqbridge/schema"
 	"github.com/qqbridge/qqbridge/session"
@@ -41,7 +43,8 @@ type config struct {
 	Rate     float64           // sends per second per account
 	Burst    int               // sends allowed at once after a quiet spell
 	Replicas int               // JetStream replicas of the streams and buckets
-	Streams  bus.StreamOptions // stream limits (its Replicas is ignored: Replicas applies)
+	Streams  bus.StreamOptions // stream limits and the queue's partitions (its Replicas is ignored: Replicas applies)
+	InFlight int               // send requests this replica works at once per account (egress.Config.InFlight)
 
 	ReplicaID string // names this replica (lease, status page, connection name); "" = host name and a random suffix
 
@@ -58,6 +61,9 @@ type config struct {
 
 	Media mediaConfig // pictures and files (--media-*)
 }
+
+// maxInFlight bounds --out-in-flight.
+const maxInFlight = 256
 
 // defaultConfig is the configuration of `bridge run` with no flags and no
 // environment.
@@ -76,7 +82,9 @@ func defaultConfig() config {
 			InMaxAge: bus.DefaultInMaxAge, InMaxBytes: bus.DefaultInMaxBytes, InMaxMsgs: bus.DefaultInMaxMsgs,
 			OutMaxAge: bus.DefaultOutMaxAge, OutMaxBytes: bus.DefaultOutMaxBytes, OutMaxMsgs: bus.DefaultOutMaxMsgs,
 			ResultMaxAge: bus.DefaultResultMaxAge, ResultMaxBytes: bus.DefaultResultMaxBytes, ResultMaxMsgs: bus.DefaultResultMaxMsgs,
+			OutPartitions: bus.DefaultOutPartitions,
 		},
+		InFlight:         egress.DefaultInFlight,
 		QRPollInterval:   1500 * time.Millisecond,
 		PollTimeout:      130 * time.Second,
 		PollMinHold:      ingress.DefaultMinHold,
@@ -146,6 +154,8 @@ func (c *cli) parseRunFlags(args []string) (config, error) {
 	fs.DurationVar(&cfg.Streams.OutMaxAge, "out-max-age", cfg.Streams.OutMaxAge, "how long a send request may wait in the <PREFIX>_OUT work queue before it is dropped unsent")
 	fs.Var(sizeValue{&cfg.Streams.OutMaxBytes}, "out-max-bytes", "`size` limit of the <PREFIX>_OUT work queue (-1: none); when full, new requests are refused")
 	fs.Int64Var(&cfg.Streams.OutMaxMsgs, "out-max-msgs", cfg.Streams.OutMaxMsgs, "message limit of the <PREFIX>_OUT work queue (-1: none); when full, new requests are refused")
+	fs.IntVar(&cfg.Streams.OutPartitions, "out-partitions", cfg.Streams.OutPartitions, fmt.Sprintf("partitions of the target subjects <prefix>.out.<kind>.<key> in the <PREFIX>_OUT work queue, each worked in order, all at once (1 to %d; -1: none, target subjects are then worked one at a time with <prefix>.out.<kind>); every replica must use the same", bus.MaxOutPartitions))
+	fs.IntVar(&cfg.InFlight, "out-in-flight", cfg.InFlight, fmt.Sprintf("send requests this replica works at once, per account, across the partitions (1 to %d); each replica adds its own", maxInFlight))
 	fs.DurationVar(&cfg.Streams.ResultMaxAge, "result-max-age", cfg.Streams.ResultMaxAge, "how long send results are kept in the <PREFIX>_RESULT stream")
 	fs.Var(sizeValue{&cfg.Streams.ResultMaxBytes}, "result-max-bytes", "`size` limit of the <PREFIX>_RESULT stream (-1: none); the oldest results go first")
 	fs.Int64Var(&cfg.Streams.ResultMaxMsgs, "result-max-msgs", cfg.Streams.ResultMaxMsgs, "message limit of the <PREFIX>_RESULT stream (-1: none); the oldest results go first")
@@ -218,6 +228,12 @@ func (c *cli) parseRunFlags(args []string) (config, error) {
 	}
 	if cfg.Burst < 1 {
 		return cfg, f.badf("burst", "must be at least 1, got %d", cfg.Burst)
+	}
+	if p := cfg.Streams.OutPartitions; p != -1 && (p < 1 || p > bus.MaxOutPartitions) {
+		return cfg, f.badf("out-partitions", "must be 1 to %d, or -1 for none, got %d", bus.MaxOutPartitions, p)
+	}
+	if cfg.InFlight < 1 || cfg.InFlight > maxInFlight {
+		return cfg, f.badf("out-in-flight", "must be 1 to %d, got %d", maxInFlight, cfg.InFlight)
 	}
 	if cfg.Replicas < 1 || cfg.Replicas > 5 {
 		return cfg, f.badf("replicas", "must be 1 to 5, got %d", cfg.Replicas)

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/qqbridge/qqbridge/bus"
+	"github.com/qqbridge/qqbridge/egress"
 	"github.com/qqbridge/qqbridge/schema"
 )
 
@@ -81,7 +82,8 @@ func TestParseRunFlags(t *testing.T) {
 				"--shutdown-timeout", "9s", "--log-level", "debug", "--log-format", "json",
 				"--nats-tls-ca", pki.CA, "--nats-tls-cert", pki.ClientCert, "--nats-tls-key", pki.ClientKey, "--replica-id", "pod-0",
 				"--in-max-bytes", "2GiB", "--in-max-msgs", "5000", "--in-max-age", "48h", "--out-max-bytes", "10MB", "--out-max-msgs", "-1",
-				"--out-max-age", "1h", "--result-max-bytes", "-1", "--result-max-msgs", "77", "--result-max-age", "2h"},
+				"--out-max-age", "1h", "--result-max-bytes", "-1", "--result-max-msgs", "77", "--result-max-age", "2h",
+				"--out-partitions", "16", "--out-in-flight", "7"},
 			check: func(t *testing.T, cfg config) {
 				if cfg.NATSURL != "nats://a:4222,nats://b:4222" || cfg.NATSCreds != creds || cfg.QQEndpoint != "http://127.0.0.1:18080" ||
 					cfg.Subjects.Prefix() != "acct1" || cfg.Codec.ContentType() != schema.ContentTypeMsgpack || cfg.HTTPAddr != "0.0.0.0:9090" ||
@@ -93,7 +95,8 @@ func TestParseRunFlags(t *testing.T) {
 				so := cfg.Streams
 				if cfg.NATSTLSCA != pki.CA || cfg.NATSTLSCert != pki.ClientCert || cfg.NATSTLSKey != pki.ClientKey || cfg.ReplicaID != "pod-0" ||
 					so.InMaxBytes != 2<<30 || so.InMaxMsgs != 5000 || so.InMaxAge != 48*time.Hour || so.OutMaxBytes != 10e6 || so.OutMaxMsgs != -1 ||
-					so.OutMaxAge != time.Hour || so.ResultMaxBytes != -1 || so.ResultMaxMsgs != 77 || so.ResultMaxAge != 2*time.Hour {
+					so.OutMaxAge != time.Hour || so.ResultMaxBytes != -1 || so.ResultMaxMsgs != 77 || so.ResultMaxAge != 2*time.Hour ||
+					so.OutPartitions != 16 || cfg.InFlight != 7 {
 					t.Errorf("got %+v", cfg)
 				}
 			},
@@ -114,7 +117,8 @@ func TestParseRunFlags(t *testing.T) {
 			check: func(t *testing.T, cfg config) {
 				so := cfg.Streams
 				if so.InMaxBytes != bus.DefaultInMaxBytes || so.OutMaxMsgs != bus.DefaultOutMaxMsgs || so.OutMaxAge != bus.DefaultOutMaxAge ||
-					so.ResultMaxBytes != bus.DefaultResultMaxBytes || so.InMaxAge != bus.DefaultInMaxAge {
+					so.ResultMaxBytes != bus.DefaultResultMaxBytes || so.InMaxAge != bus.DefaultInMaxAge ||
+					so.OutPartitions != bus.DefaultOutPartitions || cfg.InFlight != egress.DefaultInFlight {
 					t.Errorf("streams %+v", so)
 				}
 			},
@@ -215,6 +219,11 @@ func TestParseRunFlags(t *testing.T) {
 		{name: "msgs below -1", args: []string{"--in-max-msgs", "-5"}, wantErr: "--in-max-msgs"},
 		{name: "in bytes tiny", args: []string{"--in-max-bytes", "1KiB"}, wantErr: "--in-max-bytes: at least 1MiB"},
 		{name: "out age zero", args: []string{"--out-max-age", "0s"}, wantErr: "--out-max-age"},
+		{name: "partitions zero", args: []string{"--out-partitions", "0"}, wantErr: "--out-partitions: must be 1 to 256, or -1 for none, got 0"},
+		{name: "partitions too many", args: []string{"--out-partitions", "257"}, wantErr: "--out-partitions: must be 1 to 256"},
+		{name: "partitions below -1", env: map[string]string{"QQBRIDGE_OUT_PARTITIONS": "-2"}, wantErr: "--out-partitions (from QQBRIDGE_OUT_PARTITIONS): must be 1 to 256"},
+		{name: "in flight zero", args: []string{"--out-in-flight", "0"}, wantErr: "--out-in-flight: must be 1 to 256, got 0"},
+		{name: "in flight too many", args: []string{"--out-in-flight", "1000"}, wantErr: "--out-in-flight: must be 1 to 256, got 1000"},
 		{name: "replica id with space", args: []string{"--replica-id", "a b"}, wantErr: "--replica-id"},
 		{name: "key short", args: []string{"--session-key", "k"}, wantErr: "--session-key: too weak (1 characters, want at least 32); make one with: head -c 32 /dev/urandom | base64"},
 		{name: "key placeholder", args: []string{"--session-key", "please-CHANGE-ME-before-production-use"}, wantErr: `too weak (it contains "change-me"`},

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/qqbridge/qqbridge/egress"
 )
 
 func newBenchEnv(b *testing.B) *Env {
@@ -61,8 +63,9 @@ func BenchmarkIngress(b *testing.B) {
 	run("sync", func() (time.Duration, error) { return e.IngressSync(ctx, msgs) })
 }
 
-// BenchmarkEgress is 2,000 queued group requests answered by one and two
-// replicas, and the plain send loop.
+// BenchmarkEgress is 2,000 queued group requests on their target subjects
+// answered by one and two replicas (at the default InFlight and at 1), the
+// same on the serial subject, and the plain send loop.
 func BenchmarkEgress(b *testing.B) {
 	const n = 2000
 	e := newBenchEnv(b)
@@ -80,8 +83,16 @@ func BenchmarkEgress(b *testing.B) {
 			b.ReportMetric(float64(b.N*n)/total.Seconds(), "req/s")
 		})
 	}
+	one := func(c *egress.Config) { c.InFlight = 1 }
 	run("bridge-1", func() (time.Duration, error) { return e.EgressBridge(ctx, n, EgressOptions{Replicas: 1}) })
 	run("bridge-2", func() (time.Duration, error) { return e.EgressBridge(ctx, n, EgressOptions{Replicas: 2}) })
+	run("bridge-1-inflight-1", func() (time.Duration, error) {
+		return e.EgressBridge(ctx, n, EgressOptions{Replicas: 1, Configure: one})
+	})
+	run("bridge-2-inflight-1", func() (time.Duration, error) {
+		return e.EgressBridge(ctx, n, EgressOptions{Replicas: 2, Configure: one})
+	})
+	run("bridge-1-serial", func() (time.Duration, error) { return e.EgressBridge(ctx, n, EgressOptions{Replicas: 1, Serial: true}) })
 	run("plain-loop", func() (time.Duration, error) { return e.EgressBaseline(ctx, n) })
 }
 
@@ -92,7 +103,7 @@ func TestRunSmall(t *testing.T) {
 		t.Skip("starts NATS and the simulator")
 	}
 	var out discard
-	rows, err := Run(context.Background(), Config{Reps: 1, Events: 200, Requests: 50, Contacts: 100}, &out)
+	rows, err := Run(context.Background(), Config{Reps: 1, Events: 200, Requests: 50, LatencyRequests: 40, Contacts: 100}, &out)
 	if err != nil {
 		t.Fatal(err)
 	}

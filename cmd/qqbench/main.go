@@ -6,7 +6,7 @@
 // embedded nats-server and the simulator, and prints the medians and ratios
 // as a Markdown table (docs/performance.md).
 //
-//	go run ./cmd/qqbench [-reps 7] [-events 5000] [-requests 2000] [-in-flight 16] [-contacts 10000]
+//	go run ./cmd/qqbench [-reps 7] [-events 5000] [-requests 2000] [-in-flight 4] [-contacts 10000]
 //
 // With -rss it runs `bridge run` instead, as a process of its own with its
 // embedded nats-server, feeds it group messages through the simulator and
@@ -22,6 +22,8 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+
+	"github.com/qqbridge/qqbridge/egress"
 )
 
 func main() {
@@ -33,7 +35,7 @@ func main() {
 	flag.IntVar(&cfg.Events, "events", 5000, "group messages in the ingress runs' poll answer")
 	flag.IntVar(&cfg.Requests, "requests", 2000, "queued send requests of the egress runs")
 	flag.IntVar(&cfg.Window, "window", 256, "unacknowledged publishes of the async baseline")
-	flag.IntVar(&cfg.InFlight, "in-flight", 16, "egress InFlight of the in-flight rows")
+	flag.IntVar(&cfg.InFlight, "in-flight", egress.DefaultInFlight, "egress InFlight per replica of the default egress rows (the others use 1)")
 	flag.IntVar(&cfg.Contacts, "contacts", 10000, "friends of the directory row")
 	flag.BoolVar(&cfg.IngressOnly, "ingress-only", false, "run the ingress rows, the decode row and the latency only")
 	flag.BoolVar(&rssMode, "rss", false, "run `bridge run` as a process with its embedded NATS under a steady load and report its peak RSS (nothing else)")

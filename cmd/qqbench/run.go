@@ -13,6 +13,7 @@ import (
 
 	"github.com/qqbridge/qqbridge/egress"
 	"github.com/qqbridge/qqbridge/qqclient"
+	"github.com/qqbridge/qqbridge/qqsim"
 )
 
 // Config sizes a Run.
@@ -21,8 +22,13 @@ type Config struct {
 	Events   int // poll items of the ingress runs (default 5000)
 	Requests int // send requests of the egress runs (default 2000)
 	Window   int // the async baseline's window (default 256)
-	InFlight int // egress Config.InFlight of the "in flight" rows (default 16)
+	InFlight int // egress Config.InFlight per replica of the default rows (default egress.DefaultInFlight)
 	Contacts int // friends of the directory row (default 10000)
+	// SendLatency is how long the simulator holds each send's answer in the
+	// egress rows "with a send latency" (default 10 ms; QQ's own sends take
+	// longer), which send LatencyRequests requests (default 300).
+	SendLatency     time.Duration
+	LatencyRequests int
 	// IngressOnly runs the ingress rows, the decode row and the latency
 	// only (no egress, no directory).
 	IngressOnly bool
@@ -42,10 +48,16 @@ func (c *Config) defaults() {
 		c.Window = 256
 	}
 	if c.InFlight <= 0 {
-		c.InFlight = 16
+		c.InFlight = egress.DefaultInFlight
 	}
 	if c.Contacts <= 0 {
 		c.Contacts = 10000
+	}
+	if c.SendLatency <= 0 {
+		c.SendLatency = 10 * time.Millisecond
+	}
+	if c.LatencyRequests <= 0 {
+		c.LatencyRequests = 300
 	}
 }
 
@@ -80,9 +92,20 @@ func Run(ctx context.Context, cfg Config, w io.Writer) ([]Row, error) {
 		return nil, err
 	}
 	rate := func(n int, d time.Duration) float64 { return float64(n) / d.Seconds() }
-	var inBridge, inArrived, inAsync, inSync, outBridge, out2, outBase, outN, outN2 []float64
-	inflight := EgressOptions{Replicas: 1, Configure: func(c *egress.Config) { c.InFlight = cfg.InFlight }}
-	inflight2 := EgressOptions{Replicas: 2, Configure: inflight.Configure}
+	var inBridge, inArrived, inAsync, inSync, outBase, outN, outN2, out1, out12, outSerial []float64
+	var latBase, latN, latN2 []float64
+	inFlight := func(n int) func(*egress.Config) { return func(c *egress.Config) { c.InFlight = n } }
+	// The egress runs of each repetition, in order, and where their rates go.
+	egressRuns := []struct {
+		o   EgressOptions
+		out *[]float64
+	}{
+		{EgressOptions{Replicas: 1, Configure: inFlight(cfg.InFlight)}, &outN},
+		{EgressOptions{Replicas: 2, Configure: inFlight(cfg.InFlight)}, &outN2},
+		{EgressOptions{Replicas: 1, Configure: inFlight(1)}, &out1},
+		{EgressOptions{Replicas: 2, Configure: inFlight(1)}, &out12},
+		{EgressOptions{Replicas: 1, Serial: true, Configure: inFlight(cfg.InFlight)}, &outSerial},
+	}
 	for rep := range cfg.Reps {
 		d, err := e.IngressBridge(ctx, cfg.Events)
 		if err != nil {
@@ -102,31 +125,38 @@ func Run(ctx context.Context, cfg Config, w io.Writer) ([]Row, error) {
 			fmt.Fprintf(os.Stderr, "rep %d/%d done\n", rep+1, cfg.Reps)
 			continue
 		}
-		if d, err = e.EgressBridge(ctx, cfg.Requests, EgressOptions{Replicas: 1}); err != nil {
-			return nil, err
-		}
-		outBridge = append(outBridge, rate(cfg.Requests, d))
 		if d, err = e.EgressBaseline(ctx, cfg.Requests); err != nil {
 			return nil, err
 		}
 		outBase = append(outBase, rate(cfg.Requests, d))
-		if d, err = e.EgressBridge(ctx, cfg.Requests, EgressOptions{Replicas: 2}); err != nil {
+		for _, r := range egressRuns {
+			if d, err = e.EgressBridge(ctx, cfg.Requests, r.o); err != nil {
+				return nil, err
+			}
+			*r.out = append(*r.out, rate(cfg.Requests, d))
+		}
+		// The same with a send latency: where the sends, not the CPU, bound
+		// the run.
+		e.Sim.SetChaos(qqsim.Chaos{SendLatencyMS: int(cfg.SendLatency / time.Millisecond)})
+		if d, err = e.EgressBaseline(ctx, cfg.LatencyRequests); err != nil {
 			return nil, err
 		}
-		out2 = append(out2, rate(cfg.Requests, d))
-		if d, err = e.EgressBridge(ctx, cfg.Requests, inflight); err != nil {
-			return nil, err
+		latBase = append(latBase, rate(cfg.LatencyRequests, d))
+		for _, r := range []struct {
+			replicas int
+			out      *[]float64
+		}{{1, &latN}, {2, &latN2}} {
+			if d, err = e.EgressBridge(ctx, cfg.LatencyRequests, EgressOptions{Replicas: r.replicas, Configure: inFlight(cfg.InFlight)}); err != nil {
+				return nil, err
+			}
+			*r.out = append(*r.out, rate(cfg.LatencyRequests, d))
 		}
-		outN = append(outN, rate(cfg.Requests, d))
-		if d, err = e.EgressBridge(ctx, cfg.Requests, inflight2); err != nil {
-			return nil, err
-		}
-		outN2 = append(outN2, rate(cfg.Requests, d))
+		e.Sim.SetChaos(qqsim.Chaos{})
 		fmt.Fprintf(os.Stderr, "rep %d/%d done\n", rep+1, cfg.Reps)
 	}
 	ib, iarr, ia, is := median(inBridge), median(inArrived), median(inAsync), median(inSync)
-	ob, o2, obase := median(outBridge), median(out2), median(outBase)
-	on, on2 := median(outN), median(outN2)
+	obase, on, on2, o1, o12, oser := median(outBase), median(outN), median(outN2), median(out1), median(out12), median(outSerial)
+	lbase, ln, ln2 := median(latBase), median(latN), median(latN2)
 	lat, err := e.IngressLatency(ctx, 1000, 5*time.Second)
 	if err != nil {
 		return nil, err
@@ -146,13 +176,16 @@ func Run(ctx context.Context, cfg Config, w io.Writer) ([]Row, error) {
 		{Path: "same", Unit: "ev/s", Bridge: ib, Baseline: "raw sync PublishMsg one by one", Base: is, Ratio: ib / is},
 		{Path: "same, timed from the poll answer's arrival (without the simulator's 20 ms settling wait and its encoding)", Unit: "ev/s",
 			Bridge: iarr, Baseline: fmt.Sprintf("raw PublishMsgAsync, window %d", cfg.Window), Base: ia, Ratio: iarr / ia},
-		{Path: fmt.Sprintf("egress, %d queued qq.out.group requests → answered (pacing off)", cfg.Requests), Unit: "req/s",
-			Bridge: ob, Baseline: "a plain loop of SendPart (send_qun_msg2) to the same qqsim", Base: obase, Ratio: ob / obase},
-		{Path: "egress, 2 replicas", Unit: "req/s", Bridge: o2, Baseline: "1 replica", Base: ob, Ratio: o2 / ob},
-		{Path: fmt.Sprintf("egress, InFlight %d", cfg.InFlight), Unit: "req/s",
-			Bridge: on, Baseline: "the plain SendPart loop", Base: obase, Ratio: on / obase},
-		{Path: fmt.Sprintf("egress, InFlight %d, 2 replicas", cfg.InFlight), Unit: "req/s",
-			Bridge: on2, Baseline: "1 replica", Base: on, Ratio: on2 / on},
+		{Path: fmt.Sprintf("egress, %d queued requests on qq.out.group.<number> (%d groups) → answered (pacing off), InFlight %d", cfg.Requests, Targets, cfg.InFlight), Unit: "req/s",
+			Bridge: on, Baseline: "a plain loop of SendPart (send_qun_msg2) to the same qqsim", Base: obase, Ratio: on / obase},
+		{Path: fmt.Sprintf("egress, InFlight %d, 2 replicas", cfg.InFlight), Unit: "req/s", Bridge: on2, Baseline: "1 replica", Base: on, Ratio: on2 / on},
+		{Path: "egress, InFlight 1", Unit: "req/s", Bridge: o1, Baseline: "the plain SendPart loop", Base: obase, Ratio: o1 / obase},
+		{Path: "egress, InFlight 1, 2 replicas", Unit: "req/s", Bridge: o12, Baseline: "1 replica", Base: o1, Ratio: o12 / o1},
+		{Path: "egress, the same requests on the serial subject qq.out.group", Unit: "req/s",
+			Bridge: oser, Baseline: "the plain SendPart loop", Base: obase, Ratio: oser / obase},
+		{Path: fmt.Sprintf("egress, %d requests, qqsim answering each send after %v, InFlight %d", cfg.LatencyRequests, cfg.SendLatency, cfg.InFlight), Unit: "req/s",
+			Bridge: ln, Baseline: "the plain SendPart loop, same latency", Base: lbase, Ratio: ln / lbase},
+		{Path: fmt.Sprintf("same, InFlight %d, 2 replicas", cfg.InFlight), Unit: "req/s", Bridge: ln2, Baseline: "1 replica", Base: ln, Ratio: ln2 / ln},
 	}
 	if cfg.IngressOnly {
 		rows = rows[:3]

@@ -181,16 +181,20 @@ func copyMsg(m *nats.Msg) *nats.Msg {
 
 // EgressOptions tunes an egress run.
 type EgressOptions struct {
-	// Replicas is the number of Egress instances sharing the consumer (default 1).
+	// Replicas is the number of Egress instances sharing the consumers (default 1).
 	Replicas int
+	// Serial publishes the requests on the serial subject qq.out.group
+	// instead of their target subjects qq.out.group.<number>.
+	Serial bool
 	// Configure, when set, changes each replica's Config before New.
 	Configure func(*egress.Config)
 }
 
-// EgressBridge queues n group requests on qq.out.group (each with its own
-// id, the targets round robin over Targets groups), then starts the
-// replicas and returns the time until every request is answered on
-// qq.result.group. Pacing is off (a rate far above what is sent).
+// EgressBridge queues n group requests on their target subjects
+// qq.out.group.<number> (on qq.out.group with o.Serial), each with its own
+// id, the targets round robin over Targets groups, then starts the replicas
+// and returns the time until every request is answered on qq.result.group.
+// Pacing is off (a rate far above what is sent).
 func (e *Env) EgressBridge(ctx context.Context, n int, o EgressOptions) (time.Duration, error) {
 	if err := e.resetStreams(ctx); err != nil {
 		return 0, err
@@ -204,7 +208,13 @@ func (e *Env) EgressBridge(ctx context.Context, n int, o EgressOptions) (time.Du
 		req := schema.Request{ID: "bench-" + strconv.FormatInt(e.reqID, 10),
 			To: schema.Target{Group: int64(firstGroup + i%Targets)}, Text: "bench " + strconv.Itoa(i)}
 		data, _ := json.Marshal(req)
-		if _, err := e.JS.PublishAsync(e.Subjects.Out(schema.KindGroup), data); err != nil {
+		subject := e.Subjects.Out(schema.KindGroup)
+		if !o.Serial {
+			if subject, err = e.Subjects.OutTo(schema.KindGroup, req.To); err != nil {
+				return 0, err
+			}
+		}
+		if _, err := e.JS.PublishAsync(subject, data); err != nil {
 			return 0, err
 		}
 	}

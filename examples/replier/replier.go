@@ -47,7 +47,10 @@ func consumerConfig(cfg config) jetstream.ConsumerConfig {
 }
 
 // run consumes events until ctx ends and answers each message with "收到"
-// and its text, as a send request on <prefix>.out.<kind>.
+// and its text, as a send request on the reply target's subject
+// <prefix>.out.<kind>.<key> (schema.Subjects.OutTo), so that the bridge
+// sends the replies to different conversations at once, each
+// conversation's in order.
 func run(ctx context.Context, js jetstream.JetStream, cfg config) error {
 	if cfg.AckWait <= 0 {
 		cfg.AckWait = 30 * time.Second
@@ -104,9 +107,15 @@ func handle(ctx context.Context, js jetstream.JetStream, cfg config, m jetstream
 		_ = m.Term()
 		return
 	}
+	subject, err := cfg.Subjects.OutTo(kind, to) // to passed EncodeRequest's checks: no error
+	if err != nil {
+		cfg.Log.Warn("reply has no target subject", "event", e.ID, "err", err)
+		_ = m.Term()
+		return
+	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if _, err := js.PublishMsg(pctx, &nats.Msg{Subject: cfg.Subjects.Out(kind), Data: body, Header: nats.Header(h)}); err != nil {
+	if _, err := js.PublishMsg(pctx, &nats.Msg{Subject: subject, Data: body, Header: nats.Header(h)}); err != nil {
 		cfg.Log.Warn("reply not published; the event comes again", "event", e.ID, "err", err)
 		_ = m.NakWithDelay(time.Second)
 		return

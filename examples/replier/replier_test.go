@@ -135,7 +135,10 @@ func TestTwoInstancesSplitTheWork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if req.To != (schema.Target{Group: 987654}) || req.ID != m.Header.Get(schema.HeaderMsgID) || m.Subject != s.Out(schema.KindGroup) {
+	// Published on its target subject, stored in a partition (bus).
+	o, err := s.ParseOutSubject(m.Subject)
+	if req.To != (schema.Target{Group: 987654}) || req.ID != m.Header.Get(schema.HeaderMsgID) || err != nil ||
+		o.Kind != schema.KindGroup || o.Key != "987654" || o.Partition < 0 {
 		t.Errorf("request %+v on %s", req, m.Subject)
 	}
 }
