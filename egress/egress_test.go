@@ -11,9 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/qqsim"
@@ -480,28 +477,7 @@ func TestDeadReplicaTakenOver(t *testing.T) {
 	for _, inFlight := range []int{1, 2} {
 		t.Run(fmt.Sprintf("in flight %d", inFlight), func(t *testing.T) {
 			e := newEnv(t, withConfig(func(c *Config) { c.AckWait = time.Second; c.InFlight = inFlight }))
-			ctx := testenv.Context(t)
-			nc, err := nats.Connect(e.nc.ConnectedUrl())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer nc.Close()
-			js, err := jetstream.New(nc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			// The replica that dies: a connection and a session term of its own.
-			dyingSess := &testSessions{client: e.client, changed: make(chan struct{})}
-			e.sess.mu.Lock()
-			account := e.sess.account
-			e.sess.mu.Unlock()
-			dyingSess.setOnline(account)
-			dying := e.cfg
-			dying.JS, dying.Sessions = js, dyingSess
-			if dying.SentKV, err = js.KeyValue(ctx, e.kv.Bucket()); err != nil {
-				t.Fatal(err)
-			}
-			stopDying := e.run(e.newEgress(dying))
+			killDying := e.startDyingReplica(t)
 			e.sim.SetChaos(qqsim.Chaos{SendLatencyMS: int(time.Hour / time.Millisecond)})
 			e.publishJSON(schema.KindFriend, schema.Request{ID: "held", To: schema.Target{QQ: testenv.Alice}, Text: "held"})
 			e.publishJSON(schema.KindFriend, schema.Request{ID: "behind", To: schema.Target{QQ: testenv.Alice}, Text: "behind"})
@@ -511,11 +487,7 @@ func TestDeadReplicaTakenOver(t *testing.T) {
 			// The death: its NATS connection goes; so that the test need
 			// not wait for its leftovers, its send is cut short and it
 			// is stopped (it can no longer say or record anything).
-			nc.Close()
-			dyingSess.mu.Lock()
-			dyingSess.endTerm()
-			dyingSess.mu.Unlock()
-			go stopDying()
+			killDying()
 
 			// (The serial subject: one request out at a time whatever
 			// InFlight, so behind waits for held's redelivery.)

@@ -393,3 +393,38 @@ func (s *testSessions) lostGens() []uint64 {
 	defer s.mu.Unlock()
 	return append([]uint64(nil), s.lost...)
 }
+
+// startDyingReplica runs a second Egress with a NATS connection and a
+// session term of its own. kill is its death: the connection goes, its term
+// ends (so that a send of its is cut short) and it is stopped, unable to say
+// or record anything more.
+func (e *env) startDyingReplica(t *testing.T) (kill func()) {
+	t.Helper()
+	nc, err := nats.Connect(e.nc.ConnectedUrl())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyingSess := &testSessions{client: e.client, changed: make(chan struct{})}
+	e.sess.mu.Lock()
+	account := e.sess.account
+	e.sess.mu.Unlock()
+	dyingSess.setOnline(account)
+	dying := e.cfg
+	dying.JS, dying.Sessions = js, dyingSess
+	if dying.SentKV, err = js.KeyValue(testenv.Context(t), e.kv.Bucket()); err != nil {
+		t.Fatal(err)
+	}
+	stopDying := e.run(e.newEgress(dying))
+	return func() {
+		nc.Close()
+		dyingSess.mu.Lock()
+		dyingSess.endTerm()
+		dyingSess.mu.Unlock()
+		go stopDying()
+	}
+}

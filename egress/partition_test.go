@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/qqbridge/qqbridge/bus"
@@ -232,28 +231,7 @@ func TestSameIDAcrossPartitions(t *testing.T) {
 // out at a time), while other targets' requests went on meanwhile.
 func TestPartitionFailover(t *testing.T) {
 	e := newEnv(t, withConfig(func(c *Config) { c.AckWait = time.Second }))
-	ctx := testenv.Context(t)
-	nc, err := nats.Connect(e.nc.ConnectedUrl())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The replica that dies: a connection and a session term of its own.
-	dyingSess := &testSessions{client: e.client, changed: make(chan struct{})}
-	e.sess.mu.Lock()
-	account := e.sess.account
-	e.sess.mu.Unlock()
-	dyingSess.setOnline(account)
-	dying := e.cfg
-	dying.JS, dying.Sessions = js, dyingSess
-	if dying.SentKV, err = js.KeyValue(ctx, e.kv.Bucket()); err != nil {
-		t.Fatal(err)
-	}
-	stopDying := e.run(e.newEgress(dying))
+	killDying := e.startDyingReplica(t)
 	alice := schema.Target{QQ: testenv.Alice}
 	e.sim.SetChaos(qqsim.Chaos{SendLatencyMS: int(time.Hour / time.Millisecond)})
 	e.publishTo(schema.KindFriend, schema.Request{ID: "held", To: alice, Text: "held"}, "")
@@ -262,11 +240,7 @@ func TestPartitionFailover(t *testing.T) {
 	e.sim.SetChaos(qqsim.Chaos{})
 	e.run(e.eg) // the replica that takes over
 	// The death: its NATS connection goes, its send is cut short.
-	nc.Close()
-	dyingSess.mu.Lock()
-	dyingSess.endTerm()
-	dyingSess.mu.Unlock()
-	go stopDying()
+	killDying()
 	// Another target goes on while the held request waits for its AckWait
 	// (unless it shares alice's partition: then it waits behind too).
 	other := schema.Target{Group: testenv.Hiking}

@@ -62,24 +62,19 @@ func ParseTargetKey(kind Kind, key string) (Target, error) {
 		return Target{}, invalid("subject", "target key %q is not a %s target: want %s", truncate(key, 64), kind, want)
 	}
 	var t Target
-	person := func(s string) bool {
+	// either reads a stable number into stable, else a session number
+	// with its prefix into session.
+	either := func(s, prefix string, stable, session *int64) bool {
 		if n, ok := keyNumber(s, ""); ok {
-			t.QQ = n
+			*stable = n
 			return true
 		}
-		n, ok := keyNumber(s, IDPrefixUIN)
-		t.UIN = n
+		n, ok := keyNumber(s, prefix)
+		*session = n
 		return ok
 	}
-	group := func(s string) bool {
-		if n, ok := keyNumber(s, ""); ok {
-			t.Group = n
-			return true
-		}
-		n, ok := keyNumber(s, IDPrefixGID)
-		t.GID = n
-		return ok
-	}
+	person := func(s string) bool { return either(s, IDPrefixUIN, &t.QQ, &t.UIN) }
+	group := func(s string) bool { return either(s, IDPrefixGID, &t.Group, &t.GID) }
 	switch kind {
 	case KindFriend:
 		if !person(key) {
