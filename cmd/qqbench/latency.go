@@ -12,7 +12,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/qqbridge/qqbridge/directory"
 	"github.com/qqbridge/qqbridge/ingress"
 	"github.com/qqbridge/qqbridge/qqclient"
 	"github.com/qqbridge/qqbridge/schema"
@@ -125,21 +124,4 @@ func (e *Env) IngressLatency(ctx context.Context, perSecond int, d time.Duration
 	}
 	slices.Sort(lat)
 	return Latency{Events: len(lat), P50: lat[len(lat)/2], P99: lat[len(lat)*99/100]}, nil
-}
-
-// DirectoryLoad starts a simulator whose account has friends friends, logs
-// in and returns how long one directory refresh takes: what going online
-// waited for before the lists loaded in the background.
-func DirectoryLoad(ctx context.Context, friends int) (time.Duration, error) {
-	e, err := NewEnvWorld(ctx, World(0, friends))
-	if err != nil {
-		return 0, err
-	}
-	defer e.Close()
-	d := directory.New(e.Client, e.Log)
-	start := time.Now()
-	if err := d.Refresh(ctx); err != nil {
-		return 0, err
-	}
-	return time.Since(start), nil
 }
