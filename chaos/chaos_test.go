@@ -41,7 +41,8 @@ const (
 const (
 	streamIn     = "QQ_IN"
 	streamResult = "QQ_RESULT"
-	subjectOut   = "qq.out.group"
+	subjectOut   = "qq.out.group"        // the serial subject of group sends
+	subjectOutTo = "qq.out.group.987654" // the target subject of groupNo (egress partitions)
 )
 
 // A fault the suite injects: when it was done (at, after which traffic must
@@ -281,7 +282,13 @@ func (s *suite) publishSends(ctx context.Context, n int, d time.Duration) {
 		}
 		id := fmt.Sprintf("out-%d", i)
 		body, _ := json.Marshal(map[string]any{"id": id, "to": map[string]any{"group": groupNo}, "text": "chaos-" + id})
-		msg := &nats.Msg{Subject: subjectOut, Data: body, Header: nats.Header{}}
+		// Every other send goes to the target subject: both of egress's
+		// paths (the serial consumer, the partitions') are under the faults.
+		subject := subjectOut
+		if i%2 == 1 {
+			subject = subjectOutTo
+		}
+		msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
 		msg.Header.Set("Content-Type", "application/json")
 		msg.Header.Set(nats.MsgIdHdr, id)
 		deadline := time.Now().Add(60 * time.Second)
@@ -477,13 +484,26 @@ func (s *suite) killMidSend() *fault {
 		s.t.Errorf("kill -9 mid-send: no bridge process owns %s, the connection out-%d came on", rec.Remote, n)
 		return f
 	}
+	// Every send of the suite that reached QQ on this replica's connections
+	// since the answers were held is interrupted by the kill (with target
+	// subjects, a replica works several at once).
+	held := []int{n}
+	var sent []sentRecord
+	getJSON(s.simURL+"/_sim/sent", &sent)
+	for _, r := range sent {
+		if k, ok := number(r.Text, "chaos-out-"); ok && k != n && r.Time.After(on) && ownerOf(r.Remote, s.simPort, s.bridges) == i {
+			held = append(held, k)
+		}
+	}
 	s.bridges[i].kill()
 	f.at = time.Now()
 	s.mu.Lock()
-	s.midSends = append(s.midSends, midSend{n: n, replica: s.bridges[i].name, killed: f.at})
+	for _, k := range held {
+		s.midSends = append(s.midSends, midSend{n: k, replica: s.bridges[i].name, killed: f.at})
+	}
 	s.mu.Unlock()
-	f.note = fmt.Sprintf("(%s killed %v after QQ got out-%d, its answer held)", s.bridges[i].name,
-		f.at.Sub(rec.Time).Round(time.Millisecond), n)
+	f.note = fmt.Sprintf("(%s killed %v after QQ got out-%d, its answer held; %d of the suite's sends held by it)", s.bridges[i].name,
+		f.at.Sub(rec.Time).Round(time.Millisecond), n, len(held))
 	go func() {
 		time.Sleep(2 * time.Second)
 		if err := s.bridges[i].start(); err != nil {
@@ -810,6 +830,17 @@ func (s *suite) report() {
 		if bdup > 0 {
 			t.Errorf("%d messages of the batch stored more than once", bdup)
 		}
+		// The journal's promise: only what a process received and died
+		// before journalling is lost; of one answer, nothing or all of it.
+		if blost*100 > b.size {
+			t.Errorf("%d of the batch of %d lost (more than 1%%): the journal's replay did not publish it", blost, b.size)
+		}
+		// What every replica logged of the journal, to see which replayed.
+		for _, p := range s.bridges {
+			for _, l := range p.grepLog("journal") {
+				w("  %s: %s", p.name, l)
+			}
+		}
 	}
 	w("")
 	w("%-28s %-12s %-14s %s", "fault", "at", "recovery", "")
@@ -824,7 +855,7 @@ func (s *suite) report() {
 	w("(recovery: from the fault until the first message said after it is stored in QQ_IN)")
 
 	// Outbound.
-	once, twice, never := 0, 0, 0
+	once, onceTo, twice, never := 0, 0, 0, 0
 	codes := map[string]int{}
 	var noResult, twiceIDs []int
 	for n := range s.sentAt {
@@ -833,6 +864,9 @@ func (s *suite) report() {
 			never++
 		case c == 1:
 			once++
+			if n%2 == 1 {
+				onceTo++
+			}
 		default:
 			twice++
 			twiceIDs = append(twiceIDs, n)
@@ -845,7 +879,8 @@ func (s *suite) report() {
 	}
 	sort.Ints(noResult)
 	w("")
-	w("sends: published %d; delivered once %d, twice or more %d, never %d; no result %d", len(s.sentAt), once, twice, never, len(noResult))
+	w("sends: published %d; delivered once %d (%d of them published on %s, the rest on %s), twice or more %d, never %d; no result %d",
+		len(s.sentAt), once, onceTo, subjectOutTo, subjectOut, twice, never, len(noResult))
 	var cs []string
 	for c, k := range codes {
 		cs = append(cs, fmt.Sprintf("%s %d", c, k))

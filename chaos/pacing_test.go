@@ -17,12 +17,15 @@ import (
 )
 
 // TestChaosPacing measures the pace of one account's sends across 3
-// replicas with --rate 2 --burst 1: a burst of sends through the qq.out work
-// queue, then a burst through qq.api.send.group (the queue group spreads the
-// requests over the replicas). It prints the rate QQ saw and the most sends
-// in any second, for each; it asserts only that every send arrived once.
+// replicas with --rate 2 --burst 1: sends through the qq.out work queue
+// (serial and target subjects) and through qq.api.send.group (the queue
+// group spreads the requests over the replicas), all at once. It prints the
+// rate QQ saw and the most sends in any second and any 10 s, for each path
+// and both together, and fails when a send did not arrive exactly once or a
+// window held more than the token bucket lets through (rate × window +
+// burst).
 func TestChaosPacing(t *testing.T) {
-	const rate, n = 2, 12
+	const rate, burst, n = 2, 1, 16
 	dir := t.TempDir()
 	bridgeBin, simBin := buildBinaries(t, dir)
 	cl := startCluster(t, 3)
@@ -46,7 +49,7 @@ func TestChaosPacing(t *testing.T) {
 		hp := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 		health = append(health, "http://"+hp)
 		p := newProc(t, dir, fmt.Sprintf("bridge%d", i+1), bridgeBin, "run", "--nats", cl.urls(), "--replicas", "3",
-			"--qq-endpoint", simURL, "--http", hp, "--rate", fmt.Sprint(rate), "--burst", "1",
+			"--qq-endpoint", simURL, "--http", hp, "--rate", fmt.Sprint(rate), "--burst", fmt.Sprint(burst),
 			"--qr-poll-interval", "200ms", "--poll-timeout", "30s", "--log-format", "json")
 		if err := p.start(); err != nil {
 			t.Fatal(err)
@@ -82,48 +85,65 @@ func TestChaosPacing(t *testing.T) {
 		b, _ := json.Marshal(map[string]any{"id": id, "to": map[string]any{"group": groupNo}, "text": "pace-" + id})
 		return b
 	}
+	// Both paths at once: the durable requests (every other on the target
+	// subject, worked by the partitions) and the API's, which the queue
+	// group spreads over the replicas.
 	ctx := context.Background()
 	for i := range n {
 		id := fmt.Sprintf("q%d", i)
-		msg := &nats.Msg{Subject: subjectOut, Data: request(id), Header: nats.Header{}}
+		subject := subjectOut
+		if i%2 == 1 {
+			subject = subjectOutTo
+		}
+		msg := &nats.Msg{Subject: subject, Data: request(id), Header: nats.Header{}}
 		msg.Header.Set("Content-Type", "application/json")
 		msg.Header.Set(nats.MsgIdHdr, id)
 		if _, err := js.PublishMsg(ctx, msg); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitSent := func(prefix string) map[string][]time.Time {
-		var got map[string][]time.Time
-		waitFor(120*time.Second, func() bool {
-			got = sentTimes(simURL, prefix)
-			return len(got) >= n
-		})
-		return got
-	}
-	queue := waitSent("pace-q")
-
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
 			id := fmt.Sprintf("a%d", i)
-			if _, err := nc.Request("qq.api.send.group", request(id), 90*time.Second); err != nil {
+			if _, err := nc.Request("qq.api.send.group", request(id), 3*time.Minute); err != nil {
 				t.Errorf("API send %s: %v", id, err)
 			}
 		})
 	}
 	wg.Wait()
-	apiSent := waitSent("pace-a")
+	var all map[string][]time.Time
+	waitFor(3*time.Minute, func() bool {
+		all = sentTimes(simURL, "pace-")
+		return len(all) >= 2*n
+	})
+	queue, apiSent := map[string][]time.Time{}, map[string][]time.Time{}
+	for text, ts := range all {
+		if strings.HasPrefix(text, "pace-q") {
+			queue[text] = ts
+		} else {
+			apiSent[text] = ts
+		}
+	}
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n== pacing: one account, 3 replicas, --rate %d --burst 1, %d sends each way\n", rate, n)
+	fmt.Fprintf(&b, "\n== pacing: one account, 3 replicas, --rate %d --burst %d, %d sends each way at once\n", rate, burst, n)
 	for _, c := range []struct {
 		name string
 		got  map[string][]time.Time
-	}{{"qq.out work queue", queue}, {"qq.api.send.group", apiSent}} {
-		r, most, twice := pace(c.got)
-		fmt.Fprintf(&b, "%-18s delivered %d, twice %d; %.2f sends/s overall, at most %d in any second\n", c.name, len(c.got), twice, r, most)
-		if len(c.got) != n || twice != 0 {
-			t.Errorf("%s: %d delivered, %d twice; want %d once each", c.name, len(c.got), twice, n)
+		want int
+	}{{"qq.out work queue", queue, n}, {"qq.api.send.group", apiSent, n}, {"both", all, 2 * n}} {
+		r, twice := pace(c.got)
+		in1, in10 := most(c.got, time.Second), most(c.got, 10*time.Second)
+		fmt.Fprintf(&b, "%-18s delivered %d, twice %d; %.2f sends/s overall, at most %d in any second (rate+burst %d), %d in any 10 s (rate×10+burst %d)\n",
+			c.name, len(c.got), twice, r, in1, rate+burst, in10, rate*10+burst)
+		if len(c.got) != c.want || twice != 0 {
+			t.Errorf("%s: %d delivered, %d twice; want %d once each", c.name, len(c.got), twice, c.want)
+		}
+		// The account's pace, whatever path the sends took: a token bucket
+		// lets at most rate×w+burst through in any window of w.
+		if in1 > rate+burst || in10 > rate*10+burst {
+			t.Errorf("%s: %d sends in one second, %d in 10 s; the pace allows %d and %d", c.name, in1, in10, rate+burst, rate*10+burst)
 		}
 	}
 	t.Log(b.String())
@@ -145,9 +165,30 @@ func sentTimes(simURL, prefix string) map[string][]time.Time {
 	return out
 }
 
-// pace is the overall rate of the first copies, the most in any one-second
-// window, and how many were sent more than once.
-func pace(got map[string][]time.Time) (float64, int, int) {
+// pace is the overall rate of the first copies and how many were sent more
+// than once.
+func pace(got map[string][]time.Time) (float64, int) {
+	ts, twice := firsts(got)
+	if len(ts) < 2 {
+		return 0, twice
+	}
+	return float64(len(ts)-1) / ts[len(ts)-1].Sub(ts[0]).Seconds(), twice
+}
+
+// most is the most first copies in any window of w.
+func most(got map[string][]time.Time, w time.Duration) int {
+	ts, _ := firsts(got)
+	k := 0
+	for i := range ts {
+		j := sort.Search(len(ts), func(j int) bool { return !ts[j].Before(ts[i].Add(w)) })
+		k = max(k, j-i)
+	}
+	return k
+}
+
+// firsts returns the first copy's time of each send, in order, and how many
+// were sent more than once.
+func firsts(got map[string][]time.Time) ([]time.Time, int) {
 	var ts []time.Time
 	twice := 0
 	for _, t := range got {
@@ -156,14 +197,6 @@ func pace(got map[string][]time.Time) (float64, int, int) {
 			twice++
 		}
 	}
-	if len(ts) < 2 {
-		return 0, len(ts), twice
-	}
 	sort.Slice(ts, func(i, j int) bool { return ts[i].Before(ts[j]) })
-	most := 0
-	for i := range ts {
-		k := sort.Search(len(ts), func(j int) bool { return !ts[j].Before(ts[i].Add(time.Second)) })
-		most = max(most, k-i)
-	}
-	return float64(len(ts)-1) / ts[len(ts)-1].Sub(ts[0]).Seconds(), most, twice
+	return ts, twice
 }

@@ -200,6 +200,18 @@ func (p *proc) countLog(s string) int {
 	return bytes.Count(b, []byte(s))
 }
 
+// grepLog returns p's log lines containing s, the last 20 at most.
+func (p *proc) grepLog(s string) []string {
+	b, _ := os.ReadFile(p.log)
+	var ls []string
+	for _, l := range bytes.Split(b, []byte("\n")) {
+		if bytes.Contains(l, []byte(s)) {
+			ls = append(ls, string(l))
+		}
+	}
+	return ls[max(0, len(ls)-20):]
+}
+
 var httpc = &http.Client{Timeout: 5 * time.Second}
 
 // getJSON GETs url into v and returns the status code (0 when unreachable).
