@@ -324,8 +324,11 @@ func (i *Ingress) pollSession(ctx context.Context, s live.Session, log zerolog.L
 	defer cancel()
 	defer context.AfterFunc(s.Context(), cancel)()
 	i.replicated = i.streamReplicated(ctx, log)
-	i.replayJournal(ctx, s, log)
+	replayed := i.replayJournalFirst(ctx, s, log)
 	for {
+		if !replayed {
+			replayed = i.replayJournal(ctx, s, log)
+		}
 		start := time.Now()
 		evs, err := i.cfg.Client.Poll(pctx)
 		if err != nil {

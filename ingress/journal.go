@@ -183,13 +183,20 @@ func (j *Journal) pending(ctx context.Context, account int64) ([]uint64, [][]qqc
 		return nil, nil, err
 	}
 	subject := j.subject + "." + strconv.FormatInt(account, 10)
-	info, err := st.Info(ctx, jetstream.WithSubjectFilter(subject))
+	count := func() (uint64, error) {
+		info, err := st.Info(ctx, jetstream.WithSubjectFilter(subject))
+		if err != nil {
+			return 0, err
+		}
+		var n uint64
+		for _, c := range info.State.Subjects {
+			n += c
+		}
+		return n, nil
+	}
+	n, err := count()
 	if err != nil {
 		return nil, nil, err
-	}
-	var n uint64
-	for _, c := range info.State.Subjects {
-		n += c
 	}
 	if n == 0 {
 		return nil, nil, nil
@@ -204,17 +211,22 @@ func (j *Journal) pending(ctx context.Context, account int64) ([]uint64, [][]qqc
 		m, err := c.Next(jetstream.FetchMaxWait(2 * time.Second))
 		if err != nil {
 			if errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) {
-				break // deleted meanwhile
+				// Deleted meanwhile, or not delivered in time: only the
+				// first may end the read.
+				if left, cerr := count(); cerr == nil && left <= uint64(len(seqs)) {
+					break
+				}
+				return seqs, batches, fmt.Errorf("journal: %d of %d entries read: %w", len(seqs), n, err)
 			}
 			return seqs, batches, err
 		}
 		md, err := m.Metadata()
 		if err != nil {
-			continue
+			return seqs, batches, err
 		}
 		evs, err := qqclient.DecodeEvents(m.Data())
 		if err != nil {
-			continue // not an array: never written by record
+			evs = nil // not an array, never written by record: replayed as nothing, then deleted
 		}
 		seqs = append(seqs, md.Sequence.Stream)
 		batches = append(batches, evs)
@@ -225,28 +237,55 @@ func (j *Journal) pending(ctx context.Context, account int64) ([]uint64, [][]qqc
 	return seqs, batches, nil
 }
 
+// journalRetryFor is how long a term's first replay is tried again before
+// the first poll; after that it is tried again before each poll.
+const journalRetryFor = 15 * time.Second
+
+// replayJournalFirst replays the journal when a term begins, before the
+// first poll, trying again for journalRetryFor when the journal cannot be
+// read (the journal's stream without a leader for a moment): the replayed
+// answers come before anything polled later. It reports whether the replay
+// is done; when it is not, pollSession tries again before each poll, so
+// that nothing journalled is left behind while the term lasts.
+func (i *Ingress) replayJournalFirst(ctx context.Context, s live.Session, log zerolog.Logger) bool {
+	b := retry.Backoff(200*time.Millisecond, 2*time.Second)
+	for end := time.Now().Add(journalRetryFor); ; {
+		if i.replayJournal(ctx, s, log) {
+			return true
+		}
+		if time.Now().After(end) || retry.Sleep(s.Context(), b.NextBackOff()) != nil || ctx.Err() != nil {
+			return false
+		}
+	}
+}
+
 // replayJournal publishes the journalled batches of s's account, then
-// deletes them; called when a term begins, before the first poll.
-func (i *Ingress) replayJournal(ctx context.Context, s live.Session, log zerolog.Logger) {
+// deletes them, and reports whether it read the journal and published all
+// it held (true without a journal).
+func (i *Ingress) replayJournal(ctx context.Context, s live.Session, log zerolog.Logger) bool {
 	j := i.cfg.Journal
 	if j == nil {
-		return
+		return true
 	}
 	seqs, batches, err := j.pending(s.Context(), s.Account)
-	if err != nil && s.Err() == nil && ctx.Err() == nil {
-		log.Warn().Err(err).Msg("journal not read; answers a dead leader left there are not replayed")
+	if err != nil {
+		if s.Err() == nil && ctx.Err() == nil {
+			log.Warn().Err(err).Int("read", len(batches)).Msg("journal not read; trying again before the next poll")
+		}
+		return false
 	}
 	for k, evs := range batches {
 		before := i.published.Load()
 		if err := i.publishBatch(ctx, s, evs, log); err != nil {
 			log.Warn().Err(err).Msg("journal replay stopped")
-			return
+			return false
 		}
 		j.done(ctx, seqs[k], log)
 		i.replayed.Add(uint64(len(evs)))
 		log.Info().Int("items", len(evs)).Uint64("new", i.published.Load()-before).Uint64("journal_seq", seqs[k]).
 			Msg("replayed a poll answer a previous leader journalled and did not finish")
 	}
+	return true
 }
 
 // journalRecord journals a batch before it is published (0: not journalled).

@@ -6,9 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/qqbridge/qqbridge/internal/testenv"
 	"github.com/qqbridge/qqbridge/qqclient"
@@ -118,6 +122,68 @@ func TestJournalEmptyAfterPublish(t *testing.T) {
 	if r := ing.Stats().Replayed; r != 2 {
 		t.Errorf("Replayed %d, want 2", r)
 	}
+}
+
+// TestJournalReadAgain: when a term begins the journal cannot be read (its
+// stream is gone for a moment: no leader, a node restarting). The replay is
+// tried again until the journal is back; then the dead leader's answer is
+// published, and an entry that is not a poll answer is deleted instead of
+// holding the replay up.
+func TestJournalReadAgain(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx()
+	j, err := NewJournal(ctx, h.js, h.subjects, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for k := range 3 {
+		ids = append(ids, h.say(qqsim.Say{Kind: "group", From: testenv.Alice, Group: testenv.DevChat, Text: fmt.Sprintf("read again %d", k)}))
+	}
+	evs := mustPoll(t, h, len(ids))
+	if err := h.js.DeleteStream(ctx, JournalStream(h.subjects)); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	log := zerolog.New(io.MultiWriter(zerolog.NewTestWriter(t), logs)).Level(zerolog.WarnLevel)
+	ing := h.startWith(func(c *Config) { c.Journal, c.Log = j, log })
+	testenv.Eventually(t, "a failed journal read logged", func() bool { return logs.contains("journal not read") })
+
+	// The journal is back, with the dead leader's entry and a foreign one.
+	if _, err := NewJournal(ctx, h.js, h.subjects, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.js.Publish(ctx, JournalSubject(h.subjects, testenv.Self), []byte("not a poll answer")); err != nil {
+		t.Fatal(err)
+	}
+	if seq := j.record(ctx, testenv.Self, evs, h.log); seq == 0 {
+		t.Fatal("not journalled")
+	}
+	for _, id := range ids {
+		h.waitMsgID(id)
+	}
+	testenv.Eventually(t, "the journal is empty", func() bool { return h.journalLen() == 0 })
+	if r := ing.Stats().Replayed; r != uint64(len(ids)) {
+		t.Errorf("Replayed %d, want %d", r, len(ids))
+	}
+}
+
+// syncBuffer is a log destination the test reads while it is written.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) contains(sub string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Contains(s.b.Bytes(), []byte(sub))
 }
 
 // mustPoll polls until n message items came (the simulator may split them).
