@@ -26,6 +26,8 @@ var (
 	sends    = flag.Int("sends", 150, "outbound sends with unique ids published across the faults (full size: 2000)")
 	gap      = flag.Duration("gap", 8*time.Second, "time between two faults (full size: 20s)")
 	replicas = flag.Int("replicas", 3, "bridge replicas (2 or 3)")
+	faultsF  = flag.String("faults", "leader,node,502,expiry,follower,batch,send",
+		"the faults in order, -gap apart (a name may repeat): leader, node (the QQ_IN leader node), 502, expiry, follower, batch (kill -9 the leader mid-batch), send (kill -9 a replica mid-send)")
 	drain    = flag.Duration("drain", 75*time.Second, "after the last fault, how long to wait at most for the stragglers (events, results)")
 )
 
@@ -69,7 +71,7 @@ type suite struct {
 	injected map[int]time.Time // inbound n → when qqsim was told
 	sentAt   map[int]time.Time // outbound n → when it was published
 	faults   []*fault
-	batch    batchRun  // the batch the leader was killed publishing
+	batches  []batchRun // the batches the leader was killed publishing
 	midSends []midSend // the sends whose replica was killed while QQ held the answer
 	t0       time.Time // traffic began
 	leases   []leaseChange
@@ -158,7 +160,16 @@ func TestChaos(t *testing.T) {
 	go s.watchLeases(ctx)
 	go s.watchStreams(ctx)
 
-	faults := []func() *fault{s.killLeader, s.killStreamLeader, s.storm502, s.expireSession, s.killFollower, s.killLeaderMidBatch, s.killMidSend}
+	byName := map[string]func() *fault{"leader": s.killLeader, "node": s.killStreamLeader, "502": s.storm502, "expiry": s.expireSession,
+		"follower": s.killFollower, "batch": s.killLeaderMidBatch, "send": s.killMidSend}
+	var faults []func() *fault
+	for _, name := range strings.Split(*faultsF, ",") {
+		f, ok := byName[strings.TrimSpace(name)]
+		if !ok {
+			t.Fatalf("-faults: unknown fault %q", name)
+		}
+		faults = append(faults, f)
+	}
 	timeline := *gap/2 + time.Duration(len(faults))*(*gap)
 	s.t0 = time.Now()
 	var traffic sync.WaitGroup
@@ -344,7 +355,7 @@ func (s *suite) killLeader() *fault {
 type batchRun struct {
 	size          int
 	storedAtKill  uint64 // of the batch, published when the leader was killed
-	base          int64  // msg_id of its first item
+	first         int    // n of its first message, chaos-batch-<n>
 	killedReplica string
 }
 
@@ -369,14 +380,15 @@ func (s *suite) killLeaderMidBatch() *fault {
 		f.at, f.note = time.Now(), fmt.Sprintf("(no leader or session numbers: leader %d gid %d uin %d)", i, gid, uin)
 		return f
 	}
-	base := int64(900_000_000)
+	round := len(s.batches) // this round's messages are chaos-batch-<round×batchSize+k>
+	base := int64(900_000_000 + round*batchSize)
 	items := make([]map[string]any, batchSize)
 	now := time.Now().Unix()
 	for k := range items {
 		items[k] = map[string]any{"poll_type": "group_message", "value": map[string]any{
 			"msg_id": base + int64(k), "msg_id2": 1000 + k, "msg_type": 43, "time": now,
 			"from_uin": gid, "group_code": gid, "send_uin": uin, "to_uin": account, "seq": k + 1,
-			"content": []any{[]any{"font", map[string]any{"name": "宋体", "size": 10, "style": []int{0, 0, 0}, "color": "000000"}}, fmt.Sprintf("chaos-batch-%d", k)},
+			"content": []any{[]any{"font", map[string]any{"name": "宋体", "size": 10, "style": []int{0, 0, 0}, "color": "000000"}}, fmt.Sprintf("chaos-batch-%d", round*batchSize+k)},
 		}}
 	}
 	ctx := context.Background()
@@ -416,7 +428,7 @@ func (s *suite) killLeaderMidBatch() *fault {
 	// are acknowledged. The report says so ("1000 published at the kill").
 	published := seen.Load()
 	s.mu.Lock()
-	s.batch = batchRun{size: batchSize, storedAtKill: uint64(published), base: base, killedReplica: s.bridges[i].name}
+	s.batches = append(s.batches, batchRun{size: batchSize, storedAtKill: uint64(published), first: round * batchSize, killedReplica: s.bridges[i].name})
 	s.mu.Unlock()
 	f.note = fmt.Sprintf("(%s killed when it had published %d of the batch)", s.bridges[i].name, published)
 	go func() {
@@ -815,26 +827,28 @@ func (s *suite) report() {
 	if len(lost) > 0 {
 		w("  lost: %v", head(lost, 40))
 	}
-	if b := s.batch; b.size > 0 {
+	for r, b := range s.batches {
 		var blost, bdup int
 		for k := range b.size {
-			switch c := in.batch[k]; {
+			switch c := in.batch[b.first+k]; {
 			case c == 0:
 				blost++
 			case c > 1:
 				bdup++
 			}
 		}
-		w("batch: the leader (%s) killed publishing one poll answer of %d, %d published at the kill: stored unique %d, lost %d, duplicated %d",
-			b.killedReplica, b.size, b.storedAtKill, b.size-blost, blost, bdup)
+		w("batch %d: the leader (%s) killed publishing one poll answer of %d, %d published at the kill: stored unique %d, lost %d, duplicated %d",
+			r+1, b.killedReplica, b.size, b.storedAtKill, b.size-blost, blost, bdup)
 		if bdup > 0 {
-			t.Errorf("%d messages of the batch stored more than once", bdup)
+			t.Errorf("batch %d: %d messages stored more than once", r+1, bdup)
 		}
 		// The journal's promise: only what a process received and died
 		// before journalling is lost; of one answer, nothing or all of it.
 		if blost*100 > b.size {
-			t.Errorf("%d of the batch of %d lost (more than 1%%): the journal's replay did not publish it", blost, b.size)
+			t.Errorf("batch %d: %d of %d lost (more than 1%%): the journal's replay did not publish them", r+1, blost, b.size)
 		}
+	}
+	if len(s.batches) > 0 {
 		// What every replica logged of the journal, to see which replayed.
 		for _, p := range s.bridges {
 			for _, l := range p.grepLog("journal") {
