@@ -45,6 +45,7 @@ func main() {
 	flag.StringVar(&bridgeEnv, "bridge-env", "", "more environment of the -rss bridge, comma-separated (GOMEMLIMIT=48MiB,GOGC=50,GODEBUG=gctrace=1)")
 	flag.BoolVar(&bridgeLogs, "bridge-logs", false, "copy the -rss bridge's output to stderr")
 	flag.BoolVar(&rss.ExternalNATS, "rss-external-nats", false, "the -rss bridge uses a nats-server in this process (--nats) instead of its embedded one")
+	flag.StringVar(&rss.Heap, "rss-heap", "", "write the -rss bridge's heap profile (taken once every message is stored) to this file")
 	flag.DurationVar(&rss.Duplicates, "rss-duplicates", 0, "an experiment: set the inbound stream's de-duplication window of the -rss run (0: the bridge's)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -44,7 +45,11 @@ type RSSConfig struct {
 	// ExternalNATS runs the nats-server in this process instead (the
 	// bridge with --nats): the bridge's memory without the server's.
 	ExternalNATS bool
-	Log          io.Writer // the bridge's output (nil: kept only for errors)
+	// Heap, when set, is a file the bridge's heap profile is written to once
+	// every message is stored (the bridge with --pprof on a loopback port;
+	// read it with go tool pprof -sample_index=inuse_space).
+	Heap string
+	Log  io.Writer // the bridge's output (nil: kept only for errors)
 }
 
 func (c *RSSConfig) defaults() {
@@ -113,7 +118,14 @@ func RunRSS(ctx context.Context, cfg RSSConfig) (res RSSResult, err error) {
 		natsAddr = strings.TrimPrefix(srv.ClientURL(), "nats://")
 		args = []string{"run", "--nats", srv.ClientURL()}
 	}
-	args = append(args, "--qq-endpoint", ts.URL, "--http", "", "--log-format", "json", "--log-level", "warn",
+	httpAddr := ""
+	if cfg.Heap != "" {
+		if httpAddr, err = freeAddr(); err != nil {
+			return res, err
+		}
+		args = append(args, "--pprof")
+	}
+	args = append(args, "--qq-endpoint", ts.URL, "--http", httpAddr, "--log-format", "json", "--log-level", "warn",
 		"--qr-poll-interval", "50ms", "--poll-timeout", "40s")
 	cmd := exec.Command(bin, args...)
 	for _, kv := range os.Environ() {
@@ -266,7 +278,37 @@ func RunRSS(ctx context.Context, cfg RSSConfig) (res RSSResult, err error) {
 	res.Drain = time.Since(fedAt)
 	res.Stored = stored()
 	res.PeakRSS = procStatus(pid, "VmHWM")
+	if cfg.Heap != "" {
+		if err := saveHeap(ctx, "http://"+httpAddr+"/debug/pprof/heap", cfg.Heap); err != nil {
+			return res, err
+		}
+	}
 	return res, nil
+}
+
+// saveHeap writes the heap profile served at url (after a GC: ?gc=1) to file.
+func saveHeap(ctx context.Context, url, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"?gc=1", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("bench: the bridge's heap profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("bench: the bridge's heap profile: %s", resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // WriteRSS prints an RSS result.
