@@ -28,7 +28,7 @@ var (
 	replicas = flag.Int("replicas", 3, "bridge replicas (2 or 3)")
 	faultsF  = flag.String("faults", "leader,node,502,expiry,follower,batch,send",
 		"the faults in order, -gap apart (a name may repeat): leader, node (the QQ_IN leader node), 502, expiry, follower, batch (kill -9 the leader mid-batch), send (kill -9 a replica mid-send)")
-	drain    = flag.Duration("drain", 75*time.Second, "after the last fault, how long to wait at most for the stragglers (events, results)")
+	drain = flag.Duration("drain", 75*time.Second, "after the last fault, how long to wait at most for the stragglers (events, results)")
 )
 
 // The world's account, a group of it and a member of that group (qqsim's
@@ -72,8 +72,8 @@ type suite struct {
 	sentAt   map[int]time.Time // outbound n → when it was published
 	faults   []*fault
 	batches  []batchRun // the batches the leader was killed publishing
-	midSends []midSend // the sends whose replica was killed while QQ held the answer
-	t0       time.Time // traffic began
+	midSends []midSend  // the sends whose replica was killed while QQ held the answer
+	t0       time.Time  // traffic began
 	leases   []leaseChange
 	streams  []streamChange
 }
