@@ -25,6 +25,12 @@ import (
 // stream checks that header only as each replica applies the message, and
 // every replica stopped at the mismatch.)
 func TestWindowClusterForeignPublisher(t *testing.T) {
+	foreignBetween(t, clusterHarness(t))
+}
+
+// clusterHarness is a harness on a 3-node cluster whose streams have three
+// replicas.
+func clusterHarness(t testing.TB) *harness {
 	c := testenv.NewCluster(t, 3)
 	c.StartAll()
 	var urls []string
@@ -48,7 +54,7 @@ func TestWindowClusterForeignPublisher(t *testing.T) {
 		}
 		return err == nil
 	})
-	foreignBetween(t, newHarnessOn(t, nc, js, so))
+	return newHarnessOn(t, nc, js, so)
 }
 
 // TestWindowForeignPublisher is the same on one server, through the window

@@ -171,7 +171,7 @@ func (s *testSession) reports() (lost []uint64, kicked []string) {
 // JetStream and the bridge's streams, the simulator on a loopback listener,
 // a logged-in client, a directory and the session stand-in.
 type harness struct {
-	t        *testing.T
+	t        testing.TB
 	subjects schema.Subjects
 	nats     *testenv.NATS // stopped and restarted on its port and store by some tests
 	nc       *nats.Conn
@@ -187,7 +187,7 @@ type harness struct {
 	done   chan error
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	n := testenv.StartNATS(t)
 	nc, js := n.Connect()
@@ -198,7 +198,7 @@ func newHarness(t *testing.T) *harness {
 
 // newHarnessOn is a harness whose streams (made with so) are on the NATS
 // of nc and js (h.nats is nil).
-func newHarnessOn(t *testing.T, nc *nats.Conn, js jetstream.JetStream, so bus.StreamOptions) *harness {
+func newHarnessOn(t testing.TB, nc *nats.Conn, js jetstream.JetStream, so bus.StreamOptions) *harness {
 	t.Helper()
 	h := &harness{t: t, log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel), nc: nc, js: js}
 	h.subjects, _ = schema.NewSubjects("")
