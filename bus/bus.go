@@ -133,7 +133,8 @@ func (o StreamOptions) withDefaults() StreamOptions {
 //
 //   - s.StreamIn(): subjects <prefix>.in.>, limits retention, file storage,
 //     MaxAge InMaxAge, InMaxBytes, InMaxMsgs (the oldest go first), the
-//     Duplicates window.
+//     Duplicates window; with more than one replica, atomic batch publish
+//     allowed.
 //   - s.StreamOut(): subjects <prefix>.out.>, work-queue retention (each
 //     request is taken by one bridge replica and gone once acknowledged),
 //     file storage, MaxAge OutMaxAge, OutMaxBytes, OutMaxMsgs (a full queue
@@ -168,6 +169,9 @@ func StreamConfigs(s schema.Subjects, o StreamOptions) []jetstream.StreamConfig 
 			MaxMsgs:     o.InMaxMsgs,
 			Duplicates:  min(o.Duplicates, o.InMaxAge),
 			Discard:     jetstream.DiscardOld,
+			// Replicated, ingress publishes a poll answer in atomic
+			// batches (nats-server 2.12 and later; see ingress).
+			AllowAtomicPublish: o.Replicas > 1,
 		},
 		{
 			Name:        s.StreamOut(),

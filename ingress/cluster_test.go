@@ -24,8 +24,15 @@ import (
 // first foreign message between two of them stalled the stream: a clustered
 // stream checks that header only as each replica applies the message, and
 // every replica stopped at the mismatch.)
+//
+// The stream allows atomic batches (bus.StreamConfigs), and ingress
+// publishes in them: another publisher's messages land only between two
+// batches.
 func TestWindowClusterForeignPublisher(t *testing.T) {
-	foreignBetween(t, clusterHarness(t))
+	st := foreignBetween(t, clusterHarness(t))
+	if st.Atomic == 0 {
+		t.Errorf("no atomic batch: %+v", st)
+	}
 }
 
 // clusterHarness is a harness on a 3-node cluster whose streams have three
@@ -61,12 +68,14 @@ func clusterHarness(t testing.TB) *harness {
 // whose messages expect their predecessor: a message refused because a
 // foreign one came between is published again, and the rest follow it.
 func TestWindowForeignPublisher(t *testing.T) {
-	foreignBetween(t, newHarness(t))
+	if st := foreignBetween(t, newHarness(t)); st.Atomic != 0 {
+		t.Errorf("atomic batches into a stream of one replica: %+v", st)
+	}
 }
 
 // foreignBetween has h's ingress publish a batch while foreign messages go
-// into the same stream, and checks the batch.
-func foreignBetween(t *testing.T, h *harness) {
+// into the same stream, checks the batch and returns the ingress's stats.
+func foreignBetween(t *testing.T, h *harness) Stats {
 	t.Helper()
 	js := h.js
 	ing := h.start(nil)
@@ -81,10 +90,13 @@ func foreignBetween(t *testing.T, h *harness) {
 	msgs := h.stream()
 	checkOnceInOrder(t, msgs, first, n)
 	var lo, hi uint64 // the batch's first and last sequence
+	gaps := 0         // places where something else came between two of the batch's messages
 	for _, m := range msgs {
 		if id := m.Event.MsgID; id >= first && id < first+n {
 			if lo == 0 {
 				lo = m.Seq
+			} else if m.Seq != hi+1 {
+				gaps++
 			}
 			hi = m.Seq
 		}
@@ -98,8 +110,12 @@ func foreignBetween(t *testing.T, h *harness) {
 	if between == 0 {
 		t.Fatalf("no foreign message was stored among the batch's (%d foreign, batch at %d–%d): nothing tested", len(fseqs), lo, hi)
 	}
-	if st := ing.Stats(); st.Published != n {
+	st := ing.Stats()
+	if st.Published != n {
 		t.Errorf("stats %+v: want %d published", st, n)
+	}
+	if st.Atomic > 0 && st.Retries == 0 && gaps > int(st.Atomic)-1 {
+		t.Errorf("foreign messages in %d places among the batch's %d atomic batches: one landed inside a batch", gaps, st.Atomic)
 	}
 	ctx, cancel := context.WithTimeout(h.ctx(), 5*time.Second)
 	defer cancel()
@@ -107,7 +123,8 @@ func foreignBetween(t *testing.T, h *harness) {
 	if _, err := js.Publish(ctx, subject, []byte("{}")); err != nil {
 		t.Fatalf("the stream takes no message after the batch: %v", err)
 	}
-	t.Logf("%d foreign messages, %d of them among the batch's", len(fseqs), between)
+	t.Logf("%d foreign messages, %d of them among the batch's, in %d places; %d atomic batches", len(fseqs), between, gaps, st.Atomic)
+	return st
 }
 
 // foreign is a publisher of other events into the inbound stream.
@@ -162,4 +179,41 @@ func (f *foreign) stop() []uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.seqs
+}
+
+// TestAtomicClusterStoredBefore: a poll answer whose first messages are in
+// the stream already (a replayed journal entry, or items QQ gives a new
+// leader again). The stream refuses a whole atomic batch that holds a
+// message it stored before; that batch goes again one message at a time
+// (the stored ones answered as duplicates) and the rest in atomic batches:
+// every message once, in order.
+func TestAtomicClusterStoredBefore(t *testing.T) {
+	h := clusterHarness(t)
+	polled := func(after int64) {
+		testenv.Eventually(t, "a held poll", func() bool { return h.sim.State().Counters["polls_held"] > after })
+	}
+	h.start(nil)
+	polled(0)
+	const first, n, before = 800000, 1200, 100
+	items := h.windowItems(first, n)
+	h.inject(items[:before]...)
+	h.waitMsgID(first + before - 1)
+	h.stop()
+
+	held := h.sim.State().Counters["polls_held"]
+	ing := h.start(nil) // a new leader: it has not published them
+	polled(held)
+	h.inject(items...)
+	h.waitMsgID(first + n - 1)
+	checkOnceInOrder(t, h.stream(), first, n)
+	st := ing.Stats()
+	if st.Duplicates != before || st.Published != n-before {
+		t.Errorf("stats %+v: want %d duplicates and %d published", st, before, n-before)
+	}
+	if st.Atomic == 0 {
+		t.Errorf("no atomic batch after the refused one: %+v", st)
+	}
+	for k, m := range h.lastMessages(2) {
+		t.Logf("stored message %d's headers: %v", k, m.Header)
+	}
 }

@@ -12,9 +12,11 @@
 //     predecessor to be the stream's last message
 //     (Nats-Expected-Last-Msg-Id): a message never lands ahead of one
 //     published before it, and after a failure the retry loop resumes from
-//     the first message not acknowledged. Into a replicated stream, one
-//     message at a time, each acknowledged before the next (a clustered
-//     nats-server cannot take that expectation safely; see publishWindow).
+//     the first message not acknowledged. Into a replicated stream (a
+//     clustered nats-server cannot take that expectation safely; see
+//     publishWindow), in atomic batches when the stream allows them (all of
+//     a batch stored, in order, or none of it; see publishAtomic), else one
+//     message at a time, each acknowledged before the next.
 //   - A repeated item is published once: every event carries a deterministic
 //     id (schema.EventID) as Nats-Msg-Id, which the stream de-duplicates, and
 //     a small set of recently published ids spares the repeat a publish.
@@ -175,6 +177,7 @@ type Stats struct {
 	Lost       uint64 // sessions reported lost (not the end of a term)
 	Kicks      uint64 // kicks reported
 	Replayed   uint64 // items replayed from the journal
+	Atomic     uint64 // atomic batches the stream stored (a replicated stream: publishAtomic)
 }
 
 // Ingress is the poll loop of one account. Run it once; it is not meant to
@@ -187,11 +190,14 @@ type Ingress struct {
 	recent  *recentSet
 	metrics Metrics
 	// replicated: the inbound stream has more than one replica, so a
-	// batch is published one message at a time (see publishWindow); read
-	// at the start of each term. Only the polling goroutine uses it.
+	// batch is published in atomic batches (atomic: the stream allows
+	// them, and the connection is known) or one message at a time (see
+	// publishWindow); read at the start of each term. Only the polling
+	// goroutine uses them.
 	replicated bool
+	atomic     *nats.Conn
 
-	polls, items, published, duplicates, repeats, echoes, retries, dropped, split, truncated, lost, kicks, replayed atomic.Uint64
+	polls, items, published, duplicates, repeats, echoes, retries, dropped, split, truncated, lost, kicks, replayed, atomicBatches atomic.Uint64
 }
 
 // New checks cfg and makes an Ingress.
@@ -251,7 +257,7 @@ func (i *Ingress) Stats() Stats {
 		Polls: i.polls.Load(), Items: i.items.Load(), Published: i.published.Load(),
 		Duplicates: i.duplicates.Load(), Repeats: i.repeats.Load(), Echoes: i.echoes.Load(),
 		Retries: i.retries.Load(), Dropped: i.dropped.Load(), Split: i.split.Load(), Truncated: i.truncated.Load(), Lost: i.lost.Load(), Kicks: i.kicks.Load(),
-		Replayed: i.replayed.Load(),
+		Replayed: i.replayed.Load(), Atomic: i.atomicBatches.Load(),
 	}
 }
 
@@ -323,7 +329,7 @@ func (i *Ingress) pollSession(ctx context.Context, s live.Session, log zerolog.L
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(s.Context(), cancel)()
-	i.replicated = i.streamReplicated(ctx, log)
+	i.replicated, i.atomic = i.inboundMode(ctx, log)
 	replayed := i.replayJournalFirst(ctx, s, log)
 	for {
 		if !replayed {
@@ -414,8 +420,8 @@ func (i *Ingress) pollSession(ctx context.Context, s live.Session, log zerolog.L
 // such a run expects the one before it to be the stream's last
 // (Nats-Expected-Last-Msg-Id), so a message never lands in the stream ahead
 // of one published before it; a message published again is answered as a
-// duplicate by its Nats-Msg-Id. (Into a replicated stream: one message at a
-// time, without the expectation.)
+// duplicate by its Nats-Msg-Id. (Into a replicated stream: atomic batches,
+// or one message at a time, without the expectation; see publishWindow.)
 func (i *Ingress) publishBatch(ctx context.Context, s live.Session, evs []qqclient.Event, log zerolog.Logger) error {
 	if len(evs) == 0 {
 		return nil
@@ -574,16 +580,27 @@ type outMsg struct {
 // (as new or as duplicates) before the first that was not: refused, not
 // answered within PublishTimeout, or not published because ctx ended.
 //
-// On a stream of more than one replica, the messages go one at a time, each
-// acknowledged before the next, and without the expectation: a clustered
-// stream checks Nats-Expected-Last-Msg-Id only as each replica applies the
-// message, and nats-server (2.15) answers a mismatch there — another
+// On a stream of more than one replica, the messages go without the
+// expectation, in atomic batches where the stream allows them
+// (publishAtomic), else one at a time, each acknowledged before the next:
+// a clustered stream checks Nats-Expected-Last-Msg-Id only as each replica
+// applies the message, and nats-server (2.15) answers a mismatch there — another
 // publisher's message (a picture's media.stored) between two of a batch, or
 // a publish lost as the stream's leader changes — with a critical write
 // error on every replica: the stream stops taking messages for good.
 // (Nats-Expected-Last-Sequence is checked before the message is proposed,
 // but another publisher's message can take the place it expects.)
 func (i *Ingress) publishWindow(ctx context.Context, b *batch, from int, log zerolog.Logger) int {
+	if i.replicated && i.atomic != nil {
+		return i.publishAtomic(ctx, b, from, log)
+	}
+	return i.publishUpTo(ctx, b, from, -1, log)
+}
+
+// publishUpTo is publishWindow without atomic batches, publishing messages
+// from on up to (not including) message upto, or to the batch's end when
+// upto is negative.
+func (i *Ingress) publishUpTo(ctx context.Context, b *batch, from, upto int, log zerolog.Logger) int {
 	type flight struct {
 		f     jetstream.PubAckFuture
 		start time.Time
@@ -605,21 +622,9 @@ func (i *Ingress) publishWindow(ctx context.Context, b *batch, from int, log zer
 		m := b.out[acked]
 		select {
 		case ack := <-fl.f.Ok():
-			took := time.Since(fl.start)
-			if m.last && i.enqueueMedia(ctx, m.ev) != nil {
+			if !i.acked(ctx, b, acked, ack.Duplicate, time.Since(fl.start)) {
 				return false // ctx ended: the batch stops here
 			}
-			if ack.Duplicate {
-				i.duplicates.Add(1)
-				i.metrics.Duplicate(string(m.ev.kind), took)
-			} else {
-				i.published.Add(1)
-				i.metrics.Published(string(m.ev.kind), took)
-			}
-			if m.last {
-				i.recent.add(m.ev.e.ID)
-			}
-			b.release(acked)
 			acked++
 			return true
 		case err := <-fl.f.Err():
@@ -636,7 +641,7 @@ func (i *Ingress) publishWindow(ctx context.Context, b *batch, from int, log zer
 		return false
 	}
 	for {
-		for len(window) < limit && ctx.Err() == nil {
+		for len(window) < limit && ctx.Err() == nil && (upto < 0 || next < upto) {
 			om, ok := b.at(next)
 			if !ok {
 				break
@@ -661,23 +666,56 @@ func (i *Ingress) publishWindow(ctx context.Context, b *batch, from int, log zer
 	}
 }
 
-// streamReplicated reports whether the inbound stream has more than one
-// replica; true when its configuration cannot be read (the safe way).
-func (i *Ingress) streamReplicated(ctx context.Context, log zerolog.Logger) bool {
+// inboundMode reports whether the inbound stream has more than one replica
+// (true when its configuration cannot be read: the safe way) and, when it
+// has and allows atomic batch publish, the connection to publish the
+// batches' messages on.
+func (i *Ingress) inboundMode(ctx context.Context, log zerolog.Logger) (bool, *nats.Conn) {
 	sm, ok := i.cfg.JS.(interface {
 		Stream(context.Context, string) (jetstream.Stream, error)
+		Conn() *nats.Conn
 	})
 	if !ok {
-		return true
+		return true, nil
 	}
 	ictx, cancel := context.WithTimeout(ctx, i.cfg.PublishTimeout)
 	defer cancel()
 	st, err := sm.Stream(ictx, i.cfg.Subjects.StreamIn())
 	if err != nil {
 		log.Warn().Err(err).Msg("the inbound stream's configuration cannot be read; publishing one message at a time this term")
-		return true
+		return true, nil
 	}
-	return st.CachedInfo().Config.Replicas > 1
+	cfg := st.CachedInfo().Config
+	if cfg.Replicas <= 1 {
+		return false, nil
+	}
+	if !cfg.AllowAtomicPublish {
+		return true, nil
+	}
+	return true, sm.Conn()
+}
+
+// acked accounts message k of b as stored (new, or a duplicate), hands its
+// event's pictures on once its last message is stored, and lets the
+// message go. It is false when the pictures could not be handed on (ctx
+// ended): the batch stops there.
+func (i *Ingress) acked(ctx context.Context, b *batch, k int, duplicate bool, took time.Duration) bool {
+	m := b.out[k]
+	if m.last && i.enqueueMedia(ctx, m.ev) != nil {
+		return false
+	}
+	if duplicate {
+		i.duplicates.Add(1)
+		i.metrics.Duplicate(string(m.ev.kind), took)
+	} else {
+		i.published.Add(1)
+		i.metrics.Published(string(m.ev.kind), took)
+	}
+	if m.last {
+		i.recent.add(m.ev.e.ID)
+	}
+	b.release(k)
+	return true
 }
 
 // errCodeWrongLastMsgID is JetStream's error code "wrong last msg ID".
