@@ -85,7 +85,7 @@ func (i *Ingress) commitAtomic(ctx context.Context, b *batch, start, end int, lo
 			m.Header[hdrBatchCommit] = []string{"1"}
 			break
 		}
-		if err := i.atomic.PublishMsg(m); err != nil {
+		if err := i.batchConn.PublishMsg(m); err != nil {
 			log.Debug().Err(err).Msg("atomic batch not sent; publishing its messages one at a time")
 			return false
 		}

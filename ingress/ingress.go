@@ -190,12 +190,12 @@ type Ingress struct {
 	recent  *recentSet
 	metrics Metrics
 	// replicated: the inbound stream has more than one replica, so a
-	// batch is published in atomic batches (atomic: the stream allows
-	// them, and the connection is known) or one message at a time (see
+	// batch is published in atomic batches (on batchConn, set when the
+	// stream allows them) or one message at a time (see
 	// publishWindow); read at the start of each term. Only the polling
 	// goroutine uses them.
 	replicated bool
-	atomic     *nats.Conn
+	batchConn  *nats.Conn
 
 	polls, items, published, duplicates, repeats, echoes, retries, dropped, split, truncated, lost, kicks, replayed, atomicBatches atomic.Uint64
 }
@@ -329,7 +329,7 @@ func (i *Ingress) pollSession(ctx context.Context, s live.Session, log zerolog.L
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(s.Context(), cancel)()
-	i.replicated, i.atomic = i.inboundMode(ctx, log)
+	i.replicated, i.batchConn = i.inboundMode(ctx, log)
 	replayed := i.replayJournalFirst(ctx, s, log)
 	for {
 		if !replayed {
@@ -591,7 +591,7 @@ type outMsg struct {
 // (Nats-Expected-Last-Sequence is checked before the message is proposed,
 // but another publisher's message can take the place it expects.)
 func (i *Ingress) publishWindow(ctx context.Context, b *batch, from int, log zerolog.Logger) int {
-	if i.replicated && i.atomic != nil {
+	if i.replicated && i.batchConn != nil {
 		return i.publishAtomic(ctx, b, from, log)
 	}
 	return i.publishUpTo(ctx, b, from, -1, log)
