@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -290,6 +291,18 @@ func (b *bucket) allow(now time.Time, rate float64) bool {
 
 // writeJSON answers v as JSON with status 200.
 func writeJSON(w http.ResponseWriter, v any) {
+	if r, ok := v.(result); ok {
+		if items, ok := r.Result.([]any); ok {
+			body, err := appendResultItems(nil, r.Retcode, items)
+			if err != nil {
+				http.Error(w, fmt.Sprintf("qqsim: encode answer: %v", err), http.StatusInternalServerError)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+			_, _ = w.Write(body)
+			return
+		}
+	}
 	var body bytes.Buffer
 	enc := json.NewEncoder(&body)
 	enc.SetEscapeHTML(false)
@@ -299,4 +312,37 @@ func writeJSON(w http.ResponseWriter, v any) {
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	_, _ = w.Write(bytes.TrimRight(body.Bytes(), "\n"))
+}
+
+// appendResultItems appends the answer {"retcode":…,"result":[items…]} to b:
+// the bytes encoding/json writes for a result of those items (HTML not
+// escaped), with each json.RawMessage item — a queued item, compacted when
+// it was queued (Inject) — written as it is instead of compacted once more.
+// A poll answer of thousands of queued items is then written in a copy
+// rather than a second parse of every item.
+func appendResultItems(b []byte, retcode int, items []any) ([]byte, error) {
+	b = append(b, `{"retcode":`...)
+	b = strconv.AppendInt(b, int64(retcode), 10)
+	b = append(b, `,"result":[`...)
+	var enc *json.Encoder
+	var buf bytes.Buffer
+	for k, it := range items {
+		if k > 0 {
+			b = append(b, ',')
+		}
+		if raw, ok := it.(json.RawMessage); ok && raw != nil {
+			b = append(b, raw...)
+			continue
+		}
+		if enc == nil {
+			enc = json.NewEncoder(&buf)
+			enc.SetEscapeHTML(false)
+		}
+		buf.Reset()
+		if err := enc.Encode(it); err != nil {
+			return nil, err
+		}
+		b = append(b, bytes.TrimRight(buf.Bytes(), "\n")...)
+	}
+	return append(b, "]}"...), nil
 }
