@@ -131,15 +131,49 @@ func plainJSONString(s string) bool {
 	return true
 }
 
-// record journals a batch of account and returns its sequence in the
-// journal's stream, retrying until acknowledged or ctx ends (0 then).
-func (j *Journal) record(ctx context.Context, account int64, evs []qqclient.Event, log zerolog.Logger) uint64 {
-	data, err := items(evs)
-	if err != nil {
-		log.Warn().Err(err).Msg("poll answer not journalled: not encodable")
-		return 0
-	}
+// entryHeadroom is what an entry leaves of the server's maximum payload
+// for the message's headers and the subject.
+const entryHeadroom = 4 << 10
+
+// record journals a batch of account and returns the sequences of its
+// entries in the journal's stream: one entry, or several in order when the
+// answer does not fit in one message (each entry is replayed as a batch of
+// its own). Each publish is retried until acknowledged or ctx ends. When an
+// entry cannot be journalled (ctx ended, an item larger than a message),
+// the entries before it are returned, and the rest of the batch is
+// published unjournalled.
+func (j *Journal) record(ctx context.Context, account int64, evs []qqclient.Event, log zerolog.Logger) []uint64 {
 	subject := j.subject + "." + strconv.FormatInt(account, 10)
+	limit := j.maxEntry()
+	var seqs []uint64
+	for start := 0; start < len(evs); {
+		end, size := start, 2
+		for end < len(evs) && (end == start || size+itemSize(evs[end]) <= limit) {
+			size += itemSize(evs[end])
+			end++
+		}
+		data, err := items(evs[start:end])
+		if err == nil && len(data) > limit {
+			err = fmt.Errorf("%w: item %d alone is %d bytes", nats.ErrMaxPayload, start, len(data))
+		}
+		if err != nil {
+			log.Warn().Err(err).Int("items", len(evs)-start).Msg("poll answer not journalled from here; publishing the rest unjournalled")
+			return seqs
+		}
+		seq := j.publish(ctx, subject, data)
+		if seq == 0 {
+			log.Warn().Int("items", len(evs)-start).Msg("poll answer not journalled from here (stopping); publishing the rest unjournalled")
+			return seqs
+		}
+		seqs = append(seqs, seq)
+		start = end
+	}
+	return seqs
+}
+
+// publish stores one entry, retrying until acknowledged or ctx ends (0
+// then).
+func (j *Journal) publish(ctx context.Context, subject string, data []byte) uint64 {
 	b := retry.Backoff(50*time.Millisecond, time.Second)
 	for {
 		actx, cancel := context.WithTimeout(ctx, j.timeout)
@@ -149,27 +183,48 @@ func (j *Journal) record(ctx context.Context, account int64, evs []qqclient.Even
 			return ack.Sequence
 		}
 		if errors.Is(err, nats.ErrMaxPayload) || retry.Sleep(ctx, b.NextBackOff()) != nil {
-			log.Warn().Err(err).Int("items", len(evs)).Msg("poll answer not journalled; publishing it unjournalled")
 			return 0
 		}
 	}
 }
 
-// done deletes a journalled batch whose events are all published. A delete
-// that fails leaves the entry for the next leader, whose replay publishes
-// only repeats.
-func (j *Journal) done(ctx context.Context, seq uint64, log zerolog.Logger) {
-	if seq == 0 {
+// maxEntry is the largest entry the journal writes: the server's maximum
+// payload (1 MiB when not known) less entryHeadroom.
+func (j *Journal) maxEntry() int {
+	max := int64(1 << 20)
+	if nc := j.js.Conn(); nc != nil && nc.MaxPayload() > 0 {
+		max = nc.MaxPayload()
+	}
+	return int(max) - entryHeadroom
+}
+
+// itemSize is at least the bytes items writes for ev, its comma included.
+func itemSize(ev qqclient.Event) int {
+	n := max(len(ev.Raw), len("null")) + 1
+	if ev.Type != "" {
+		n += len(`{"poll_type":"","value":}`) + 6*len(ev.Type) // every byte escaped at worst
+	}
+	return n
+}
+
+// done deletes the journal entries of a batch whose events are all
+// published. A delete that fails leaves the entry for the next leader, whose
+// replay publishes only repeats.
+func (j *Journal) done(ctx context.Context, seqs []uint64, log zerolog.Logger) {
+	if len(seqs) == 0 {
 		return
 	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), j.timeout)
 	defer cancel()
 	st, err := j.js.Stream(dctx, j.stream)
-	if err == nil {
-		err = st.DeleteMsg(dctx, seq)
+	if err != nil {
+		log.Warn().Err(err).Uints64("journal_seq", seqs).Msg("journal entries not deleted; the next leader replays them (repeats only)")
+		return
 	}
-	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-		log.Warn().Err(err).Uint64("journal_seq", seq).Msg("journal entry not deleted; the next leader replays it (repeats only)")
+	for _, seq := range seqs {
+		if err := st.DeleteMsg(dctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			log.Warn().Err(err).Uint64("journal_seq", seq).Msg("journal entry not deleted; the next leader replays it (repeats only)")
+		}
 	}
 }
 
@@ -280,7 +335,7 @@ func (i *Ingress) replayJournal(ctx context.Context, s live.Session, log zerolog
 			log.Warn().Err(err).Msg("journal replay stopped")
 			return false
 		}
-		j.done(ctx, seqs[k], log)
+		j.done(ctx, seqs[k:k+1], log)
 		i.replayed.Add(uint64(len(evs)))
 		log.Info().Int("items", len(evs)).Uint64("new", i.published.Load()-before).Uint64("journal_seq", seqs[k]).
 			Msg("replayed a poll answer a previous leader journalled and did not finish")
@@ -288,17 +343,18 @@ func (i *Ingress) replayJournal(ctx context.Context, s live.Session, log zerolog
 	return true
 }
 
-// journalRecord journals a batch before it is published (0: not journalled).
-func (i *Ingress) journalRecord(ctx context.Context, s live.Session, evs []qqclient.Event, log zerolog.Logger) uint64 {
+// journalRecord journals a batch before it is published and returns its
+// entries (none: not journalled).
+func (i *Ingress) journalRecord(ctx context.Context, s live.Session, evs []qqclient.Event, log zerolog.Logger) []uint64 {
 	if i.cfg.Journal == nil || len(evs) == 0 {
-		return 0
+		return nil
 	}
 	return i.cfg.Journal.record(ctx, s.Account, evs, log)
 }
 
 // journalDone forgets a batch once it is published.
-func (i *Ingress) journalDone(ctx context.Context, seq uint64, log zerolog.Logger) {
+func (i *Ingress) journalDone(ctx context.Context, seqs []uint64, log zerolog.Logger) {
 	if i.cfg.Journal != nil {
-		i.cfg.Journal.done(ctx, seq, log)
+		i.cfg.Journal.done(ctx, seqs, log)
 	}
 }

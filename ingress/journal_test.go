@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -57,7 +58,7 @@ func TestJournalReplaysWhatADeadLeaderPolled(t *testing.T) {
 	}
 	// The dead leader: one poll, journalled, never published.
 	var evs = mustPoll(t, h, len(ids))
-	if seq := j.record(ctx, testenv.Self, evs, h.log); seq == 0 {
+	if seqs := j.record(ctx, testenv.Self, evs, h.log); len(seqs) == 0 {
 		t.Fatal("not journalled")
 	}
 	if n := h.journalLen(); n != 1 {
@@ -105,13 +106,13 @@ func TestJournalEmptyAfterPublish(t *testing.T) {
 	before := len(h.stream())
 	id2 := h.say(qqsim.Say{Kind: "friend", From: testenv.Alice, Text: "again"})
 	evs := mustPoll(t, h, 1)
-	if seq := j.record(ctx, testenv.Self, evs, h.log); seq == 0 {
+	if seqs := j.record(ctx, testenv.Self, evs, h.log); len(seqs) == 0 {
 		t.Fatal("not journalled")
 	}
 	ing := h.startJournalled(j)
 	h.waitMsgID(id2)
 	testenv.Eventually(t, "the journal is empty", func() bool { return h.journalLen() == 0 })
-	if seq := j.record(ctx, testenv.Self, evs, h.log); seq == 0 {
+	if seqs := j.record(ctx, testenv.Self, evs, h.log); len(seqs) == 0 {
 		t.Fatal("not journalled")
 	}
 	h.sess.endTerm() // the running term does not replay; the next one does
@@ -156,7 +157,7 @@ func TestJournalReadAgain(t *testing.T) {
 	if _, err := h.js.Publish(ctx, JournalSubject(h.subjects, testenv.Self), []byte("not a poll answer")); err != nil {
 		t.Fatal(err)
 	}
-	if seq := j.record(ctx, testenv.Self, evs, h.log); seq == 0 {
+	if seqs := j.record(ctx, testenv.Self, evs, h.log); len(seqs) == 0 {
 		t.Fatal("not journalled")
 	}
 	for _, id := range ids {
@@ -165,6 +166,41 @@ func TestJournalReadAgain(t *testing.T) {
 	testenv.Eventually(t, "the journal is empty", func() bool { return h.journalLen() == 0 })
 	if r := ing.Stats().Replayed; r != uint64(len(ids)) {
 		t.Errorf("Replayed %d, want %d", r, len(ids))
+	}
+}
+
+// TestJournalSplitsALargeAnswer: an answer larger than one NATS message is
+// journalled in several entries, in order, and a new leader replays them
+// all: every event once, in order.
+func TestJournalSplitsALargeAnswer(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx()
+	j, err := NewJournal(ctx, h.js, h.subjects, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const first, n = 900000, 5000
+	answer := "[" + strings.Join(h.windowItems(first, n), ",") + "]"
+	if len(answer) <= int(h.nc.MaxPayload()) {
+		t.Fatalf("the answer (%d bytes) fits in one message (%d): nothing tested", len(answer), h.nc.MaxPayload())
+	}
+	evs, err := qqclient.DecodeEvents([]byte(answer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seqs := j.record(ctx, testenv.Self, evs, h.log)
+	if len(seqs) < 2 {
+		t.Fatalf("journalled in %d entries, want several", len(seqs))
+	}
+	if got := h.journalLen(); got != uint64(len(seqs)) {
+		t.Fatalf("the journal holds %d entries, record returned %d", got, len(seqs))
+	}
+	ing := h.startJournalled(j)
+	h.waitMsgID(first + n - 1)
+	checkOnceInOrder(t, h.stream(), first, n)
+	testenv.Eventually(t, "the journal is empty", func() bool { return h.journalLen() == 0 })
+	if r := ing.Stats().Replayed; r != n {
+		t.Errorf("Replayed %d, want %d", r, n)
 	}
 }
 
