@@ -354,7 +354,7 @@ func (s *suite) killLeader() *fault {
 // batchRun is the batch of killLeaderMidBatch.
 type batchRun struct {
 	size          int
-	storedAtKill  uint64 // of the batch, published when the leader was killed
+	storedAtKill  uint64 // of the batch, sent (not necessarily stored) when the leader was killed
 	first         int    // n of its first message, chaos-batch-<n>
 	killedReplica string
 }
@@ -422,10 +422,11 @@ func (s *suite) killLeaderMidBatch() *fault {
 	s.bridges[i].kill()
 	f.at = time.Now()
 	_ = s.nc.Flush() // what the dead leader had published has reached the subscriber
-	// The leader sends a batch's publishes without waiting for their acks
-	// (a window larger than the batch), in a few milliseconds: on a loaded
-	// machine the kill can come after the last has left, though before all
-	// are acknowledged. The report says so ("1000 published at the kill").
+	// The leader sends a batch's messages without waiting for their acks
+	// (into a replicated QQ_IN in atomic batches of 500, each stored at its
+	// commit or not at all), in a few milliseconds: on a loaded machine the
+	// kill can come after the last has left, though before all are stored.
+	// The report says how many had been sent ("500 published at the kill").
 	published := seen.Load()
 	s.mu.Lock()
 	s.batches = append(s.batches, batchRun{size: batchSize, storedAtKill: uint64(published), first: round * batchSize, killedReplica: s.bridges[i].name})
