@@ -205,3 +205,34 @@ func notReady(err error) (string, bool) {
 	}
 	return "", false
 }
+
+// WhileNotReady runs f until it succeeds, fails for another reason than
+// JetStream not being ready yet (the transient errors Setup waits out: no
+// answer in time, no responders, no peers yet, temporarily unavailable), or
+// ctx ends. Each try is bounded by DefaultAttemptTimeout; between tries it
+// waits with backoff (DefaultInitialBackoff doubling up to
+// DefaultMaxBackoff) and logs why. What names the work in the log.
+func WhileNotReady(ctx context.Context, log zerolog.Logger, what string, f func(ctx context.Context) error) error {
+	wait := DefaultInitialBackoff
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, DefaultAttemptTimeout)
+		err := f(actx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		reason, transient := notReady(err)
+		if !transient || ctx.Err() != nil {
+			return err
+		}
+		log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", wait).Msg(what + ": waiting for JetStream: " + reason)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, DefaultMaxBackoff)
+	}
+}

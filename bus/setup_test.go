@@ -249,3 +249,25 @@ func TestSetupRejectsShortLeaderTTL(t *testing.T) {
 		t.Fatalf("Setup with a leader TTL of 100ms: %v, want ErrSetup", err)
 	}
 }
+
+// TestWhileNotReady: an attempt that JetStream did not answer in time is
+// tried again until one succeeds; another error ends the waiting at once.
+func TestWhileNotReady(t *testing.T) {
+	ctx := testenv.Context(t)
+	n := 0
+	err := bus.WhileNotReady(ctx, zerolog.Nop(), "test", func(context.Context) error {
+		if n++; n < 3 {
+			return context.DeadlineExceeded
+		}
+		return nil
+	})
+	if err != nil || n != 3 {
+		t.Errorf("err %v after %d attempts; want nil after 3", err, n)
+	}
+	refused := errors.New("refused")
+	n = 0
+	err = bus.WhileNotReady(ctx, zerolog.Nop(), "test", func(context.Context) error { n++; return refused })
+	if !errors.Is(err, refused) || n != 1 {
+		t.Errorf("err %v after %d attempts; want refused after 1", err, n)
+	}
+}

@@ -73,6 +73,9 @@ func TestChaosAccounts(t *testing.T) {
 		if t.Failed() {
 			for _, p := range bridges {
 				t.Logf("---- %s (last lines)\n%s", p.name, p.tail(3000))
+				for _, l := range append(p.grepLog(`"level":"error"`), p.grepLog(`"level":"warn"`)...) {
+					t.Logf("%s: %s", p.name, l)
+				}
 			}
 		}
 	}()
@@ -89,6 +92,11 @@ func TestChaosAccounts(t *testing.T) {
 		}
 	}
 	t0 := time.Now()
+	for _, p := range bridges {
+		if p.exited() {
+			t.Fatalf("%s exited before the accounts were spread", p.name)
+		}
+	}
 
 	// holders reads each account's lease: replica id → accounts it leads.
 	holders := func() map[string]int {

@@ -45,39 +45,23 @@ const fetchWait = 30 * time.Second
 // message is kept in progress, so no later request of its consumer overtakes
 // it. When ctx ends, the parts being sent are finished, the progress
 // recorded, the messages handed back (nak) and Run returns nil; other errors
-// are returned only when the stream or consumers cannot be set up.
+// are returned only when the stream or consumers cannot be set up (a
+// JetStream that is not ready, or does not answer in time, is waited for:
+// bus.WhileNotReady).
 func (e *Egress) Run(ctx context.Context) error {
 	s := e.cfg.Subjects
-	stream, err := e.cfg.JS.Stream(ctx, s.StreamOut())
-	if err != nil {
-		return fmt.Errorf("egress: stream %s: %w", s.StreamOut(), err)
-	}
-	info := stream.CachedInfo()
-	created, name := info.Created, info.Config.Name
-	parts, err := e.partitions(ctx, stream)
+	var cons []jetstream.Consumer
+	var created time.Time
+	var name string
+	var parts int
+	// Replicas starting together on a cluster race to create the same
+	// consumers; an attempt JetStream does not answer in time is tried again.
+	err := bus.WhileNotReady(ctx, e.log, "egress consumers", func(ctx context.Context) (err error) {
+		cons, created, name, parts, err = e.setUp(ctx)
+		return err
+	})
 	if err != nil {
 		return err
-	}
-	cons := make([]jetstream.Consumer, 0, parts+1)
-	// The serial consumer takes every subject under <prefix>.out. — spelt as
-	// two filters, not as the stream's own subject: a consumer whose filter
-	// is the stream's subject counts as unfiltered, and the server would then
-	// keep the partitions' messages for it after their ack.
-	scc := e.consumerConfig(e.cfg.Consumer, "", "qqbridge egress: sends the requests on "+s.OutWildcard()+" one at a time, in order")
-	scc.FilterSubjects = []string{s.Prefix() + ".out.*", s.Prefix() + ".out.*.>"}
-	serial, err := stream.CreateOrUpdateConsumer(ctx, scc)
-	if err != nil {
-		return fmt.Errorf("egress: consumer %s on %s: %w", e.cfg.Consumer, s.StreamOut(), err)
-	}
-	cons = append(cons, serial)
-	for n := range parts {
-		durable := PartitionConsumer(e.cfg.Consumer, n)
-		c, err := stream.CreateOrUpdateConsumer(ctx, e.consumerConfig(durable, s.OutPartition(n),
-			fmt.Sprintf("qqbridge egress: sends the requests of partition %d one at a time, in order", n)))
-		if err != nil {
-			return fmt.Errorf("egress: consumer %s on %s: %w", durable, s.StreamOut(), err)
-		}
-		cons = append(cons, c)
 	}
 	go e.cfg.Metrics.WatchConsumerPending(ctx, e.cfg.Consumer, 5*time.Second, func(ctx context.Context) (uint64, error) {
 		var sum uint64
@@ -370,4 +354,40 @@ func (e *Egress) publishResult(ctx context.Context, subject string, res schema.R
 			return fmt.Errorf("egress: publish result on %s: %w", subject, err)
 		}
 	}
+}
+
+// setUp looks up the outbound stream and creates or updates its consumers.
+func (e *Egress) setUp(ctx context.Context) (cons []jetstream.Consumer, created time.Time, name string, parts int, err error) {
+	s := e.cfg.Subjects
+	stream, err := e.cfg.JS.Stream(ctx, s.StreamOut())
+	if err != nil {
+		return nil, time.Time{}, "", 0, fmt.Errorf("egress: stream %s: %w", s.StreamOut(), err)
+	}
+	info := stream.CachedInfo()
+	created, name = info.Created, info.Config.Name
+	if parts, err = e.partitions(ctx, stream); err != nil {
+		return nil, time.Time{}, "", 0, err
+	}
+	cons = make([]jetstream.Consumer, 0, parts+1)
+	// The serial consumer takes every subject under <prefix>.out. — spelt as
+	// two filters, not as the stream's own subject: a consumer whose filter
+	// is the stream's subject counts as unfiltered, and the server would then
+	// keep the partitions' messages for it after their ack.
+	scc := e.consumerConfig(e.cfg.Consumer, "", "qqbridge egress: sends the requests on "+s.OutWildcard()+" one at a time, in order")
+	scc.FilterSubjects = []string{s.Prefix() + ".out.*", s.Prefix() + ".out.*.>"}
+	serial, err := stream.CreateOrUpdateConsumer(ctx, scc)
+	if err != nil {
+		return nil, time.Time{}, "", 0, fmt.Errorf("egress: consumer %s on %s: %w", e.cfg.Consumer, s.StreamOut(), err)
+	}
+	cons = append(cons, serial)
+	for n := range parts {
+		durable := PartitionConsumer(e.cfg.Consumer, n)
+		c, err := stream.CreateOrUpdateConsumer(ctx, e.consumerConfig(durable, s.OutPartition(n),
+			fmt.Sprintf("qqbridge egress: sends the requests of partition %d one at a time, in order", n)))
+		if err != nil {
+			return nil, time.Time{}, "", 0, fmt.Errorf("egress: consumer %s on %s: %w", durable, s.StreamOut(), err)
+		}
+		cons = append(cons, c)
+	}
+	return cons, created, name, parts, nil
 }

@@ -52,7 +52,14 @@ func (f *flagSet) checkMediaFlags(m mediaConfig) error {
 // newMedia makes the media bucket, the picture job stream and the worker.
 func newMedia(ctx context.Context, js jetstream.JetStream, client *qqclient.Client, sessions live.Source, s schema.Subjects,
 	codec schema.Codec, replicas int, m mediaConfig, log zerolog.Logger) (*media.Media, error) {
-	store, err := bus.SetupMedia(ctx, js, s, replicas, m.TTL)
+	// Replicas starting together on a cluster race to create the same
+	// stream and bucket; an attempt JetStream does not answer in time is
+	// tried again.
+	var store jetstream.ObjectStore
+	err := bus.WhileNotReady(ctx, log, "media set-up", func(ctx context.Context) (err error) {
+		store, err = bus.SetupMedia(ctx, js, s, replicas, m.TTL)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
