@@ -107,40 +107,69 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg SetupConfig) (Bucket
 	if cfg.MaxBackoff < cfg.InitialBackoff {
 		cfg.MaxBackoff = max(DefaultMaxBackoff, cfg.InitialBackoff)
 	}
-	wait := cfg.InitialBackoff
-	for attempt := 1; ; attempt++ {
-		b, err := setupOnce(ctx, js, cfg)
-		if err == nil {
-			if attempt > 1 {
-				cfg.Log.Info().Int("attempts", attempt).Msg("JetStream ready: streams and buckets set up")
-			}
-			return b, nil
+	var b Buckets
+	attempts, err := untilReady(ctx, js, waitPolicy{
+		attempt: cfg.AttemptTimeout, initial: cfg.InitialBackoff, max: cfg.MaxBackoff,
+		log: cfg.Log, what: "waiting for JetStream: ", onWait: cfg.OnWait,
+	}, func(ctx context.Context) (err error) {
+		b, err = setupOnce(ctx, js, cfg)
+		return err
+	})
+	switch {
+	case err == nil:
+		if attempts > 1 {
+			cfg.Log.Info().Int("attempts", attempts).Msg("JetStream ready: streams and buckets set up")
 		}
-		if ctx.Err() != nil {
-			return Buckets{}, fmt.Errorf("bus: set-up: waiting for JetStream: %w (last error: %v)", ctx.Err(), err)
+		return b, nil
+	case ctx.Err() != nil:
+		return Buckets{}, fmt.Errorf("bus: set-up: waiting for JetStream: %w (last error: %v)", ctx.Err(), err)
+	default:
+		return Buckets{}, fmt.Errorf("%w: %w", ErrSetup, err)
+	}
+}
+
+// waitPolicy is how untilReady tries again.
+type waitPolicy struct {
+	attempt, initial, max time.Duration // one try's bound; the first wait, doubling up to max
+	log                   zerolog.Logger
+	what                  string     // the log message's start, before the reason
+	onWait                func(Wait) // called before each wait, when set
+}
+
+// untilReady runs f, each try bounded by p.attempt, until it succeeds, fails
+// for another reason than JetStream not being ready yet (notReady), or ctx
+// ends; it waits with backoff between tries, logging why. It returns the
+// tries made and the last error.
+func untilReady(ctx context.Context, js jetstream.JetStream, p waitPolicy, f func(ctx context.Context) error) (int, error) {
+	wait := p.initial
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, p.attempt)
+		err := f(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return attempt, err
 		}
 		reason, transient := notReady(err)
-		if transient && (errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled)) {
+		if !transient {
+			return attempt, err
+		}
+		if js != nil && (errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled)) {
 			if on, _ := js.Conn().ConnectedServerJetStream(); !on {
 				reason = ErrJetStreamDisabled.Error() + " (no JetStream API answers; waiting in case it is being turned on)"
 			}
 		}
-		if !transient {
-			return Buckets{}, fmt.Errorf("%w: %w", ErrSetup, err)
-		}
-		w := Wait{Reason: reason, Err: err, Attempt: attempt, RetryIn: wait}
-		cfg.Log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", wait).Msg("waiting for JetStream: " + reason)
-		if cfg.OnWait != nil {
-			cfg.OnWait(w)
+		p.log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", wait).Msg(p.what + reason)
+		if p.onWait != nil {
+			p.onWait(Wait{Reason: reason, Err: err, Attempt: attempt, RetryIn: wait})
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return Buckets{}, fmt.Errorf("bus: set-up: waiting for JetStream: %w (last error: %v)", ctx.Err(), err)
+			return attempt, err
 		case <-t.C:
 		}
-		wait = min(2*wait, cfg.MaxBackoff)
+		wait = min(2*wait, p.max)
 	}
 }
 
@@ -213,26 +242,7 @@ func notReady(err error) (string, bool) {
 // waits with backoff (DefaultInitialBackoff doubling up to
 // DefaultMaxBackoff) and logs why. What names the work in the log.
 func WhileNotReady(ctx context.Context, log zerolog.Logger, what string, f func(ctx context.Context) error) error {
-	wait := DefaultInitialBackoff
-	for attempt := 1; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, DefaultAttemptTimeout)
-		err := f(actx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		reason, transient := notReady(err)
-		if !transient || ctx.Err() != nil {
-			return err
-		}
-		log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", wait).Msg(what + ": waiting for JetStream: " + reason)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return err
-		case <-t.C:
-		}
-		wait = min(2*wait, DefaultMaxBackoff)
-	}
+	_, err := untilReady(ctx, nil, waitPolicy{attempt: DefaultAttemptTimeout, initial: DefaultInitialBackoff, max: DefaultMaxBackoff,
+		log: log, what: what + ": waiting for JetStream: "}, f)
+	return err
 }

@@ -51,18 +51,17 @@ const fetchWait = 30 * time.Second
 func (e *Egress) Run(ctx context.Context) error {
 	s := e.cfg.Subjects
 	var cons []jetstream.Consumer
-	var created time.Time
-	var name string
-	var parts int
+	var info *jetstream.StreamInfo
 	// Replicas starting together on a cluster race to create the same
 	// consumers; an attempt JetStream does not answer in time is tried again.
 	err := bus.WhileNotReady(ctx, e.log, "egress consumers", func(ctx context.Context) (err error) {
-		cons, created, name, parts, err = e.setUp(ctx)
+		cons, info, err = e.setUp(ctx)
 		return err
 	})
 	if err != nil {
 		return err
 	}
+	created, name, parts := info.Created, info.Config.Name, len(cons)-1
 	go e.cfg.Metrics.WatchConsumerPending(ctx, e.cfg.Consumer, 5*time.Second, func(ctx context.Context) (uint64, error) {
 		var sum uint64
 		for _, c := range cons {
@@ -356,19 +355,19 @@ func (e *Egress) publishResult(ctx context.Context, subject string, res schema.R
 	}
 }
 
-// setUp looks up the outbound stream and creates or updates its consumers.
-func (e *Egress) setUp(ctx context.Context) (cons []jetstream.Consumer, created time.Time, name string, parts int, err error) {
+// setUp looks up the outbound stream and creates or updates its consumers:
+// the serial one, then one per partition.
+func (e *Egress) setUp(ctx context.Context) ([]jetstream.Consumer, *jetstream.StreamInfo, error) {
 	s := e.cfg.Subjects
 	stream, err := e.cfg.JS.Stream(ctx, s.StreamOut())
 	if err != nil {
-		return nil, time.Time{}, "", 0, fmt.Errorf("egress: stream %s: %w", s.StreamOut(), err)
+		return nil, nil, fmt.Errorf("egress: stream %s: %w", s.StreamOut(), err)
 	}
-	info := stream.CachedInfo()
-	created, name = info.Created, info.Config.Name
-	if parts, err = e.partitions(ctx, stream); err != nil {
-		return nil, time.Time{}, "", 0, err
+	parts, err := e.partitions(ctx, stream)
+	if err != nil {
+		return nil, nil, err
 	}
-	cons = make([]jetstream.Consumer, 0, parts+1)
+	cons := make([]jetstream.Consumer, 0, parts+1)
 	// The serial consumer takes every subject under <prefix>.out. — spelt as
 	// two filters, not as the stream's own subject: a consumer whose filter
 	// is the stream's subject counts as unfiltered, and the server would then
@@ -377,7 +376,7 @@ func (e *Egress) setUp(ctx context.Context) (cons []jetstream.Consumer, created 
 	scc.FilterSubjects = []string{s.Prefix() + ".out.*", s.Prefix() + ".out.*.>"}
 	serial, err := stream.CreateOrUpdateConsumer(ctx, scc)
 	if err != nil {
-		return nil, time.Time{}, "", 0, fmt.Errorf("egress: consumer %s on %s: %w", e.cfg.Consumer, s.StreamOut(), err)
+		return nil, nil, fmt.Errorf("egress: consumer %s on %s: %w", e.cfg.Consumer, s.StreamOut(), err)
 	}
 	cons = append(cons, serial)
 	for n := range parts {
@@ -385,9 +384,9 @@ func (e *Egress) setUp(ctx context.Context) (cons []jetstream.Consumer, created 
 		c, err := stream.CreateOrUpdateConsumer(ctx, e.consumerConfig(durable, s.OutPartition(n),
 			fmt.Sprintf("qqbridge egress: sends the requests of partition %d one at a time, in order", n)))
 		if err != nil {
-			return nil, time.Time{}, "", 0, fmt.Errorf("egress: consumer %s on %s: %w", durable, s.StreamOut(), err)
+			return nil, nil, fmt.Errorf("egress: consumer %s on %s: %w", durable, s.StreamOut(), err)
 		}
 		cons = append(cons, c)
 	}
-	return cons, created, name, parts, nil
+	return cons, stream.CachedInfo(), nil
 }

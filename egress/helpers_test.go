@@ -400,15 +400,8 @@ func (s *testSessions) lostGens() []uint64 {
 // or record anything more.
 func (e *env) startDyingReplica(t *testing.T) (kill func()) {
 	t.Helper()
-	nc, err := nats.Connect(e.nc.ConnectedUrl())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc := testenv.Connect(t, e.nc.ConnectedUrl())
+	js := testenv.JetStream(t, nc)
 	dyingSess := &testSessions{client: e.client, changed: make(chan struct{})}
 	e.sess.mu.Lock()
 	account := e.sess.account
@@ -416,6 +409,7 @@ func (e *env) startDyingReplica(t *testing.T) (kill func()) {
 	dyingSess.setOnline(account)
 	dying := e.cfg
 	dying.JS, dying.Sessions = js, dyingSess
+	var err error
 	if dying.SentKV, err = js.KeyValue(testenv.Context(t), e.kv.Bucket()); err != nil {
 		t.Fatal(err)
 	}

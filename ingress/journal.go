@@ -87,7 +87,7 @@ func NewJournal(ctx context.Context, js jetstream.JetStream, s schema.Subjects, 
 func items(evs []qqclient.Event) ([]byte, error) {
 	n := 2
 	for _, ev := range evs {
-		n += len(ev.Raw) + len(ev.Type) + len(`{"poll_type":"","value":},`)
+		n += itemSize(ev)
 	}
 	b := make([]byte, 0, n)
 	b = append(b, '[')

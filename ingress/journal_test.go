@@ -9,7 +9,6 @@ import (
 	"io"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -41,6 +40,28 @@ func (h *harness) journalLen() uint64 {
 	return info.State.Msgs
 }
 
+// newJournal makes the journal of h's account (one replica).
+func (h *harness) newJournal() *Journal {
+	h.t.Helper()
+	j, err := NewJournal(h.ctx(), h.js, h.subjects, 1)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return j
+}
+
+// deadLeaderPolled says n group messages ("<text> <k>") and polls them, as
+// a leader that dies before publishing them does; it returns their msg_ids
+// and the poll's items.
+func (h *harness) deadLeaderPolled(n int, text string) ([]int64, []qqclient.Event) {
+	h.t.Helper()
+	var ids []int64
+	for k := range n {
+		ids = append(ids, h.say(qqsim.Say{Kind: "group", From: testenv.Alice, Group: testenv.DevChat, Text: fmt.Sprintf("%s %d", text, k)}))
+	}
+	return ids, mustPoll(h.t, h, len(ids))
+}
+
 // TestJournalReplaysWhatADeadLeaderPolled: a leader polled a batch and
 // journalled it, then died before publishing it (the poll answer is gone
 // from QQ). The next Ingress replays the batch at the start of its term:
@@ -48,16 +69,9 @@ func (h *harness) journalLen() uint64 {
 func TestJournalReplaysWhatADeadLeaderPolled(t *testing.T) {
 	h := newHarness(t)
 	ctx := h.ctx()
-	j, err := NewJournal(ctx, h.js, h.subjects, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []int64
-	for k := range 5 {
-		ids = append(ids, h.say(qqsim.Say{Kind: "group", From: testenv.Alice, Group: testenv.DevChat, Text: fmt.Sprintf("journalled %d", k)}))
-	}
+	j := h.newJournal()
 	// The dead leader: one poll, journalled, never published.
-	var evs = mustPoll(t, h, len(ids))
+	ids, evs := h.deadLeaderPolled(5, "journalled")
 	if seqs := j.record(ctx, testenv.Self, evs, h.log); len(seqs) == 0 {
 		t.Fatal("not journalled")
 	}
@@ -90,10 +104,7 @@ func TestJournalReplaysWhatADeadLeaderPolled(t *testing.T) {
 func TestJournalEmptyAfterPublish(t *testing.T) {
 	h := newHarness(t)
 	ctx := h.ctx()
-	j, err := NewJournal(ctx, h.js, h.subjects, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := h.newJournal()
 	h.startJournalled(j)
 	id := h.say(qqsim.Say{Kind: "friend", From: testenv.Alice, Text: "hello"})
 	h.waitMsgID(id)
@@ -133,27 +144,18 @@ func TestJournalEmptyAfterPublish(t *testing.T) {
 func TestJournalReadAgain(t *testing.T) {
 	h := newHarness(t)
 	ctx := h.ctx()
-	j, err := NewJournal(ctx, h.js, h.subjects, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []int64
-	for k := range 3 {
-		ids = append(ids, h.say(qqsim.Say{Kind: "group", From: testenv.Alice, Group: testenv.DevChat, Text: fmt.Sprintf("read again %d", k)}))
-	}
-	evs := mustPoll(t, h, len(ids))
+	j := h.newJournal()
+	ids, evs := h.deadLeaderPolled(3, "read again")
 	if err := h.js.DeleteStream(ctx, JournalStream(h.subjects)); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
 	log := zerolog.New(io.MultiWriter(zerolog.NewTestWriter(t), logs)).Level(zerolog.WarnLevel)
 	ing := h.startWith(func(c *Config) { c.Journal, c.Log = j, log })
-	testenv.Eventually(t, "a failed journal read logged", func() bool { return logs.contains("journal not read") })
+	logs.WaitFor(t, "journal not read")
 
 	// The journal is back, with the dead leader's entry and a foreign one.
-	if _, err := NewJournal(ctx, h.js, h.subjects, 1); err != nil {
-		t.Fatal(err)
-	}
+	h.newJournal()
 	if _, err := h.js.Publish(ctx, JournalSubject(h.subjects, testenv.Self), []byte("not a poll answer")); err != nil {
 		t.Fatal(err)
 	}
@@ -175,10 +177,7 @@ func TestJournalReadAgain(t *testing.T) {
 func TestJournalSplitsALargeAnswer(t *testing.T) {
 	h := newHarness(t)
 	ctx := h.ctx()
-	j, err := NewJournal(ctx, h.js, h.subjects, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := h.newJournal()
 	const first, n = 900000, 5000
 	answer := "[" + strings.Join(h.windowItems(first, n), ",") + "]"
 	if len(answer) <= int(h.nc.MaxPayload()) {
@@ -204,26 +203,8 @@ func TestJournalSplitsALargeAnswer(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination the test reads while it is written.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) contains(sub string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Contains(s.b.Bytes(), []byte(sub))
-}
-
 // mustPoll polls until n message items came (the simulator may split them).
-func mustPoll(t *testing.T, h *harness, n int) (evs []qqclient.Event) {
+func mustPoll(t testing.TB, h *harness, n int) (evs []qqclient.Event) {
 	t.Helper()
 	deadline := time.Now().Add(testenv.WaitTimeout)
 	for len(evs) < n {

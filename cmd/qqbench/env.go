@@ -72,6 +72,36 @@ func NewEnv(ctx context.Context) (*Env, error) { return NewEnvWorld(ctx, World(T
 
 // NewEnvWorld is NewEnv with the simulator's world w.
 func NewEnvWorld(ctx context.Context, w *qqsim.World) (*Env, error) {
+	e, err := startEnv(w)
+	if err != nil {
+		return nil, err
+	}
+	var loginErr error
+	s, err := e.Client.LoginQR(ctx, func(ev qqclient.LoginEvent) {
+		if ev.Step == qqclient.LoginQRReady {
+			if err := e.Sim.ScanQR(); err != nil {
+				loginErr = err
+			} else if err := e.Sim.ConfirmQR(); err != nil {
+				loginErr = err
+			}
+		}
+	})
+	if err != nil || loginErr != nil {
+		e.Close()
+		return nil, fmt.Errorf("bench: login: %w", errors.Join(err, loginErr))
+	}
+	e.account = s.UIN
+	e.Dir = directory.New(e.Client, e.Log)
+	if err := e.Dir.Refresh(ctx); err != nil {
+		e.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// startEnv starts NATS and the simulator with the world w and makes the
+// client, not logged in.
+func startEnv(w *qqsim.World) (*Env, error) {
 	e := &Env{Log: zerolog.Nop(), msgID: 1000}
 	var err error
 	if e.dataDir, err = os.MkdirTemp("", "qqbench-"); err != nil {
@@ -99,26 +129,6 @@ func NewEnvWorld(ctx context.Context, w *qqsim.World) (*Env, error) {
 	if e.Client, err = qqclient.New(qqclient.WithBaseURL(e.ts.URL), qqclient.WithPollTimeout(40*time.Second),
 		qqclient.WithHTTPClient(&http.Client{Transport: e.answers}),
 		qqclient.WithQRPollInterval(10*time.Millisecond), qqclient.WithRequestTimeout(10*time.Second)); err != nil {
-		e.Close()
-		return nil, err
-	}
-	var loginErr error
-	s, err := e.Client.LoginQR(ctx, func(ev qqclient.LoginEvent) {
-		if ev.Step == qqclient.LoginQRReady {
-			if err := e.Sim.ScanQR(); err != nil {
-				loginErr = err
-			} else if err := e.Sim.ConfirmQR(); err != nil {
-				loginErr = err
-			}
-		}
-	})
-	if err != nil || loginErr != nil {
-		e.Close()
-		return nil, fmt.Errorf("bench: login: %w", errors.Join(err, loginErr))
-	}
-	e.account = s.UIN
-	e.Dir = directory.New(e.Client, e.Log)
-	if err := e.Dir.Refresh(ctx); err != nil {
 		e.Close()
 		return nil, err
 	}

@@ -4,20 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http/httptest"
-	"os"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/qqbridge/qqbridge/bus"
 	"github.com/qqbridge/qqbridge/directory"
 	"github.com/qqbridge/qqbridge/live"
-	"github.com/qqbridge/qqbridge/natsembed"
-	"github.com/qqbridge/qqbridge/qqclient"
-	"github.com/qqbridge/qqbridge/qqsim"
 	"github.com/qqbridge/qqbridge/schema"
 	"github.com/qqbridge/qqbridge/session"
 )
@@ -36,38 +30,12 @@ type Online struct {
 func StartOnline(ctx context.Context, friends int) (Online, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	dir, err := os.MkdirTemp("", "qqbench-online-")
+	e, err := startEnv(World(0, friends))
 	if err != nil {
 		return Online{}, err
 	}
-	defer func() { _ = os.RemoveAll(dir) }()
-	srv, err := natsembed.Start(natsembed.Options{DataDir: dir, Port: -1})
-	if err != nil {
-		return Online{}, err
-	}
-	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		return Online{}, err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return Online{}, err
-	}
-	subjects, _ := schema.NewSubjects("")
-	sim, err := qqsim.New(qqsim.Config{World: World(0, friends), PollHold: 30 * time.Second, RateLimit: -1})
-	if err != nil {
-		return Online{}, err
-	}
-	defer sim.Close()
-	ts := httptest.NewServer(sim)
-	defer ts.Close()
-	client, err := qqclient.New(qqclient.WithBaseURL(ts.URL), qqclient.WithQRPollInterval(10*time.Millisecond),
-		qqclient.WithRequestTimeout(10*time.Second))
-	if err != nil {
-		return Online{}, err
-	}
+	defer e.Close()
+	nc, js, subjects, sim, client := e.NC, e.JS, e.Subjects, e.Sim, e.Client
 	kv, err := bus.SessionKV(ctx, js, subjects, 1)
 	if err != nil {
 		return Online{}, err
